@@ -65,14 +65,22 @@ impl ManualClock {
 
     /// Moves both clocks forward by `by`.
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        now.0 = now.0.saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX));
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        now.0 = now
+            .0
+            .saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX));
         now.1 += by;
     }
 
     /// Sets the wall clock only (as an NTP step would); the monotonic clock is untouched.
     pub fn set_wall_ms(&self, wall_ms: i64) {
-        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         now.0 = wall_ms;
     }
 }
@@ -110,6 +118,9 @@ mod tests {
         let a = clock.monotonic();
         let b = clock.monotonic();
         assert!(b >= a);
-        assert!(clock.wall_ms() > 1_600_000_000_000, "wall clock is after 2020");
+        assert!(
+            clock.wall_ms() > 1_600_000_000_000,
+            "wall clock is after 2020"
+        );
     }
 }
