@@ -1,1 +1,22 @@
-//! placeholder
+//! Outpost: an offline-first edge agent that runs signed WebAssembly components.
+//!
+//! # Layout
+//! - [`runtime`]: wasmi engines, loading and checking components, the ABI v1 host functions, and
+//!   one fresh sandbox per invocation.
+//! - [`store`]: the redb state file: key-value data, the bounded outbox, counters, and the
+//!   group-commit thread that makes each invocation's effects durable all at once.
+//! - [`executor`]: runs one invocation and commits its effects — the path every trigger takes.
+//! - [`scheduler`]: cron, interval, on-start and sensor triggers.
+//! - [`app`]: assembles the above from an `outpost.toml`.
+//! - [`build`]: runs components' build commands.
+//! - [`report`]: prints outcomes and events for people.
+//!
+//! `ARCHITECTURE.md` follows one invocation from trigger to commit.
+
+pub mod app;
+pub mod build;
+pub mod executor;
+pub mod report;
+pub mod runtime;
+pub mod scheduler;
+pub mod store;

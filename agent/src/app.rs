@@ -1,0 +1,120 @@
+//! Assembles a runnable app from a manifest: store, committer, board, runtime and executor.
+//! `outpost up`, `outpost invoke` and the tests all start an app through here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use outpost_hal::sim::{SimBoard, SimError};
+use outpost_hal::{Clock, SensorBoard};
+use outpost_manifest::{AppManifest, ManifestError};
+use thiserror::Error;
+
+use crate::executor::Executor;
+use crate::runtime::{LoadError, Runtime, Services};
+use crate::store::committer::{self, CommitterThread};
+use crate::store::{OutboxLimits, Store, StoreError};
+
+/// Why an app could not be started.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The manifest is missing or wrong.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A component could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The state store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The simulated board's sensors are misconfigured.
+    #[error("simulated board: {0}")]
+    Board(#[from] SimError),
+}
+
+/// How to start an app.
+#[derive(Clone)]
+pub struct AppOptions {
+    /// Directory holding `state.redb`.
+    pub data_dir: PathBuf,
+    /// Outbox bounds and full-policy.
+    pub outbox: OutboxLimits,
+    /// Time source for the board, the scheduler and outbox rows.
+    pub clock: Arc<dyn Clock>,
+    /// The board; `None` builds the manifest's simulated board.
+    pub board: Option<Arc<dyn SensorBoard>>,
+}
+
+/// A started app: everything needed to invoke components and schedule triggers.
+pub struct App {
+    /// The loaded manifest.
+    pub manifest: AppManifest,
+    /// The state store.
+    pub store: Store,
+    /// Runs and commits invocations.
+    pub executor: Executor,
+    /// The commit thread; join it after dropping the executor to flush every commit.
+    pub committer: CommitterThread,
+    /// The board components read sensors from.
+    pub board: Arc<dyn SensorBoard>,
+}
+
+impl App {
+    /// Loads `manifest_path` and starts the app with `options`.
+    pub fn start(manifest_path: &Path, options: AppOptions) -> Result<App, AppError> {
+        let manifest = outpost_manifest::load(manifest_path)?;
+        App::start_with(manifest, options)
+    }
+
+    /// Starts an already-loaded manifest.
+    pub fn start_with(manifest: AppManifest, options: AppOptions) -> Result<App, AppError> {
+        let board: Arc<dyn SensorBoard> = match options.board {
+            Some(board) => board,
+            None => {
+                let base = manifest.path.parent().unwrap_or(Path::new("."));
+                Arc::new(SimBoard::new(
+                    &manifest.simulator,
+                    base,
+                    options.clock.clone(),
+                )?)
+            }
+        };
+        let store = Store::open_dir(&options.data_dir)?;
+        let services = Services {
+            kv: Arc::new(store.clone()),
+            sensors: board.clone(),
+            clock: options.clock.clone(),
+            variables: Arc::new(manifest.variables.clone()),
+        };
+        let runtime = Arc::new(Runtime::load(&manifest, services)?);
+        let (committer, thread) = committer::spawn(store.clone(), options.outbox);
+        let executor = Executor::new(runtime, committer, options.clock);
+        Ok(App {
+            manifest,
+            store,
+            executor,
+            committer: thread,
+            board,
+        })
+    }
+
+    /// Every trigger of the app as `(component id, trigger)`.
+    pub fn triggers(&self) -> Vec<(String, outpost_manifest::TriggerSpec)> {
+        self.manifest
+            .components
+            .iter()
+            .flat_map(|c| c.triggers.iter().map(|t| (c.id.clone(), t.clone())))
+            .collect()
+    }
+
+    /// Drops the executor and waits until every queued commit is durable.
+    pub fn shutdown(self) {
+        let App {
+            executor,
+            committer,
+            ..
+        } = self;
+        drop(executor);
+        committer.join();
+    }
+}

@@ -1,0 +1,121 @@
+//! Command-line parsing and dispatch.
+
+mod invoke;
+mod state;
+mod up;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use outpost::store::{FullPolicy, OutboxLimits};
+use tracing_subscriber::EnvFilter;
+
+/// Outpost: run signed WebAssembly components on field devices, offline first.
+#[derive(Parser)]
+#[command(name = "outpost", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the app if needed and run it on the simulated board (no broker needed).
+    Up(up::UpArgs),
+    /// Run every component's build command.
+    Build {
+        /// App directory (holding outpost.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run one invocation now and print its outcome.
+    Invoke(invoke::InvokeArgs),
+    /// Read key-value data from a state directory.
+    #[command(subcommand)]
+    Kv(state::KvCommand),
+    /// Read the outbox of a state directory.
+    #[command(subcommand)]
+    Outbox(state::OutboxCommand),
+}
+
+/// Outbox bounds, shared by the commands that run components.
+#[derive(clap::Args, Clone)]
+pub struct OutboxArgs {
+    /// Most records the outbox holds.
+    #[arg(long, default_value_t = OutboxLimits::default().max_records)]
+    outbox_max_records: u64,
+    /// Most bytes the outbox holds.
+    #[arg(long, default_value_t = OutboxLimits::default().max_bytes)]
+    outbox_max_bytes: u64,
+    /// What to do when the outbox is full: drop-oldest or reject-new.
+    #[arg(long, default_value = "drop-oldest")]
+    outbox_full: FullPolicy,
+}
+
+impl OutboxArgs {
+    fn limits(&self) -> OutboxLimits {
+        OutboxLimits {
+            max_records: self.outbox_max_records,
+            max_bytes: self.outbox_max_bytes,
+            policy: self.outbox_full,
+        }
+    }
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    match cli.command {
+        Command::Up(args) => up::run(args),
+        Command::Build { dir } => {
+            let manifest = outpost_manifest::load(&manifest_path(&dir))?;
+            let built = outpost::build::build_app(&manifest)?;
+            println!("built {built} component(s) of {}", manifest.app.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Invoke(args) => invoke::run(args),
+        Command::Kv(command) => state::kv(command),
+        Command::Outbox(command) => state::outbox(command),
+    }
+}
+
+/// `DIR/outpost.toml`, or DIR itself if it names a file.
+pub fn manifest_path(dir: &Path) -> PathBuf {
+    if dir.is_file() {
+        dir.to_path_buf()
+    } else {
+        dir.join("outpost.toml")
+    }
+}
+
+/// The state directory: `--data`, else `DIR/.outpost`.
+pub fn data_dir(dir: &Path, data: Option<PathBuf>) -> PathBuf {
+    data.unwrap_or_else(|| {
+        let base = if dir.is_file() {
+            dir.parent().unwrap_or(Path::new("."))
+        } else {
+            dir
+        };
+        base.join(".outpost")
+    })
+}
+
+/// Opens the state store of a data directory for reading.
+pub fn open_store(data: &Path) -> anyhow::Result<outpost::store::Store> {
+    let file = data.join(outpost::store::STATE_FILE);
+    anyhow::ensure!(
+        file.exists(),
+        "no state at {} (nothing has run there yet)",
+        file.display()
+    );
+    outpost::store::Store::open(&file).with_context(|| format!("opening {}", file.display()))
+}

@@ -1,0 +1,116 @@
+//! `outpost kv` and `outpost outbox`: read a state directory (while no agent holds it).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use outpost::report;
+
+use super::open_store;
+
+/// `outpost kv ...`
+#[derive(clap::Subcommand)]
+pub enum KvCommand {
+    /// List entries, optionally of one app and namespace.
+    List {
+        /// State directory.
+        #[arg(long, default_value = ".outpost")]
+        data: PathBuf,
+        /// Only this app.
+        #[arg(long)]
+        app: Option<String>,
+        /// Only this namespace.
+        #[arg(long)]
+        ns: Option<String>,
+    },
+    /// Print one value.
+    Get {
+        /// Namespace.
+        ns: String,
+        /// Key.
+        key: String,
+        /// App (needed when the state holds several).
+        #[arg(long)]
+        app: Option<String>,
+        /// State directory.
+        #[arg(long, default_value = ".outpost")]
+        data: PathBuf,
+    },
+}
+
+/// `outpost outbox ...`
+#[derive(clap::Subcommand)]
+pub enum OutboxCommand {
+    /// List queued records, oldest first, and the outbox counters.
+    List {
+        /// State directory.
+        #[arg(long, default_value = ".outpost")]
+        data: PathBuf,
+        /// First sequence number to show.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Most records to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+/// Runs an `outpost kv` command.
+pub fn kv(command: KvCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KvCommand::List { data, app, ns } => {
+            let store = open_store(&data)?;
+            for (app, ns, key, value) in store.kv_entries(app.as_deref(), ns.as_deref())? {
+                println!("{app}/{ns}/{key} = {}", report::preview(&value));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KvCommand::Get { ns, key, app, data } => {
+            let store = open_store(&data)?;
+            let entries = store.kv_entries(app.as_deref(), Some(&ns))?;
+            let found: Vec<_> = entries.into_iter().filter(|e| e.2 == key).collect();
+            match found.as_slice() {
+                [] => anyhow::bail!("no key '{key}' in namespace '{ns}'"),
+                [(_, _, _, value)] => {
+                    println!("{}", report::preview(value));
+                    Ok(ExitCode::SUCCESS)
+                }
+                several => anyhow::bail!(
+                    "key '{key}' exists in {} apps ({}); pick one with --app",
+                    several.len(),
+                    several
+                        .iter()
+                        .map(|e| e.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+    }
+}
+
+/// Runs an `outpost outbox` command.
+pub fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
+    let OutboxCommand::List { data, from, limit } = command;
+    let store = open_store(&data)?;
+    for entry in store.outbox_read(from, limit)? {
+        println!(
+            "#{} {} {}/{} {}",
+            entry.seq,
+            report::clock_time(entry.record.time_ms),
+            entry.record.app,
+            entry.record.component,
+            report::record_line(&entry.record.body)
+        );
+    }
+    let c = store.counters()?;
+    println!(
+        "outbox: {} record(s), {} byte(s); dropped {} ({} bytes); rejected {} record(s) in {} invocation(s)",
+        c.outbox_records,
+        c.outbox_bytes,
+        c.dropped_records,
+        c.dropped_bytes,
+        c.rejected_records,
+        c.rejected_invocations
+    );
+    Ok(ExitCode::SUCCESS)
+}

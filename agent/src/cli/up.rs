@@ -1,0 +1,133 @@
+//! `outpost up`: build, load and run an app on the simulated board until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use outpost::app::{App, AppOptions};
+use outpost::report;
+use outpost::scheduler::{Reporter, Scheduler};
+use outpost_hal::SystemClock;
+use tokio::sync::watch;
+
+use super::{OutboxArgs, data_dir, manifest_path};
+
+/// Arguments of `outpost up`.
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// App directory (holding outpost.toml).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// State directory (default: DIR/.outpost).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Do not run build commands first.
+    #[arg(long)]
+    no_build: bool,
+    /// Print only invocation lines, not each event.
+    #[arg(long)]
+    quiet_events: bool,
+    #[command(flatten)]
+    outbox: OutboxArgs,
+}
+
+/// Runs `outpost up`.
+pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let manifest_file = manifest_path(&args.dir);
+    let manifest = outpost_manifest::load(&manifest_file)?;
+    if !args.no_build {
+        outpost::build::build_app(&manifest)?;
+    }
+    let data = data_dir(&args.dir, args.data);
+    let app = App::start_with(
+        manifest,
+        AppOptions {
+            data_dir: data.clone(),
+            outbox: args.outbox.limits(),
+            clock: Arc::new(SystemClock::new()),
+            board: None,
+        },
+    )?;
+    let triggers = app.triggers();
+    println!(
+        "outpost up: app {} {} — {} component(s), {} trigger(s), state in {}",
+        app.manifest.app.name,
+        app.manifest.app.version,
+        app.manifest.components.len(),
+        triggers.len(),
+        data.display()
+    );
+    for sensor in app.board.sensors() {
+        println!(
+            "  sensor {} [{}] from {}",
+            sensor.name, sensor.unit, sensor.source
+        );
+    }
+    let quiet = args.quiet_events;
+    let reporter: Reporter = Arc::new(move |outcome| {
+        println!("{}", report::outcome_line(outcome));
+        if !quiet {
+            for line in report::effect_lines(outcome) {
+                println!("{line}");
+            }
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+        .context("starting the async runtime")?;
+    let scheduler = Scheduler::new(
+        app.executor.clone(),
+        app.store.clone(),
+        Arc::new(SystemClock::new()),
+        reporter,
+    );
+    let stats = scheduler.stats();
+    runtime.block_on(async {
+        let (stop, stopped) = watch::channel(false);
+        let scheduler = tokio::spawn(scheduler.run(triggers, stopped));
+        wait_for_signal().await;
+        println!("outpost up: stopping (waiting for running invocations)");
+        let _ = stop.send(true);
+        scheduler.await.context("scheduler task")
+    })?;
+    let store = app.store.clone();
+    app.shutdown();
+    let counters = store.counters()?;
+    println!(
+        "outpost up: stopped; outbox holds {} record(s), {} skipped run(s), {} sensor error(s)",
+        counters.outbox_records,
+        stats
+            .skipped_runs
+            .load(std::sync::atomic::Ordering::Relaxed),
+        stats
+            .sensor_errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

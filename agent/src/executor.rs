@@ -1,0 +1,120 @@
+//! Runs an invocation and commits its effects: the one path every trigger, `outpost invoke`
+//! and the benchmarks share, from firing to durable commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use outpost_abi::TriggerKind;
+use outpost_hal::Clock;
+
+use crate::runtime::{Firing, InvocationError, Runtime};
+use crate::store::committer::Committer;
+use crate::store::{Commit, Effects, Receipt};
+
+/// The result of one invocation, committed or not.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Component id.
+    pub component: Arc<str>,
+    /// Trigger name.
+    pub trigger: Arc<str>,
+    /// Trigger kind.
+    pub kind: TriggerKind,
+    /// Wall time at which the invocation finished, ms since epoch.
+    pub time_ms: i64,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Time spent in the sandbox (commit excluded).
+    pub duration: Duration,
+    /// Time spent waiting for the durable commit.
+    pub commit_wait: Duration,
+    /// What was committed (empty if the invocation failed).
+    pub effects: Effects,
+    /// The commit receipt, or why nothing was committed.
+    pub result: Result<Receipt, InvocationError>,
+}
+
+impl Outcome {
+    /// Whether the invocation succeeded and its effects are durable.
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+}
+
+/// Runs invocations and commits their effects; cheap to clone and share.
+#[derive(Clone)]
+pub struct Executor {
+    /// The loaded app.
+    runtime: Arc<Runtime>,
+    /// The group committer.
+    committer: Committer,
+    /// Time for outbox rows and trigger bookkeeping.
+    clock: Arc<dyn Clock>,
+}
+
+impl Executor {
+    /// An executor for `runtime`, committing through `committer`.
+    pub fn new(runtime: Arc<Runtime>, committer: Committer, clock: Arc<dyn Clock>) -> Executor {
+        Executor {
+            runtime,
+            committer,
+            clock,
+        }
+    }
+
+    /// The loaded app.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Runs `component` for `firing` and waits for the commit. Blocking: call it from a blocking
+    /// thread (`spawn_blocking`), never from an async task.
+    pub fn run_blocking(&self, component: &str, firing: Firing) -> Outcome {
+        let trigger = firing.name.clone();
+        let kind = firing.kind;
+        let execution = self.runtime.invoke(component, firing);
+        let time_ms = self.clock.wall_ms();
+        // Manual runs are not schedule bookkeeping; everything else records its last run, even a
+        // failed one, so a crash loop is not re-run as "missed" on every start.
+        let trigger_run = (kind != TriggerKind::Manual).then(|| (trigger.clone(), time_ms));
+        let component: Arc<str> = Arc::from(component);
+        let (effects, failure) = match execution.result {
+            Ok(effects) => (effects, None),
+            Err(error) => (Effects::default(), Some(error)),
+        };
+        let commit_started = std::time::Instant::now();
+        let committed = if failure.is_none() || trigger_run.is_some() {
+            Some(self.committer.commit_blocking(Commit {
+                app: self.runtime.app().clone(),
+                component: component.clone(),
+                time_ms,
+                effects: effects.clone(),
+                trigger_run,
+            }))
+        } else {
+            None
+        };
+        let commit_wait = commit_started.elapsed();
+        let result = match (failure, committed) {
+            (Some(error), _) => Err(error),
+            (None, Some(Ok(receipt))) => Ok(receipt),
+            (None, Some(Err(error))) => Err(InvocationError::Commit(error.to_string())),
+            (None, None) => Ok(Receipt::default()),
+        };
+        Outcome {
+            component,
+            trigger,
+            kind,
+            time_ms,
+            fuel_used: execution.fuel_used,
+            duration: execution.duration,
+            commit_wait,
+            effects: if result.is_ok() {
+                effects
+            } else {
+                Effects::default()
+            },
+            result,
+        }
+    }
+}

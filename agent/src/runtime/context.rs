@@ -1,0 +1,66 @@
+//! The per-invocation state a wasmi `Store` carries: grants, the trigger, the effects buffer and
+//! the output budget. A fresh one is made for every invocation and dropped after it.
+
+use std::sync::Arc;
+
+use outpost_manifest::ComponentSpec;
+use wasmi::StoreLimits;
+
+use super::services::Services;
+use super::trigger::Firing;
+use crate::store::Effects;
+
+/// A limit a host function enforces by ending the invocation (a trap), not with an error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostTrap {
+    /// The invocation wrote, emitted, published or logged more bytes than its `output` limit.
+    OutputLimit {
+        /// The configured limit.
+        limit: u64,
+    },
+}
+
+impl std::fmt::Display for HostTrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostTrap::OutputLimit { limit } => {
+                write!(
+                    f,
+                    "output limit of {limit} bytes exceeded (kv writes, events, publishes and logs)"
+                )
+            }
+        }
+    }
+}
+
+impl wasmi::errors::HostError for HostTrap {}
+
+/// The data inside every invocation's wasmi `Store`.
+pub struct InvocationContext {
+    /// Memory and table caps, consulted by wasmi on every grow.
+    pub limits: StoreLimits,
+    /// The app, for KV namespacing and outbox rows.
+    pub app: Arc<str>,
+    /// The component's manifest entry: grants and limits.
+    pub component: Arc<ComponentSpec>,
+    /// What started this invocation.
+    pub firing: Firing,
+    /// Backends for reads, sensors, time and config.
+    pub services: Services,
+    /// Buffered writes, committed only if the handler returns 0.
+    pub effects: Effects,
+    /// Output bytes used so far.
+    pub output_used: u64,
+}
+
+impl InvocationContext {
+    /// Charges `bytes` against the output budget; a trap once it is exceeded.
+    pub fn charge_output(&mut self, bytes: usize) -> Result<(), wasmi::Error> {
+        let limit = self.component.limits.output_bytes;
+        self.output_used = self.output_used.saturating_add(bytes as u64);
+        if self.output_used > limit {
+            return Err(wasmi::Error::host(HostTrap::OutputLimit { limit }));
+        }
+        Ok(())
+    }
+}

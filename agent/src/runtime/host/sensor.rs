@@ -1,0 +1,42 @@
+//! `sensor_read`: one sample from the board's sensor backend.
+
+use outpost_abi::{ErrorCode, limits, v1};
+use outpost_hal::SensorError;
+use wasmi::{Caller, Linker};
+
+use super::{abi_try, guest_memory, split};
+use crate::runtime::context::InvocationContext;
+
+/// Registers sensor_read on `linker`.
+pub fn define(linker: &mut Linker<InvocationContext>) -> Result<(), wasmi::Error> {
+    linker.func_wrap(v1::MODULE, v1::SENSOR_READ, sensor_read)?;
+    Ok(())
+}
+
+fn sensor_read(
+    mut caller: Caller<'_, InvocationContext>,
+    name_ptr: i32,
+    name_len: i32,
+    out_ptr: i32,
+) -> Result<i32, wasmi::Error> {
+    let (memory, ctx) = abi_try!(split(&mut caller));
+    let name = abi_try!(guest_memory::name(
+        memory,
+        name_ptr,
+        name_len,
+        limits::MAX_NAME_LEN
+    ));
+    let out = abi_try!(guest_memory::range(memory, out_ptr, 8));
+    if !ctx.component.grants.allows_sensor(name) {
+        return Ok(ErrorCode::Denied.as_i32());
+    }
+    let reading = abi_try!(ctx.services.sensors.read(name).map_err(|error| match error {
+        SensorError::NotFound(_) => ErrorCode::NotFound,
+        other => {
+            tracing::warn!(component = &*ctx.component.id, error = %other, "sensor read failed");
+            ErrorCode::Unavailable
+        }
+    }));
+    memory[out].copy_from_slice(&reading.value.to_le_bytes());
+    Ok(0)
+}

@@ -1,0 +1,55 @@
+//! The backends behind the host interfaces. A component never sees these: swapping a backend
+//! (redb for another store, the simulated board for a Linux one) touches no component code.
+//!
+//! Writes are not here on purpose: every write is buffered in the invocation's effects and
+//! committed by the transactional store, whichever backend serves the reads.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use outpost_hal::{Clock, SensorBoard};
+
+use crate::store::{Store, StoreError};
+
+/// Read access to committed key-value data.
+pub trait KvReader: Send + Sync + 'static {
+    /// The committed value of `key` in `app`'s namespace `ns`.
+    fn get(&self, app: &str, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Committed keys of `ns` starting with `prefix`, in order, at most `limit`.
+    fn keys(
+        &self,
+        app: &str,
+        ns: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+impl KvReader for Store {
+    fn get(&self, app: &str, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv_get(app, ns, key)
+    }
+
+    fn keys(
+        &self,
+        app: &str,
+        ns: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.kv_keys(app, ns, prefix, limit)
+    }
+}
+
+/// Everything host functions may reach, shared by all invocations of an app.
+#[derive(Clone)]
+pub struct Services {
+    /// Committed key-value data.
+    pub kv: Arc<dyn KvReader>,
+    /// The board's sensors.
+    pub sensors: Arc<dyn SensorBoard>,
+    /// Wall and monotonic time.
+    pub clock: Arc<dyn Clock>,
+    /// The app's config variables.
+    pub variables: Arc<BTreeMap<String, String>>,
+}

@@ -1,0 +1,263 @@
+//! Triggers: cron schedules, intervals, on-start and sensor samples, each driven by its own task
+//! so a slow invocation never delays an unrelated trigger.
+//!
+//! - [`plan`]: pure schedule arithmetic (next run, missed runs, jitter).
+//! - [`sensor_watch`]: which samples fire a sensor trigger.
+//! - this file: the async driver. Invocations run on blocking threads; a trigger whose previous
+//!   run is still going skips the new run and counts it (persistently), never queues it.
+
+pub mod plan;
+pub mod sensor_watch;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use outpost_abi::TriggerKind as AbiKind;
+use outpost_hal::{Clock, SensorBoard};
+use outpost_manifest::{TriggerKind, TriggerSpec};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::executor::{Executor, Outcome};
+use crate::runtime::Firing;
+use crate::store::{Store, tables::counter};
+
+/// Called with every outcome (printing in `outpost up`, collecting in tests).
+pub type Reporter = Arc<dyn Fn(&Outcome) + Send + Sync>;
+
+/// Counters the scheduler keeps while running.
+#[derive(Debug, Default)]
+pub struct SchedulerStats {
+    /// Runs skipped because the trigger's previous run was still going.
+    pub skipped_runs: AtomicU64,
+    /// Sensor samples that failed (the trigger keeps sampling).
+    pub sensor_errors: AtomicU64,
+}
+
+/// What every trigger task shares.
+struct Shared {
+    executor: Executor,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    sensors: Arc<dyn SensorBoard>,
+    report: Reporter,
+    stats: Arc<SchedulerStats>,
+}
+
+/// Runs every trigger of the app until `shutdown` turns true, then waits for runs in flight.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+}
+
+impl Scheduler {
+    /// A scheduler for the executor's app.
+    pub fn new(executor: Executor, store: Store, clock: Arc<dyn Clock>, report: Reporter) -> Self {
+        let sensors = executor.runtime().services().sensors.clone();
+        Scheduler {
+            shared: Arc::new(Shared {
+                executor,
+                store,
+                clock,
+                sensors,
+                report,
+                stats: Arc::default(),
+            }),
+        }
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> Arc<SchedulerStats> {
+        self.shared.stats.clone()
+    }
+
+    /// Drives `triggers` (component id, trigger) until shutdown, then lets in-flight runs finish.
+    pub async fn run(self, triggers: Vec<(String, TriggerSpec)>, shutdown: watch::Receiver<bool>) {
+        let tasks: Vec<JoinHandle<()>> = triggers
+            .into_iter()
+            .map(|(component, spec)| {
+                let shared = self.shared.clone();
+                let stop = shutdown.clone();
+                tokio::spawn(drive(shared, Arc::from(component), spec, stop))
+            })
+            .collect();
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a trigger task failed");
+            }
+        }
+    }
+}
+
+/// At most one run per trigger is in flight.
+struct Runner {
+    shared: Arc<Shared>,
+    component: Arc<str>,
+    name: Arc<str>,
+    in_flight: Option<JoinHandle<()>>,
+}
+
+impl Runner {
+    fn fire(&mut self, firing: Firing) {
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|run| !run.is_finished())
+        {
+            self.shared
+                .stats
+                .skipped_runs
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                component = &*self.component,
+                trigger = &*self.name,
+                "previous run still going; this run is skipped"
+            );
+            let store = self.shared.store.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(error) = store.bump_counter(counter::SKIPPED_RUNS, 1) {
+                    tracing::warn!(%error, "could not record a skipped run");
+                }
+            });
+            return;
+        }
+        let shared = self.shared.clone();
+        let component = self.component.clone();
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let outcome = shared.executor.run_blocking(&component, firing);
+            (shared.report)(&outcome);
+        }));
+    }
+
+    async fn finish(self) {
+        if let Some(run) = self.in_flight
+            && let Err(error) = run.await
+        {
+            tracing::error!(%error, "an invocation thread failed");
+        }
+    }
+}
+
+/// Sleeps for `duration`; `false` if shutdown came first.
+async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => true,
+        _ = stop.wait_for(|stopped| *stopped) => false,
+    }
+}
+
+async fn drive(
+    shared: Arc<Shared>,
+    component: Arc<str>,
+    spec: TriggerSpec,
+    mut stop: watch::Receiver<bool>,
+) {
+    let name: Arc<str> = Arc::from(spec.name.as_str());
+    let mut runner = Runner {
+        shared: shared.clone(),
+        component,
+        name: name.clone(),
+        in_flight: None,
+    };
+    let clock = shared.clock.clone();
+    let app = shared.executor.runtime().app().clone();
+    let last_run = shared
+        .store
+        .trigger_last_run(&app, &name)
+        .unwrap_or_else(|error| {
+            tracing::warn!(trigger = &*name, %error, "cannot read last run; assuming none");
+            None
+        });
+    match &spec.kind {
+        TriggerKind::OnStart => runner.fire(Firing {
+            name: name.clone(),
+            kind: AbiKind::Start,
+            payload: Vec::new(),
+        }),
+        TriggerKind::Cron { expr, .. } => {
+            let schedule = match plan::parse_cron(expr) {
+                Ok(schedule) => schedule,
+                Err(error) => {
+                    tracing::error!(trigger = &*name, %error, "trigger disabled");
+                    return;
+                }
+            };
+            if plan::missed_while_off(&spec.kind, Some(&schedule), last_run, clock.wall_ms()) {
+                runner.fire(Firing::scheduled(
+                    name.clone(),
+                    AbiKind::Cron,
+                    clock.wall_ms(),
+                ));
+            }
+            loop {
+                let now = clock.wall_ms();
+                let Some(due) = plan::next_cron_ms(&schedule, now) else {
+                    break;
+                };
+                let wait = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
+                if !sleep_or_stop(wait, &mut stop).await {
+                    break;
+                }
+                // A wall-clock step backwards (NTP) can wake us early: recompute instead.
+                if clock.wall_ms() >= due {
+                    runner.fire(Firing::scheduled(name.clone(), AbiKind::Cron, due));
+                }
+            }
+        }
+        TriggerKind::Interval { every, jitter, .. } => {
+            if plan::missed_while_off(&spec.kind, None, last_run, clock.wall_ms()) {
+                runner.fire(Firing::scheduled(
+                    name.clone(),
+                    AbiKind::Interval,
+                    clock.wall_ms(),
+                ));
+            }
+            let mut rng = fastrand::Rng::new();
+            let mut deadline = Instant::now();
+            loop {
+                deadline += *every;
+                let now = Instant::now();
+                // After a long stall (suspend, overload) restart the grid instead of bursting.
+                if deadline + *every < now {
+                    deadline = now;
+                }
+                let wait =
+                    deadline.saturating_duration_since(now) + plan::jitter(*jitter, &mut rng);
+                if !sleep_or_stop(wait, &mut stop).await {
+                    break;
+                }
+                runner.fire(Firing::scheduled(
+                    name.clone(),
+                    AbiKind::Interval,
+                    clock.wall_ms(),
+                ));
+            }
+        }
+        TriggerKind::Sensor {
+            sensor,
+            sample_every,
+            fire,
+        } => {
+            let mut watch = sensor_watch::SensorWatch::new(*fire);
+            while sleep_or_stop(*sample_every, &mut stop).await {
+                match shared.sensors.read(sensor) {
+                    Ok(reading) => {
+                        if let Some(payload) = watch.observe(reading.value) {
+                            runner.fire(Firing {
+                                name: name.clone(),
+                                kind: AbiKind::Sensor,
+                                payload: payload.encode().to_vec(),
+                            });
+                        }
+                    }
+                    Err(error) => {
+                        shared.stats.sensor_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(trigger = &*name, %error, "sensor sample failed");
+                    }
+                }
+            }
+        }
+    }
+    runner.finish().await;
+}

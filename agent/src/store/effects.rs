@@ -1,0 +1,63 @@
+//! The effects one invocation buffers until it returns: committed all together, or not at all.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use super::records::RecordBody;
+
+/// Everything an invocation wants to change, in the order it asked.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Effects {
+    /// Pending key-value changes: `(namespace, key) -> Some(value)` to set, `None` to delete.
+    /// A map, so the last write to a key wins and reads can see pending writes.
+    pub kv: BTreeMap<(String, String), Option<Vec<u8>>>,
+    /// Events and publishes bound for the outbox, in emission order.
+    pub records: Vec<RecordBody>,
+}
+
+impl Effects {
+    /// Whether committing would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.kv.is_empty() && self.records.is_empty()
+    }
+
+    /// Number of events (not publishes) buffered.
+    pub fn event_count(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|r| matches!(r, RecordBody::Event { .. }))
+            .count()
+    }
+
+    /// Number of MQTT publishes buffered.
+    pub fn publish_count(&self) -> usize {
+        self.records.len() - self.event_count()
+    }
+}
+
+/// One unit of work for the committer: an invocation's effects plus bookkeeping.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// App the invocation belongs to (KV is namespaced per app).
+    pub app: Arc<str>,
+    /// Component that produced the effects (recorded on outbox rows).
+    pub component: Arc<str>,
+    /// Wall time of the invocation, ms since epoch (recorded on outbox rows).
+    pub time_ms: i64,
+    /// The effects; empty for a failed invocation that only records its trigger run.
+    pub effects: Effects,
+    /// `(trigger, wall ms)` to record as the trigger's last run, if any.
+    pub trigger_run: Option<(Arc<str>, i64)>,
+}
+
+/// What a successful commit did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// Sequence numbers given to this commit's outbox records (`None` if it had none).
+    pub seqs: Option<RangeInclusive<u64>>,
+    /// Key-value changes written.
+    pub kv_writes: usize,
+    /// Older outbox records dropped to make room (drop-oldest policy).
+    pub dropped_records: u64,
+}

@@ -1,0 +1,238 @@
+//! The local store: one redb file holding key-value data, the outbox and the agent's state.
+//!
+//! Everything a component writes lands here first, atomically per invocation, before anything is
+//! sent anywhere. Writes go through the [`committer`] (group commit); reads go straight to redb.
+//!
+//! - [`tables`]: every table definition.
+//! - [`records`]: the versioned, postcard-encoded outbox rows.
+//! - [`effects`]: what one invocation buffers, and what a commit returns.
+//! - [`outbox`]: the outbox bounds and full-policy.
+//! - [`apply`]: applies a batch of commits inside one write transaction.
+//! - [`committer`]: the group-commit thread.
+
+pub mod apply;
+pub mod committer;
+pub mod effects;
+pub mod error;
+pub mod outbox;
+pub mod records;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+pub use effects::{Commit, Effects, Receipt};
+pub use error::StoreError;
+pub use outbox::{FullPolicy, OutboxLimits};
+pub use records::{RecordBody, RecordV1, StoredRecord};
+
+/// redb's default cache is 1 GiB, sized for servers; a device gets a few MiB.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// File name of the state database inside a data directory.
+pub const STATE_FILE: &str = "state.redb";
+
+/// A handle to the state database; cheap to clone and share across threads.
+#[derive(Clone)]
+pub struct Store {
+    /// The open database. redb serialises writers itself; readers never block.
+    db: Arc<Database>,
+    /// Where it lives, for error messages.
+    path: PathBuf,
+}
+
+/// One outbox row as read back, with its sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    /// Device-wide sequence number.
+    pub seq: u64,
+    /// The decoded row.
+    pub record: RecordV1,
+}
+
+/// A snapshot of the persistent counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Next sequence number to hand out.
+    pub next_seq: u64,
+    /// Records in the outbox.
+    pub outbox_records: u64,
+    /// Payload bytes in the outbox.
+    pub outbox_bytes: u64,
+    /// Records dropped to make room (drop-oldest).
+    pub dropped_records: u64,
+    /// Bytes dropped to make room (drop-oldest).
+    pub dropped_bytes: u64,
+    /// Records refused because the outbox was full (reject-new).
+    pub rejected_records: u64,
+    /// Invocations refused because the outbox was full (reject-new).
+    pub rejected_invocations: u64,
+    /// Trigger runs skipped because the previous run was still going.
+    pub skipped_runs: u64,
+}
+
+impl Store {
+    /// Opens (or creates) `DIR/state.redb`, creating `DIR` if needed.
+    pub fn open_dir(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            path: dir.to_path_buf(),
+            source: redb::DatabaseError::Storage(redb::StorageError::Io(e)),
+        })?;
+        Store::open(&dir.join(STATE_FILE))
+    }
+
+    /// Opens (or creates) the state file at `path`, with device-sized settings.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut builder = Database::builder();
+        builder.set_cache_size(CACHE_BYTES);
+        let db = builder.create(path).map_err(|source| match source {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+                path: path.to_path_buf(),
+            },
+            source => StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+        })?;
+        let store = Store {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+        };
+        store.create_tables()?;
+        Ok(store)
+    }
+
+    /// The state file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying database, for the committer.
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Makes sure every table exists, so readers never meet a missing table.
+    fn create_tables(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(tables::KV)?;
+        txn.open_table(tables::OUTBOX)?;
+        txn.open_table(tables::COUNTERS)?;
+        txn.open_table(tables::TRIGGER_RUNS)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Reads one key-value entry.
+    pub fn kv_get(&self, app: &str, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::KV)?;
+        Ok(table.get((app, ns, key))?.map(|v| v.value().to_vec()))
+    }
+
+    /// Lists keys of one namespace that start with `prefix`, in order, at most `limit`.
+    pub fn kv_keys(
+        &self,
+        app: &str,
+        ns: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::KV)?;
+        let mut keys = Vec::new();
+        for entry in table.range((app, ns, prefix)..)? {
+            let (key, _) = entry?;
+            let (k_app, k_ns, k_key) = key.value();
+            if k_app != app || k_ns != ns || !k_key.starts_with(prefix) || keys.len() >= limit {
+                break;
+            }
+            keys.push(k_key.to_string());
+        }
+        Ok(keys)
+    }
+
+    /// Every key-value entry, optionally of one app and namespace, in key order.
+    pub fn kv_entries(
+        &self,
+        app: Option<&str>,
+        ns: Option<&str>,
+    ) -> Result<Vec<(String, String, String, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::KV)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let (k_app, k_ns, k_key) = key.value();
+            if app.is_some_and(|a| a != k_app) || ns.is_some_and(|n| n != k_ns) {
+                continue;
+            }
+            out.push((
+                k_app.to_string(),
+                k_ns.to_string(),
+                k_key.to_string(),
+                value.value().to_vec(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Reads up to `limit` outbox rows with `seq >= from`, oldest first.
+    pub fn outbox_read(&self, from: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::OUTBOX)?;
+        let mut out = Vec::new();
+        for entry in table.range(from..)?.take(limit) {
+            let (seq, bytes) = entry?;
+            let seq = seq.value();
+            let record = StoredRecord::decode(bytes.value())
+                .map_err(|source| StoreError::CorruptRecord { seq, source })?;
+            out.push(OutboxEntry {
+                seq,
+                record: record.into_current(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The persistent counters.
+    pub fn counters(&self) -> Result<Counters, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::COUNTERS)?;
+        let get = |name: &str| -> Result<u64, StoreError> {
+            Ok(table.get(name)?.map(|v| v.value()).unwrap_or(0))
+        };
+        use tables::counter as c;
+        Ok(Counters {
+            next_seq: get(c::NEXT_SEQ)?,
+            outbox_records: get(c::OUTBOX_RECORDS)?,
+            outbox_bytes: get(c::OUTBOX_BYTES)?,
+            dropped_records: get(c::DROPPED_RECORDS)?,
+            dropped_bytes: get(c::DROPPED_BYTES)?,
+            rejected_records: get(c::REJECTED_RECORDS)?,
+            rejected_invocations: get(c::REJECTED_INVOCATIONS)?,
+            skipped_runs: get(c::SKIPPED_RUNS)?,
+        })
+    }
+
+    /// When a trigger last ran (wall ms), if ever.
+    pub fn trigger_last_run(&self, app: &str, trigger: &str) -> Result<Option<i64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::TRIGGER_RUNS)?;
+        Ok(table.get((app, trigger))?.map(|v| v.value()))
+    }
+
+    /// Adds `by` to a persistent counter in its own small transaction.
+    pub fn bump_counter(&self, name: &str, by: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(tables::COUNTERS)?;
+            let current = table.get(name)?.map(|v| v.value()).unwrap_or(0);
+            table.insert(name, current.saturating_add(by))?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}

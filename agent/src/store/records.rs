@@ -1,0 +1,100 @@
+//! What the outbox stores, encoded with postcard inside a version envelope.
+//!
+//! postcard is not self-describing, so every stored value starts with an enum tag: a future
+//! layout is a new variant, and old rows still decode.
+
+use serde::{Deserialize, Serialize};
+
+/// One buffered effect bound for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordBody {
+    /// An event emitted to a named stream.
+    Event {
+        /// Stream name (granted in the manifest).
+        stream: String,
+        /// The component's bytes, unchanged.
+        data: Vec<u8>,
+    },
+    /// An MQTT message queued for the sync engine.
+    Publish {
+        /// Topic the component chose (within its granted filters).
+        topic: String,
+        /// Message body.
+        payload: Vec<u8>,
+        /// 0 or 1.
+        qos: u8,
+        /// Whether the broker should retain it.
+        retain: bool,
+    },
+}
+
+impl RecordBody {
+    /// Bytes the record's payload occupies, for the outbox byte bound.
+    pub fn payload_len(&self) -> u64 {
+        match self {
+            RecordBody::Event { stream, data } => (stream.len() + data.len()) as u64,
+            RecordBody::Publish { topic, payload, .. } => (topic.len() + payload.len()) as u64,
+        }
+    }
+}
+
+/// An outbox row as stored, version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordV1 {
+    /// Wall-clock time of the invocation that produced it, ms since epoch.
+    pub time_ms: i64,
+    /// App that produced it.
+    pub app: String,
+    /// Component that produced it.
+    pub component: String,
+    /// The effect itself.
+    pub body: RecordBody,
+}
+
+/// The version envelope around every stored outbox row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredRecord {
+    /// Layout 1.
+    V1(RecordV1),
+}
+
+impl StoredRecord {
+    /// Encodes for storage.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_stdvec(self)
+    }
+
+    /// Decodes a stored row; an unknown or corrupt row is an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<StoredRecord, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+
+    /// The current-version view of the row.
+    pub fn into_current(self) -> RecordV1 {
+        match self {
+            StoredRecord::V1(record) => record,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trips_and_garbage_is_an_error() {
+        let record = StoredRecord::V1(RecordV1 {
+            time_ms: 1_700_000_000_000,
+            app: "demo".into(),
+            component: "sampler".into(),
+            body: RecordBody::Event {
+                stream: "readings".into(),
+                data: b"21.5".to_vec(),
+            },
+        });
+        let bytes = record.encode().expect("encodes");
+        assert_eq!(StoredRecord::decode(&bytes).expect("decodes"), record);
+        assert!(StoredRecord::decode(&[7, 1, 2]).is_err());
+        assert!(StoredRecord::decode(&[]).is_err());
+    }
+}

@@ -1,0 +1,37 @@
+//! Every redb table the agent uses, in one place, so the on-disk layout is readable at a glance.
+
+use redb::TableDefinition;
+
+/// Key-value data: `(app, namespace, key) -> value`.
+pub const KV: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("kv_v1");
+
+/// The outbox: `seq -> postcard(StoredRecord)`. Sequence numbers are per device and only grow,
+/// so a consumer can deduplicate and spot gaps.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox_v1");
+
+/// Counters that must survive restarts (next sequence number, outbox size, drop counts).
+pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1");
+
+/// Last run of each trigger: `(app, trigger) -> wall ms`, to decide about runs missed while off.
+pub const TRIGGER_RUNS: TableDefinition<(&str, &str), i64> =
+    TableDefinition::new("trigger_runs_v1");
+
+/// Names of the persistent counters in [`COUNTERS`].
+pub mod counter {
+    /// The sequence number the next outbox record gets.
+    pub const NEXT_SEQ: &str = "outbox.next_seq";
+    /// Records currently in the outbox.
+    pub const OUTBOX_RECORDS: &str = "outbox.records";
+    /// Payload bytes currently in the outbox.
+    pub const OUTBOX_BYTES: &str = "outbox.bytes";
+    /// Records removed to make room under the `drop-oldest` policy.
+    pub const DROPPED_RECORDS: &str = "outbox.dropped_records";
+    /// Bytes removed to make room under the `drop-oldest` policy.
+    pub const DROPPED_BYTES: &str = "outbox.dropped_bytes";
+    /// Records refused under the `reject-new` policy.
+    pub const REJECTED_RECORDS: &str = "outbox.rejected_records";
+    /// Invocations whose effects were refused because the outbox was full.
+    pub const REJECTED_INVOCATIONS: &str = "outbox.rejected_invocations";
+    /// Runs skipped because the previous run of the same trigger was still going.
+    pub const SKIPPED_RUNS: &str = "scheduler.skipped_runs";
+}
