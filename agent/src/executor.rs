@@ -67,6 +67,11 @@ impl Executor {
         &self.runtime
     }
 
+    /// Counts skipped trigger runs; they are persisted with the next commit.
+    pub fn note_skipped_runs(&self, n: u64) {
+        self.committer.note_skipped_runs(n);
+    }
+
     /// Runs `component` for `firing` and waits for the commit. Blocking: call it from a blocking
     /// thread (`spawn_blocking`), never from an async task.
     pub fn run_blocking(&self, component: &str, firing: Firing) -> Outcome {

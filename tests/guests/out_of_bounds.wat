@@ -52,7 +52,7 @@
     (if (local.get $bad) (then (return (local.get $bad))))
     (local.set $bad (call $check (call $kv_delete (i32.const 0) (i32.const 2) (i32.const 65535) (i32.const 2)) (i32.const 10)))
     (if (local.get $bad) (then (return (local.get $bad))))
-    (local.set $bad (call $check (call $kv_list (i32.const 0) (i32.const 2) (i32.const 65535) (i32.const 9)) (i32.const 0) (i32.const 8)) (i32.const 11)))
+    (local.set $bad (call $check (call $kv_list (i32.const 0) (i32.const 2) (i32.const 65535) (i32.const 9) (i32.const 0) (i32.const 8)) (i32.const 11)))
     (if (local.get $bad) (then (return (local.get $bad))))
     (local.set $bad (call $check (call $kv_list (i32.const 0) (i32.const 2) (i32.const 40) (i32.const 0) (i32.const 65535) (i32.const 64)) (i32.const 12)))
     (if (local.get $bad) (then (return (local.get $bad))))

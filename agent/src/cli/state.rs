@@ -59,19 +59,20 @@ pub fn kv(command: KvCommand) -> anyhow::Result<ExitCode> {
     match command {
         KvCommand::List { data, app, ns } => {
             let store = open_store(&data)?;
-            for (app, ns, key, value) in store.kv_entries(app.as_deref(), ns.as_deref())? {
-                println!("{app}/{ns}/{key} = {}", report::preview(&value));
+            for entry in store.kv_entries(app.as_deref(), ns.as_deref())? {
+                let value = report::preview(&entry.value);
+                println!("{}/{}/{} = {value}", entry.app, entry.ns, entry.key);
             }
             Ok(ExitCode::SUCCESS)
         }
         KvCommand::Get { ns, key, app, data } => {
             let store = open_store(&data)?;
             let entries = store.kv_entries(app.as_deref(), Some(&ns))?;
-            let found: Vec<_> = entries.into_iter().filter(|e| e.2 == key).collect();
+            let found: Vec<_> = entries.into_iter().filter(|e| e.key == key).collect();
             match found.as_slice() {
                 [] => anyhow::bail!("no key '{key}' in namespace '{ns}'"),
-                [(_, _, _, value)] => {
-                    println!("{}", report::preview(value));
+                [entry] => {
+                    println!("{}", report::preview(&entry.value));
                     Ok(ExitCode::SUCCESS)
                 }
                 several => anyhow::bail!(
@@ -79,7 +80,7 @@ pub fn kv(command: KvCommand) -> anyhow::Result<ExitCode> {
                     several.len(),
                     several
                         .iter()
-                        .map(|e| e.0.as_str())
+                        .map(|e| e.app.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),

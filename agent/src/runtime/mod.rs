@@ -114,7 +114,7 @@ impl Runtime {
                 duration: started.elapsed(),
             };
         };
-        let limits = loaded.spec.limits.clone();
+        let limits = loaded.spec.limits;
         let mut store = wasmi::Store::new(
             &loaded.engine.engine,
             InvocationContext {

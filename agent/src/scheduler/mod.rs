@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::executor::{Executor, Outcome};
 use crate::runtime::Firing;
-use crate::store::{Store, tables::counter};
+use crate::store::Store;
 
 /// Called with every outcome (printing in `outpost up`, collecting in tests).
 pub type Reporter = Arc<dyn Fn(&Outcome) + Send + Sync>;
@@ -96,6 +96,9 @@ struct Runner {
     component: Arc<str>,
     name: Arc<str>,
     in_flight: Option<JoinHandle<()>>,
+    /// Runs skipped so far; only the first is a warning, so a trigger that is simply too fast
+    /// for its component does not flood the device log (the count is in the state counters).
+    skipped: u64,
 }
 
 impl Runner {
@@ -109,17 +112,21 @@ impl Runner {
                 .stats
                 .skipped_runs
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                component = &*self.component,
-                trigger = &*self.name,
-                "previous run still going; this run is skipped"
-            );
-            let store = self.shared.store.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(error) = store.bump_counter(counter::SKIPPED_RUNS, 1) {
-                    tracing::warn!(%error, "could not record a skipped run");
-                }
-            });
+            self.shared.executor.note_skipped_runs(1);
+            if self.skipped == 0 {
+                tracing::warn!(
+                    component = &*self.component,
+                    trigger = &*self.name,
+                    "previous run still going; run skipped (further skips are counted, not logged)"
+                );
+            } else {
+                tracing::debug!(
+                    component = &*self.component,
+                    trigger = &*self.name,
+                    "run skipped"
+                );
+            }
+            self.skipped += 1;
             return;
         }
         let shared = self.shared.clone();
@@ -159,6 +166,7 @@ async fn drive(
         component,
         name: name.clone(),
         in_flight: None,
+        skipped: 0,
     };
     let clock = shared.clock.clone();
     let app = shared.executor.runtime().app().clone();

@@ -61,6 +61,7 @@ struct Tally {
     dropped_bytes: u64,
     rejected_records: u64,
     rejected_invocations: u64,
+    skipped_runs: u64,
 }
 
 impl Tally {
@@ -76,6 +77,7 @@ impl Tally {
             dropped_bytes: get(counter::DROPPED_BYTES)?,
             rejected_records: get(counter::REJECTED_RECORDS)?,
             rejected_invocations: get(counter::REJECTED_INVOCATIONS)?,
+            skipped_runs: get(counter::SKIPPED_RUNS)?,
         })
     }
 
@@ -87,15 +89,18 @@ impl Tally {
         table.insert(counter::DROPPED_BYTES, self.dropped_bytes)?;
         table.insert(counter::REJECTED_RECORDS, self.rejected_records)?;
         table.insert(counter::REJECTED_INVOCATIONS, self.rejected_invocations)?;
+        table.insert(counter::SKIPPED_RUNS, self.skipped_runs)?;
         Ok(())
     }
 }
 
-/// Applies `batch` in one durable transaction; returns one result per commit, in order.
+/// Applies `batch` in one durable transaction, adding `skipped_runs` to that counter; returns
+/// one result per commit, in order.
 pub fn apply_batch(
     store: &Store,
     limits: &OutboxLimits,
     batch: &[Commit],
+    skipped_runs: u64,
 ) -> Result<Vec<Result<Receipt, CommitError>>, StoreError> {
     let mut txn = store.db().begin_write()?;
     // Every invocation that reports success must survive power loss: never weaken this.
@@ -107,6 +112,7 @@ pub fn apply_batch(
         let mut counters = txn.open_table(tables::COUNTERS)?;
         let mut runs = txn.open_table(tables::TRIGGER_RUNS)?;
         let mut tally = Tally::load(&counters)?;
+        tally.skipped_runs += skipped_runs;
 
         for commit in batch {
             if let Some((trigger, at)) = &commit.trigger_run {

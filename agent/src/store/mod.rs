@@ -52,6 +52,19 @@ pub struct OutboxEntry {
     pub record: RecordV1,
 }
 
+/// One key-value entry as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvEntry {
+    /// The app that owns it.
+    pub app: String,
+    /// Its namespace.
+    pub ns: String,
+    /// Its key.
+    pub key: String,
+    /// Its value.
+    pub value: Vec<u8>,
+}
+
 /// A snapshot of the persistent counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -159,7 +172,7 @@ impl Store {
         &self,
         app: Option<&str>,
         ns: Option<&str>,
-    ) -> Result<Vec<(String, String, String, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<KvEntry>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(tables::KV)?;
         let mut out = Vec::new();
@@ -169,12 +182,12 @@ impl Store {
             if app.is_some_and(|a| a != k_app) || ns.is_some_and(|n| n != k_ns) {
                 continue;
             }
-            out.push((
-                k_app.to_string(),
-                k_ns.to_string(),
-                k_key.to_string(),
-                value.value().to_vec(),
-            ));
+            out.push(KvEntry {
+                app: k_app.to_string(),
+                ns: k_ns.to_string(),
+                key: k_key.to_string(),
+                value: value.value().to_vec(),
+            });
         }
         Ok(out)
     }
@@ -222,17 +235,5 @@ impl Store {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(tables::TRIGGER_RUNS)?;
         Ok(table.get((app, trigger))?.map(|v| v.value()))
-    }
-
-    /// Adds `by` to a persistent counter in its own small transaction.
-    pub fn bump_counter(&self, name: &str, by: u64) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(tables::COUNTERS)?;
-            let current = table.get(name)?.map(|v| v.value()).unwrap_or(0);
-            table.insert(name, current.saturating_add(by))?;
-        }
-        txn.commit()?;
-        Ok(())
     }
 }

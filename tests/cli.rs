@@ -1,0 +1,117 @@
+//! The `outpost` command line as a person uses it: outcomes on stdout, one-line errors on stderr,
+//! non-zero exit codes on failure.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn outpost(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("outpost runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write_app(dir: &Path, extra: &str) {
+    let manifest = format!(
+        "manifest_version = 1\n[app]\nname = \"cli\"\nversion = \"1.0.0\"\n{extra}\
+         [variables]\ngreeting = \"hi\"\n\
+         [[component]]\nid = \"echo\"\nsource = \"{}\"\n\
+         grants = {{ streams = [\"echo\"], kv = [\"echo\"], config = [\"greeting\"] }}\n\
+         [[component]]\nid = \"trapper\"\nsource = \"{}\"\n\
+         grants = {{ kv = [\"state\"], streams = [\"events\"] }}\n",
+        common::guest("echo").display(),
+        common::guest("trap_after_write").display()
+    );
+    std::fs::write(dir.join("outpost.toml"), manifest).expect("manifest");
+}
+
+#[test]
+fn invoke_prints_the_outcome_and_the_state_commands_read_what_it_committed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_app(dir.path(), "");
+    std::fs::write(dir.path().join("payload.bin"), b"abc").expect("payload");
+
+    let run = outpost(
+        &["invoke", ".", "echo", "--payload", "payload.bin"],
+        dir.path(),
+    );
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+    assert!(
+        stdout.contains("echo <- manual (Manual): ok in"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("#1 event echo: kind=6 name=manual len=3"),
+        "{stdout}"
+    );
+
+    let kv = outpost(&["kv", "get", "echo", "greeting"], dir.path());
+    assert!(kv.status.success(), "{}", text(&kv.stderr));
+    assert_eq!(text(&kv.stdout).trim(), "hi");
+
+    let outbox = outpost(&["outbox", "list"], dir.path());
+    let listing = text(&outbox.stdout);
+    assert!(
+        listing.contains("#1 ") && listing.contains("cli/echo event echo: kind=6"),
+        "{listing}"
+    );
+    assert!(listing.contains("outbox: 1 record(s)"), "{listing}");
+}
+
+#[test]
+fn a_failing_invocation_exits_non_zero_and_names_the_cause() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_app(dir.path(), "");
+    let run = outpost(&["invoke", ".", "trapper"], dir.path());
+    assert!(!run.status.success());
+    let stdout = text(&run.stdout);
+    assert!(
+        stdout.contains("trapper <- manual (Manual): FAILED") && stdout.contains("trapped"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("nothing committed"), "{stdout}");
+}
+
+#[test]
+fn errors_are_one_line_naming_the_problem_with_a_non_zero_exit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_app(dir.path(), "colour = \"red\"\n");
+    let run = outpost(&["invoke", ".", "echo"], dir.path());
+    assert!(!run.status.success());
+    let stderr = text(&run.stderr);
+    let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(
+        lines[0].starts_with("error: ")
+            && lines[0].contains("outpost.toml:5:1")
+            && lines[0].contains("colour"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_app(dir.path(), "");
+    let run = outpost(&["invoke", ".", "nope"], dir.path());
+    assert!(!run.status.success());
+    assert!(
+        text(&run.stderr).contains("no component 'nope' in app cli (it has: echo, trapper)"),
+        "{}",
+        text(&run.stderr)
+    );
+
+    let empty = tempfile::tempdir().expect("temp dir");
+    let run = outpost(&["outbox", "list"], empty.path());
+    assert!(!run.status.success());
+    assert!(
+        text(&run.stderr).contains("nothing has run there yet"),
+        "{}",
+        text(&run.stderr)
+    );
+}

@@ -1,0 +1,392 @@
+//! Sandboxing: failed invocations commit nothing, grants are enforced, hostile guests are stopped
+//! with a clear cause while the app keeps serving, and bad components are refused at load.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{TestApp, events, render, start_rendered, start_rendered_with};
+use outpost::app::{App, AppError};
+use outpost::executor::Outcome;
+use outpost::runtime::{Firing, InvocationError};
+use outpost::store::{FullPolicy, OutboxLimits};
+use outpost_abi::TriggerKind;
+
+fn run(app: &TestApp, component: &str) -> Outcome {
+    app.app.executor.run_blocking(
+        component,
+        Firing::scheduled(
+            Arc::from("test-trigger"),
+            TriggerKind::Interval,
+            common::START_MS,
+        ),
+    )
+}
+
+const HOSTILE_APP: &str = r#"
+manifest_version = 1
+[app]
+name = "hostile"
+version = "1.0.0"
+[variables]
+greeting = "hello"
+
+[[component]]
+id = "spinner"
+source = "{wat:infinite_loop}"
+limits = { fuel = 2_000_000 }
+
+[[component]]
+id = "grower"
+source = "{wat:grow_memory}"
+limits = { memory = "1 MiB" }
+
+[[component]]
+id = "recurser"
+source = "{wat:recursion}"
+limits = { stack = "64 KiB" }
+
+[[component]]
+id = "flooder"
+source = "{wat:emit_flood}"
+grants = { streams = ["flood"] }
+limits = { output = "64 KiB" }
+
+[[component]]
+id = "pointers"
+source = "{wat:out_of_bounds}"
+grants = { kv = ["ns"], streams = ["s"], sensors = ["temp"], config = ["greeting"], publish = ["t/#"] }
+
+[[component]]
+id = "echo"
+source = "{wasm:echo}"
+grants = { streams = ["echo"], kv = ["echo"], config = ["greeting"] }
+
+[[simulator.sensor]]
+name = "temp"
+profile = "constant"
+value = 20.0
+"#;
+
+#[test]
+fn hostile_guests_are_stopped_with_their_cause_and_the_app_keeps_serving() {
+    let app = start_rendered(HOSTILE_APP);
+    type IsExpected = fn(&InvocationError) -> bool;
+    let cases: [(&str, IsExpected, &str); 4] = [
+        (
+            "spinner",
+            |e| matches!(e, InvocationError::OutOfFuel { limit: 2_000_000 }),
+            "ran out of fuel",
+        ),
+        (
+            "grower",
+            |e| {
+                matches!(
+                    e,
+                    InvocationError::GrowLimit {
+                        memory_bytes: 1_048_576,
+                        ..
+                    }
+                )
+            },
+            "memory or table limit",
+        ),
+        (
+            "recurser",
+            |e| matches!(e, InvocationError::StackExhausted { .. }),
+            "stack exhausted",
+        ),
+        (
+            "flooder",
+            |e| matches!(e, InvocationError::OutputLimit(_)),
+            "output limit of 65536 bytes",
+        ),
+    ];
+    let outbox_len = |app: &TestApp| {
+        app.app
+            .store
+            .outbox_read(0, usize::MAX)
+            .expect("outbox")
+            .len()
+    };
+    for (component, is_expected, cause) in cases {
+        let before = outbox_len(&app);
+        let outcome = run(&app, component);
+        let error = outcome
+            .result
+            .as_ref()
+            .expect_err("hostile guest must fail");
+        assert!(
+            is_expected(error),
+            "{component}: unexpected error {error:?}"
+        );
+        let line = outpost::report::outcome_line(&outcome);
+        assert!(
+            line.contains(component) && line.contains("test-trigger") && line.contains(cause),
+            "the report names component, trigger and cause: {line}"
+        );
+        assert!(line.contains("nothing committed"), "{line}");
+        assert_eq!(outbox_len(&app), before, "{component} committed nothing");
+
+        // The agent keeps serving other components right after.
+        let echo = run(&app, "echo");
+        assert!(echo.is_ok(), "echo after {component}: {:?}", echo.result);
+    }
+    assert_eq!(events(&app.app, "echo").len(), 4);
+    assert!(events(&app.app, "flood").is_empty());
+}
+
+#[test]
+fn out_of_bounds_pointers_get_an_error_code_from_every_host_function() {
+    let app = start_rendered(HOSTILE_APP);
+    let outcome = run(&app, "pointers");
+    // A non-zero status names the first call that did not answer out-of-bounds.
+    assert!(outcome.is_ok(), "{:?}", outcome.result);
+    assert_eq!(events(&app.app, "s"), vec!["all-rejected".to_string()]);
+    assert!(app.app.store.kv_entries(None, None).expect("kv").is_empty());
+}
+
+#[test]
+fn a_component_that_traps_after_writing_commits_nothing() {
+    let app = start_rendered(
+        r#"
+manifest_version = 1
+[app]
+name = "traps"
+version = "1.0.0"
+[[component]]
+id = "trapper"
+source = "{wasm:trap_after_write}"
+grants = { kv = ["state"], streams = ["events"] }
+"#,
+    );
+    let outcome = run(&app, "trapper");
+    assert!(
+        matches!(outcome.result, Err(InvocationError::Trap(_))),
+        "{:?}",
+        outcome.result
+    );
+    assert_eq!(
+        app.app
+            .store
+            .kv_get("traps", "state", "written")
+            .expect("kv"),
+        None
+    );
+    assert!(app.app.store.outbox_read(0, 10).expect("outbox").is_empty());
+    let counters = app.app.store.counters().expect("counters");
+    assert_eq!(counters.outbox_records, 0);
+    assert!(
+        counters.next_seq <= 1,
+        "no sequence number was used: {counters:?}"
+    );
+}
+
+#[test]
+fn denied_grants_return_the_error_code_and_write_nothing() {
+    let app = start_rendered(
+        r#"
+manifest_version = 1
+[app]
+name = "grants"
+version = "1.0.0"
+[variables]
+greeting = "hi"
+secret = "do not read"
+[[component]]
+id = "probe"
+source = "{wasm:grant_probe}"
+grants = { kv = ["allowed"], streams = ["probe"], sensors = ["temperature"], config = ["greeting"] }
+[[simulator.sensor]]
+name = "temperature"
+profile = "constant"
+value = 20.0
+"#,
+    );
+    let outcome = run(&app, "probe");
+    assert!(outcome.is_ok(), "{:?}", outcome.result);
+    assert_eq!(
+        events(&app.app, "probe"),
+        vec![
+            "kv_set forbidden -> -1",
+            "kv_set allowed -> 0",
+            "emit not-granted -> -1",
+            "sensor_read not-granted -> -1",
+            "config_get not-granted -> -1",
+        ]
+    );
+    assert!(events(&app.app, "not-granted").is_empty());
+    assert_eq!(
+        app.app
+            .store
+            .kv_get("grants", "forbidden", "k")
+            .expect("kv"),
+        None
+    );
+    assert_eq!(
+        app.app
+            .store
+            .kv_get("grants", "allowed", "k")
+            .expect("kv")
+            .as_deref(),
+        Some(&b"v"[..])
+    );
+}
+
+#[test]
+fn every_invocation_gets_a_fresh_instance() {
+    let app = start_rendered(
+        r#"
+manifest_version = 1
+[app]
+name = "fresh"
+version = "1.0.0"
+[[component]]
+id = "counter"
+source = "{wat:counter}"
+grants = { streams = ["count"] }
+"#,
+    );
+    for _ in 0..3 {
+        let outcome = run(&app, "counter");
+        assert!(
+            outcome.is_ok(),
+            "globals or memory leaked between invocations: {:?}",
+            outcome.result
+        );
+    }
+    assert_eq!(events(&app.app, "count"), vec!["1", "1", "1"]);
+}
+
+fn start_error(manifest: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("outpost.toml");
+    std::fs::write(&path, render(manifest, dir.path())).expect("write");
+    let clock = Arc::new(outpost_hal::ManualClock::new(common::START_MS));
+    match App::start(
+        &path,
+        common::options(dir.path(), clock, OutboxLimits::default()),
+    ) {
+        Ok(_) => panic!("the app should have been refused"),
+        Err(error @ (AppError::Manifest(_) | AppError::Load(_))) => error.to_string(),
+        Err(other) => panic!("unexpected kind of error: {other}"),
+    }
+}
+
+#[test]
+fn bad_components_and_manifests_are_refused_with_a_message_naming_the_problem() {
+    let header = "manifest_version = 1\n[app]\nname = \"bad\"\nversion = \"1.0.0\"\n";
+    let unknown_import = start_error(&format!(
+        "{header}[[component]]\nid = \"c\"\nsource = \"{{wat:unknown_import}}\"\n"
+    ));
+    assert!(
+        unknown_import.contains("component 'c' imports `env.fd_write`"),
+        "{unknown_import}"
+    );
+
+    let ungranted = start_error(&format!(
+        "{header}[[component]]\nid = \"c\"\nsource = \"{{wat:ungranted_import}}\"\n"
+    ));
+    assert!(
+        ungranted.contains("imports `kv_set`") && ungranted.contains("grants no `kv`"),
+        "{ungranted}"
+    );
+
+    let missing = start_error(&format!(
+        "{header}[[component]]\nid = \"c\"\nsource = \"nowhere/missing.wasm\"\n"
+    ));
+    assert!(
+        missing.contains("component 'c'") && missing.contains("missing.wasm"),
+        "{missing}"
+    );
+
+    let unknown_key = start_error(&format!(
+        "{header}colour = \"red\"\n[[component]]\nid = \"c\"\nsource = \"{{wat:counter}}\"\n"
+    ));
+    assert!(
+        unknown_key.contains("outpost.toml:5:") && unknown_key.contains("colour"),
+        "{unknown_key}"
+    );
+}
+
+#[test]
+fn a_full_outbox_drops_the_oldest_and_counts_them() {
+    let app = start_rendered_with(
+        BURST_APP,
+        OutboxLimits {
+            max_records: 3,
+            max_bytes: 1 << 20,
+            policy: FullPolicy::DropOldest,
+        },
+    );
+    for _ in 0..5 {
+        assert!(run(&app, "burst").is_ok());
+    }
+    let seqs: Vec<u64> = app
+        .app
+        .store
+        .outbox_read(0, 10)
+        .expect("outbox")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, vec![3, 4, 5], "the two oldest were dropped");
+    let counters = app.app.store.counters().expect("counters");
+    assert_eq!((counters.outbox_records, counters.dropped_records), (3, 2));
+    assert_eq!(
+        app.app
+            .store
+            .kv_entries(None, Some("burst"))
+            .expect("kv")
+            .len(),
+        5,
+        "kv is not the outbox: all kept"
+    );
+}
+
+#[test]
+fn a_full_outbox_with_reject_new_fails_the_invocation_and_counts_it() {
+    let app = start_rendered_with(
+        BURST_APP,
+        OutboxLimits {
+            max_records: 3,
+            max_bytes: 1 << 20,
+            policy: FullPolicy::RejectNew,
+        },
+    );
+    for _ in 0..3 {
+        assert!(run(&app, "burst").is_ok());
+    }
+    let refused = run(&app, "burst");
+    let error = refused.result.expect_err("the fourth does not fit");
+    assert!(error.to_string().contains("outbox full"), "{error}");
+    let counters = app.app.store.counters().expect("counters");
+    assert_eq!(
+        (
+            counters.outbox_records,
+            counters.rejected_records,
+            counters.rejected_invocations
+        ),
+        (3, 1, 1)
+    );
+    assert_eq!(
+        app.app
+            .store
+            .kv_entries(None, Some("burst"))
+            .expect("kv")
+            .len(),
+        3,
+        "its KV write was refused too"
+    );
+}
+
+const BURST_APP: &str = r#"
+manifest_version = 1
+[app]
+name = "bursty"
+version = "1.0.0"
+[[component]]
+id = "burst"
+source = "{wasm:burst}"
+grants = { kv = ["burst"], streams = ["burst"] }
+"#;
