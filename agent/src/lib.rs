@@ -10,13 +10,17 @@
 //! - [`app`]: assembles the above from an `outpost.toml`.
 //! - [`build`]: runs components' build commands.
 //! - [`report`]: prints outcomes and events for people.
+//! - [`sync`]: drains the outbox to an MQTT broker (store-and-forward).
+//! - [`config`]: the device configuration, `agent.toml`.
 //!
 //! `ARCHITECTURE.md` follows one invocation from trigger to commit.
 
 pub mod app;
 pub mod build;
+pub mod config;
 pub mod executor;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;
 pub mod store;
+pub mod sync;

@@ -25,6 +25,8 @@ pub struct AppManifest {
     pub variables: BTreeMap<String, String>,
     /// The components, in file order.
     pub components: Vec<ComponentSpec>,
+    /// Key-value namespaces mirrored to the broker as retained messages (`[sync] kv`).
+    pub sync_kv: Vec<String>,
     /// Sensors of the simulated board used by `outpost up` (`[[simulator.sensor]]`), checked by
     /// the hal's own schema; devices ignore them. CSV paths in them are left as written.
     pub simulator: Vec<SensorSpec>,
@@ -191,6 +193,11 @@ pub enum TriggerKind {
     },
     /// Once when the agent (or app) starts.
     OnStart,
+    /// On every MQTT message matching a topic filter (the subscription is the grant).
+    Mqtt {
+        /// The topic filter subscribed to (`+` and `#` allowed).
+        filter: crate::topic::TopicFilter,
+    },
     /// On sensor samples.
     Sensor {
         /// The sensor to sample.

@@ -27,6 +27,17 @@ pub(crate) struct Manifest {
     pub components: Vec<Component>,
     #[serde(default)]
     pub simulator: Simulator,
+    #[serde(default)]
+    pub sync: Sync,
+}
+
+/// `[sync]`: what of the app's state is mirrored to the broker.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Sync {
+    /// Key-value namespaces published retained under `{prefix}/{device}/kv/{ns}/{key}`.
+    #[serde(default)]
+    pub kv: Vec<String>,
 }
 
 /// `[app]`.
@@ -105,6 +116,7 @@ pub(crate) struct Trigger {
     pub fire: Option<Fire>,
     pub threshold: Option<f64>,
     pub min_delta: Option<f64>,
+    pub mqtt: Option<String>,
 }
 
 /// `missed = "skip" | "run-once"`.

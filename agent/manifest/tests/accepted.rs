@@ -19,13 +19,7 @@ const DOC: &str = include_str!("../../../docs/MANIFEST.md");
 fn doc_example() -> String {
     let start = DOC.find("```toml\n").expect("the doc has a toml block") + "```toml\n".len();
     let len = DOC[start..].find("```").expect("the toml block is closed");
-    // The doc sets `min_delta` on a `fire = "crossing"` trigger, where it has no meaning (its own
-    // comment says "for change"); the parser refuses it, so the example is checked without it.
-    DOC[start..start + len]
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("min_delta"))
-        .map(|line| format!("{line}\n"))
-        .collect()
+    DOC[start..start + len].to_string()
 }
 
 #[test]
@@ -121,8 +115,15 @@ fn doc_example_parses_into_the_expected_model() {
                 fire: FireRule::Crossing { threshold: 30.0 },
             },
         },
+        TriggerSpec {
+            name: "sampler#5".into(),
+            kind: TriggerKind::Mqtt {
+                filter: TopicFilter::new("commands/sampler/#").expect("valid filter"),
+            },
+        },
     ];
     assert_eq!(sampler.triggers, expected);
+    assert_eq!(manifest.sync_kv, ["readings"]);
 
     let mut sine = SensorSpec::new(
         "temperature",

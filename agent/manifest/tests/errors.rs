@@ -50,7 +50,7 @@ fn unknown_keys_are_named_with_their_line() {
             &format!(
                 "{COMPONENT}[[component.trigger]]\non_start = true\n[[component.trigger]]\ncron = \"0 * * * * *\"\nmised = \"skip\"\n"
             ),
-            "outpost.toml:13:1: unknown field `mised`, expected one of `name`, `cron`, `interval`, `jitter`, `missed`, `on_start`, `sensor`, `sample_every`, `fire`, `threshold`, `min_delta`",
+            "outpost.toml:13:1: unknown field `mised`, expected one of `name`, `cron`, `interval`, `jitter`, `missed`, `on_start`, `sensor`, `sample_every`, `fire`, `threshold`, `min_delta`, `mqtt`",
         ),
         (
             "[[component]]\nid = \"c\"\nsource = \"c.wasm\"\nbuild = { command = \"make\", dir = \".\" }\n",
@@ -65,7 +65,7 @@ fn unknown_keys_are_named_with_their_line() {
     let text = "manifest_version = 1\ncolour = 1\n[app]\nname = \"a\"\nversion = \"0.1.0\"\n";
     assert_eq!(
         error(text),
-        "outpost.toml:2:1: unknown field `colour`, expected one of `manifest_version`, `app`, `variables`, `component`, `simulator`"
+        "outpost.toml:2:1: unknown field `colour`, expected one of `manifest_version`, `app`, `variables`, `component`, `simulator`, `sync`"
     );
 }
 
@@ -175,7 +175,7 @@ fn trigger_rules_name_component_and_trigger() {
         ),
         (
             &trigger("on_start = false\n"),
-            "outpost.toml: component 'c', trigger #2: no trigger kind: set exactly one of `cron`, `interval`, `on_start = true`, `sensor`",
+            "outpost.toml: component 'c', trigger #2: no trigger kind: set exactly one of `cron`, `interval`, `on_start = true`, `sensor`, `mqtt`",
         ),
         (
             &trigger("interval = \"0s\"\n"),

@@ -178,6 +178,8 @@ async fn drive(
             None
         });
     match &spec.kind {
+        // Fed by the sync engine's inbox when a broker is configured; nothing to schedule.
+        TriggerKind::Mqtt { .. } => {}
         TriggerKind::OnStart => runner.fire(Firing {
             name: name.clone(),
             kind: AbiKind::Start,

@@ -29,6 +29,9 @@ pub struct CommitStats {
     pub commits: AtomicU64,
     /// Durable transactions written.
     pub transactions: AtomicU64,
+    /// Woken after every transaction that may have added outbox rows, so the sync engine drains
+    /// new events at once instead of polling.
+    pub committed: tokio::sync::Notify,
     /// Skipped trigger runs not yet written; they ride on the next transaction so counting a
     /// skip never costs an fsync of its own.
     unwritten_skips: AtomicU64,
@@ -116,6 +119,8 @@ fn serve(
             }
         };
         stats.transactions.fetch_add(1, Ordering::Relaxed);
+        // One stored permit is enough: the single consumer re-reads the whole outbox tail.
+        stats.committed.notify_one();
         stats
             .commits
             .fetch_add(commits.len() as u64, Ordering::Relaxed);
@@ -150,6 +155,11 @@ impl Committer {
     /// The shared statistics.
     pub fn stats(&self) -> &CommitStats {
         &self.stats
+    }
+
+    /// The statistics as a shared handle (for the sync engine's commit signal).
+    pub fn stats_handle(&self) -> Arc<CommitStats> {
+        self.stats.clone()
     }
 
     fn submit(&self, commit: Commit, reply: Reply) -> Result<(), CommitError> {

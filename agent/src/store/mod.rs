@@ -210,6 +210,35 @@ impl Store {
         Ok(out)
     }
 
+    /// Deletes the outbox rows `seqs` (those the broker acknowledged) and updates the outbox
+    /// counters, in one durable transaction. Missing rows are ignored: a re-sent row can be
+    /// acknowledged twice. Returns how many rows were removed.
+    pub fn outbox_remove(&self, seqs: &[u64]) -> Result<u64, StoreError> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write()?;
+        let mut removed = 0u64;
+        {
+            let mut outbox = txn.open_table(tables::OUTBOX)?;
+            let mut counters = txn.open_table(tables::COUNTERS)?;
+            let mut bytes = 0u64;
+            for seq in seqs {
+                if let Some(row) = outbox.remove(*seq)? {
+                    removed += 1;
+                    bytes += row.value().len() as u64;
+                }
+            }
+            use tables::counter as c;
+            for (name, by) in [(c::OUTBOX_RECORDS, removed), (c::OUTBOX_BYTES, bytes)] {
+                let current = counters.get(name)?.map(|v| v.value()).unwrap_or(0);
+                counters.insert(name, current.saturating_sub(by))?;
+            }
+        }
+        txn.commit()?;
+        Ok(removed)
+    }
+
     /// The persistent counters.
     pub fn counters(&self) -> Result<Counters, StoreError> {
         let txn = self.db.begin_read()?;

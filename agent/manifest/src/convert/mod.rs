@@ -63,11 +63,19 @@ fn convert(raw: raw::Manifest, path: &Path) -> Result<AppManifest, String> {
         }
         components.push(component);
     }
+    for ns in &raw.sync.kv {
+        if !components.iter().any(|c| c.grants.allows_kv(ns)) {
+            return Err(format!(
+                "[sync] kv lists namespace '{ns}', but no component is granted it"
+            ));
+        }
+    }
     Ok(AppManifest {
         path: path.to_path_buf(),
         app,
         variables,
         components,
+        sync_kv: raw.sync.kv,
         simulator: raw.simulator.sensor,
     })
 }

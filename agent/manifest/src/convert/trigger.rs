@@ -46,23 +46,27 @@ fn kind(raw: raw::Trigger) -> Result<TriggerKind, String> {
         ("fire", raw.fire.is_some()),
         ("threshold", raw.threshold.is_some()),
         ("min_delta", raw.min_delta.is_some()),
+        ("mqtt", raw.mqtt.is_some()),
     ];
     let kinds: Vec<&str> = present
         .iter()
-        .filter(|(key, set)| *set && matches!(*key, "cron" | "interval" | "on_start" | "sensor"))
+        .filter(|(key, set)| {
+            *set && matches!(*key, "cron" | "interval" | "on_start" | "sensor" | "mqtt")
+        })
         .map(|(key, _)| *key)
         .collect();
     // The kind is kept with its article, for the message below.
     let (kind, allowed): (&str, &[&str]) = match kinds.as_slice() {
         [] => {
             return Err(
-                "no trigger kind: set exactly one of `cron`, `interval`, `on_start = true`, `sensor`"
+                "no trigger kind: set exactly one of `cron`, `interval`, `on_start = true`, `sensor`, `mqtt`"
                     .into(),
             );
         }
         ["cron"] => ("a cron", &["cron", "missed"]),
         ["interval"] => ("an interval", &["interval", "jitter", "missed"]),
         ["on_start"] => ("an on_start", &["on_start"]),
+        ["mqtt"] => ("an mqtt", &["mqtt"]),
         ["sensor"] => (
             "a sensor",
             &["sensor", "sample_every", "fire", "threshold", "min_delta"],
@@ -92,6 +96,11 @@ fn kind(raw: raw::Trigger) -> Result<TriggerKind, String> {
         None | Some(raw::Missed::Skip) => Missed::Skip,
         Some(raw::Missed::RunOnce) => Missed::RunOnce,
     };
+    if let Some(filter) = raw.mqtt {
+        let filter = crate::topic::TopicFilter::new(&filter)
+            .map_err(|e| format!("`mqtt` filter {filter:?}: {e}"))?;
+        return Ok(TriggerKind::Mqtt { filter });
+    }
     if let Some(expr) = raw.cron {
         return Ok(TriggerKind::Cron {
             expr: expr.0,

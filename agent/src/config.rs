@@ -1,0 +1,399 @@
+//! The device configuration, `agent.toml`: identity, broker, outbox bounds and sync tuning.
+//! Strict like the manifest (unknown keys are errors naming key and line); every essential
+//! setting can also be given as an `outpost agent` flag.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::store::{FullPolicy, OutboxLimits};
+use crate::sync::wire::WireFormat;
+
+/// Why `agent.toml` was refused.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key, or a wrong type.
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// A value is out of range or missing.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file (or `flags`).
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// Everything `outpost agent` runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    /// This device's id: one MQTT topic level (`[A-Za-z0-9_-]`, 1..=64).
+    pub device_id: String,
+    /// Where the state file lives.
+    pub data_dir: PathBuf,
+    /// An app directory to run, if any (without one the agent only syncs).
+    pub app: Option<PathBuf>,
+    /// Broker and session settings.
+    pub mqtt: MqttSettings,
+    /// Outbox bounds and full-policy.
+    pub outbox: OutboxLimits,
+    /// Drain tuning.
+    pub sync: SyncSettings,
+}
+
+/// Broker connection settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSettings {
+    /// `mqtt://host[:port]` or `mqtts://host[:port]`.
+    pub broker: String,
+    /// User name, if the broker wants one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password, with `username`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// CA certificate (PEM) for `mqtts://`; the system roots are not used on devices.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Keep-alive interval.
+    #[serde(default = "default_keepalive", with = "humantime_serde")]
+    pub keepalive: Duration,
+    /// Topic prefix: events go to `{prefix}/{device}/events/{stream}`.
+    #[serde(default = "default_prefix")]
+    pub topic_prefix: String,
+    /// Largest MQTT packet, both ways (bigger inbound messages are refused and counted).
+    #[serde(default = "default_max_packet")]
+    pub max_packet_bytes: usize,
+    /// First reconnect delay.
+    #[serde(default = "default_reconnect_min", with = "humantime_serde")]
+    pub reconnect_min: Duration,
+    /// Longest reconnect delay.
+    #[serde(default = "default_reconnect_max", with = "humantime_serde")]
+    pub reconnect_max: Duration,
+}
+
+/// Drain tuning.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Most events batched into one message.
+    #[serde(default = "default_batch")]
+    pub batch_max_events: usize,
+    /// Most messages awaiting PUBACK.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Payload bytes per second on metered links (0 = unlimited).
+    #[serde(default)]
+    pub rate_limit: u64,
+    /// Event encoding.
+    #[serde(default)]
+    pub wire: WireFormat,
+    /// Status refresh interval.
+    #[serde(default = "default_status_every", with = "humantime_serde")]
+    pub status_every: Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            batch_max_events: default_batch(),
+            window: default_window(),
+            rate_limit: 0,
+            wire: WireFormat::Json,
+            status_every: default_status_every(),
+        }
+    }
+}
+
+impl MqttSettings {
+    /// Settings for `broker` with every default.
+    pub fn new(broker: String) -> Self {
+        MqttSettings {
+            broker,
+            username: None,
+            password: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            keepalive: default_keepalive(),
+            topic_prefix: default_prefix(),
+            max_packet_bytes: default_max_packet(),
+            reconnect_min: default_reconnect_min(),
+            reconnect_max: default_reconnect_max(),
+        }
+    }
+}
+
+fn default_keepalive() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_prefix() -> String {
+    "outpost".into()
+}
+/// Large enough for any event the ABI allows (64 KiB) plus JSON framing.
+fn default_max_packet() -> usize {
+    256 * 1024
+}
+fn default_reconnect_min() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_reconnect_max() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_batch() -> usize {
+    64
+}
+fn default_window() -> usize {
+    64
+}
+fn default_status_every() -> Duration {
+    Duration::from_secs(60)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    config_version: u32,
+    device_id: String,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    app: Option<PathBuf>,
+    mqtt: MqttSettings,
+    #[serde(default)]
+    outbox: RawOutbox,
+    #[serde(default)]
+    sync: SyncSettings,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOutbox {
+    #[serde(default)]
+    max_records: Option<u64>,
+    #[serde(default)]
+    max_bytes: Option<u64>,
+    #[serde(default)]
+    full: Option<FullPolicy>,
+}
+
+/// Default state directory on a device.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/outpost";
+
+/// Reads and checks `agent.toml`.
+pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and checks `agent.toml` text; relative paths resolve against the file's directory.
+pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|error| {
+        let (line, column) = error
+            .span()
+            .map(|span| line_col(text, span.start))
+            .unwrap_or((1, 1));
+        ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: error.message().replace('\n', " "),
+        }
+    })?;
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    if raw.config_version != 1 {
+        return Err(invalid(format!(
+            "unsupported config_version {} (this agent reads 1)",
+            raw.config_version
+        )));
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let defaults = OutboxLimits::default();
+    let config = AgentConfig {
+        device_id: raw.device_id,
+        data_dir: base.join(raw.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into())),
+        app: raw.app.map(|app| base.join(app)),
+        mqtt: MqttSettings {
+            ca_file: raw.mqtt.ca_file.as_ref().map(|p| base.join(p)),
+            client_cert: raw.mqtt.client_cert.as_ref().map(|p| base.join(p)),
+            client_key: raw.mqtt.client_key.as_ref().map(|p| base.join(p)),
+            ..raw.mqtt
+        },
+        outbox: OutboxLimits {
+            max_records: raw.outbox.max_records.unwrap_or(defaults.max_records),
+            max_bytes: raw.outbox.max_bytes.unwrap_or(defaults.max_bytes),
+            policy: raw.outbox.full.unwrap_or(defaults.policy),
+        },
+        sync: raw.sync,
+    };
+    validate(&config).map_err(invalid)?;
+    Ok(config)
+}
+
+/// Checks values that types cannot.
+pub fn validate(config: &AgentConfig) -> Result<(), String> {
+    let id = &config.device_id;
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "device_id '{id}' must be 1-64 characters of A-Z a-z 0-9 - _"
+        ));
+    }
+    let prefix = &config.mqtt.topic_prefix;
+    if prefix.is_empty()
+        || prefix.contains(['+', '#'])
+        || prefix.starts_with('/')
+        || prefix.ends_with('/')
+    {
+        return Err(format!(
+            "topic_prefix '{prefix}' must be non-empty, without wildcards or outer slashes"
+        ));
+    }
+    if !(config.mqtt.broker.starts_with("mqtt://") || config.mqtt.broker.starts_with("mqtts://")) {
+        return Err(format!(
+            "broker '{}' must start with mqtt:// or mqtts://",
+            config.mqtt.broker
+        ));
+    }
+    if config.mqtt.password.is_some() && config.mqtt.username.is_none() {
+        return Err("a password needs a username".into());
+    }
+    if config.mqtt.client_cert.is_some() != config.mqtt.client_key.is_some() {
+        return Err("client_cert and client_key go together".into());
+    }
+    if config.mqtt.max_packet_bytes < 1024 {
+        return Err("max_packet_bytes must be at least 1024".into());
+    }
+    if config.sync.window == 0 || config.sync.batch_max_events == 0 {
+        return Err("sync.window and sync.batch_max_events must be at least 1".into());
+    }
+    if config.outbox.max_records == 0 || config.outbox.max_bytes == 0 {
+        return Err("outbox limits must be at least 1".into());
+    }
+    if config.mqtt.reconnect_min.is_zero() || config.mqtt.reconnect_min > config.mqtt.reconnect_max
+    {
+        return Err("reconnect_min must be above zero and at most reconnect_max".into());
+    }
+    Ok(())
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+config_version = 1
+device_id = "pi-07"
+data_dir = "state"
+app = "app"
+
+[mqtt]
+broker = "mqtts://broker.example:8883"
+username = "pi-07"
+password = "secret"
+ca_file = "ca.pem"
+keepalive = "15s"
+topic_prefix = "farm"
+
+[outbox]
+max_records = 5000
+full = "reject-new"
+
+[sync]
+batch_max_events = 32
+wire = "postcard"
+status_every = "10s"
+"#;
+
+    #[test]
+    fn a_full_config_parses_with_paths_resolved() {
+        let config = parse(FULL, Path::new("/etc/outpost/agent.toml")).expect("valid");
+        assert_eq!(config.device_id, "pi-07");
+        assert_eq!(config.data_dir, PathBuf::from("/etc/outpost/state"));
+        assert_eq!(
+            config.mqtt.ca_file,
+            Some(PathBuf::from("/etc/outpost/ca.pem"))
+        );
+        assert_eq!(config.mqtt.keepalive, Duration::from_secs(15));
+        assert_eq!(config.outbox.max_records, 5000);
+        assert_eq!(config.outbox.policy, FullPolicy::RejectNew);
+        assert_eq!(config.sync.wire, WireFormat::Postcard);
+        assert_eq!(config.sync.window, 64, "defaults fill the rest");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_their_place() {
+        let text = FULL.replace("keepalive", "keep_alive");
+        let error = parse(&text, Path::new("agent.toml"))
+            .expect_err("unknown key")
+            .to_string();
+        assert!(
+            error.starts_with("agent.toml:12:1:") && error.contains("keep_alive"),
+            "{error}"
+        );
+
+        let text = FULL.replace("pi-07\"\ndata", "pi/07\"\ndata");
+        let error = parse(&text, Path::new("agent.toml"))
+            .expect_err("bad id")
+            .to_string();
+        assert!(error.contains("device_id 'pi/07'"), "{error}");
+
+        let text = FULL.replace("mqtts://", "http://");
+        assert!(
+            parse(&text, Path::new("a.toml"))
+                .expect_err("bad url")
+                .to_string()
+                .contains("mqtt://")
+        );
+    }
+}

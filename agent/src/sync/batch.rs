@@ -1,0 +1,242 @@
+//! Turns a page of outbox rows into MQTT messages: events of one stream are batched into one
+//! message (fewer packets on thin links), bounded by an event count and the packet size limit;
+//! component publishes go out one by one, as the component asked.
+
+use std::collections::BTreeMap;
+
+use crate::store::{OutboxEntry, RecordBody};
+
+use super::wire::{self, WireEvent, WireFormat};
+
+/// One message to publish and the outbox rows it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Where it goes.
+    pub topic: String,
+    /// The encoded body.
+    pub payload: Vec<u8>,
+    /// 0 or 1.
+    pub qos: u8,
+    /// Whether the broker retains it.
+    pub retain: bool,
+    /// Outbox rows to delete once the broker acknowledges it.
+    pub seqs: Vec<u64>,
+}
+
+/// A row that can never be sent because it is larger than the packet limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oversize {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its encoded size.
+    pub bytes: usize,
+}
+
+/// How messages are shaped.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    /// This device's id.
+    pub device: String,
+    /// Topic prefix, e.g. `outpost`.
+    pub prefix: String,
+    /// Event encoding.
+    pub format: WireFormat,
+    /// Most events in one message.
+    pub max_events: usize,
+    /// Largest MQTT packet the broker and client accept.
+    pub max_packet_bytes: usize,
+}
+
+/// Bytes an MQTT PUBLISH needs besides topic and payload (fixed header, lengths, packet id).
+const PACKET_OVERHEAD: usize = 16;
+
+impl Planner {
+    /// `{prefix}/{device}/events/{stream}`.
+    pub fn event_topic(&self, stream: &str) -> String {
+        format!("{}/{}/events/{stream}", self.prefix, self.device)
+    }
+
+    /// Plans the messages for `rows` (in sequence order). Per stream the order of rows is kept.
+    pub fn plan(&self, rows: &[OutboxEntry]) -> (Vec<Outgoing>, Vec<Oversize>) {
+        let mut out = Vec::new();
+        let mut oversize = Vec::new();
+        // Open batches per stream, flushed when full or at the end of the page.
+        let mut open: BTreeMap<&str, Vec<&OutboxEntry>> = BTreeMap::new();
+        for row in rows {
+            match &row.record.body {
+                RecordBody::Event { stream, .. } => {
+                    let batch = open.entry(stream.as_str()).or_default();
+                    let budget = self.payload_budget(stream);
+                    let projected: usize =
+                        batch.iter().map(|r| estimate(r)).sum::<usize>() + estimate(row);
+                    if !batch.is_empty() && (batch.len() >= self.max_events || projected > budget) {
+                        let full = std::mem::take(batch);
+                        self.flush(stream, &full, &mut out, &mut oversize);
+                    }
+                    batch.push(row);
+                }
+                RecordBody::Publish {
+                    topic,
+                    payload,
+                    qos,
+                    retain,
+                } => {
+                    if topic.len() + payload.len() + PACKET_OVERHEAD > self.max_packet_bytes {
+                        oversize.push(Oversize {
+                            seq: row.seq,
+                            bytes: payload.len(),
+                        });
+                        continue;
+                    }
+                    out.push(Outgoing {
+                        topic: topic.clone(),
+                        payload: payload.clone(),
+                        qos: *qos,
+                        retain: *retain,
+                        seqs: vec![row.seq],
+                    });
+                }
+            }
+        }
+        for (stream, batch) in open {
+            self.flush(stream, &batch, &mut out, &mut oversize);
+        }
+        (out, oversize)
+    }
+
+    fn payload_budget(&self, stream: &str) -> usize {
+        self.max_packet_bytes
+            .saturating_sub(self.event_topic(stream).len() + PACKET_OVERHEAD)
+    }
+
+    fn flush(
+        &self,
+        stream: &str,
+        batch: &[&OutboxEntry],
+        out: &mut Vec<Outgoing>,
+        oversize: &mut Vec<Oversize>,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let events: Vec<WireEvent<'_>> = batch.iter().filter_map(|r| wire_event(r)).collect();
+        let payload = wire::encode(self.format, &self.device, stream, &events);
+        if payload.len() > self.payload_budget(stream) {
+            if batch.len() > 1 {
+                // The estimate was optimistic: split in halves until each fits.
+                let (a, b) = batch.split_at(batch.len() / 2);
+                self.flush(stream, a, out, oversize);
+                self.flush(stream, b, out, oversize);
+            } else {
+                oversize.push(Oversize {
+                    seq: batch[0].seq,
+                    bytes: payload.len(),
+                });
+            }
+            return;
+        }
+        out.push(Outgoing {
+            topic: self.event_topic(stream),
+            payload,
+            qos: 1,
+            retain: false,
+            seqs: batch.iter().map(|r| r.seq).collect(),
+        });
+    }
+}
+
+fn wire_event(row: &OutboxEntry) -> Option<WireEvent<'_>> {
+    match &row.record.body {
+        RecordBody::Event { data, .. } => Some(WireEvent {
+            seq: row.seq,
+            time: row.record.time_ms,
+            app: &row.record.app,
+            component: &row.record.component,
+            data,
+        }),
+        RecordBody::Publish { .. } => None,
+    }
+}
+
+/// A generous estimate of an event's encoded size (JSON escaping, base64, field names).
+fn estimate(row: &OutboxEntry) -> usize {
+    let names = row.record.app.len() + row.record.component.len();
+    match &row.record.body {
+        RecordBody::Event { stream, data } => 2 * data.len() + names + stream.len() + 160,
+        RecordBody::Publish { payload, .. } => payload.len() + names,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RecordV1;
+
+    fn row(seq: u64, stream: &str, data: &[u8]) -> OutboxEntry {
+        OutboxEntry {
+            seq,
+            record: RecordV1 {
+                time_ms: 5,
+                app: "app".into(),
+                component: "c".into(),
+                body: RecordBody::Event {
+                    stream: stream.into(),
+                    data: data.to_vec(),
+                },
+            },
+        }
+    }
+
+    fn planner(max_events: usize, max_packet_bytes: usize) -> Planner {
+        Planner {
+            device: "d1".into(),
+            prefix: "outpost".into(),
+            format: WireFormat::Json,
+            max_events,
+            max_packet_bytes,
+        }
+    }
+
+    #[test]
+    fn events_of_a_stream_are_batched_in_order_up_to_the_event_limit() {
+        let rows: Vec<_> = (1..=5)
+            .map(|s| row(s, if s % 2 == 0 { "b" } else { "a" }, b"1"))
+            .collect();
+        let (out, oversize) = planner(2, 10_000).plan(&rows);
+        assert!(oversize.is_empty());
+        let shape: Vec<(&str, Vec<u64>)> = out
+            .iter()
+            .map(|o| (o.topic.as_str(), o.seqs.clone()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("outpost/d1/events/a", vec![1, 3]),
+                ("outpost/d1/events/a", vec![5]),
+                ("outpost/d1/events/b", vec![2, 4]),
+            ]
+        );
+        assert!(out.iter().all(|o| o.qos == 1 && !o.retain));
+    }
+
+    #[test]
+    fn batches_respect_the_packet_limit_and_oversize_rows_are_reported() {
+        let big = vec![b'x'; 600];
+        let rows: Vec<_> = (1..=6).map(|s| row(s, "a", &big)).collect();
+        let limit = 2_000;
+        let (out, oversize) = planner(100, limit).plan(&rows);
+        assert!(oversize.is_empty());
+        assert!(out.len() > 1, "split into several messages");
+        assert!(
+            out.iter()
+                .all(|o| o.payload.len() + o.topic.len() + PACKET_OVERHEAD <= limit)
+        );
+        let seqs: Vec<u64> = out.iter().flat_map(|o| o.seqs.clone()).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+
+        let (out, oversize) = planner(100, 500).plan(&[row(9, "a", &big)]);
+        assert!(out.is_empty());
+        assert_eq!(oversize.len(), 1);
+        assert_eq!(oversize[0].seq, 9);
+    }
+}

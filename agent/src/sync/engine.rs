@@ -1,0 +1,377 @@
+//! The drain loop: connect, re-send everything un-acknowledged, keep a bounded window of messages
+//! in flight, delete rows only on their PUBACK, reconnect with backoff. Generic over the
+//! [`Transport`] boundary so the same loop runs over rumqttc on Linux or another client elsewhere.
+//!
+//! The outbox in redb is the only record of what is owed: the transport's in-flight state is
+//! thrown away with every session, and each new session starts again from the oldest row. A
+//! crash or cut link therefore causes duplicates (which consumers drop by `(device, stream,
+//! seq)`), never loss.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use embedded_svc::mqtt::client::asynch::{Connection, Event, EventPayload, MessageId, Publish, QoS};
+use outpost_hal::mqtt::Transport;
+use tokio::sync::{mpsc, watch};
+
+use super::batch::{Outgoing, Planner};
+use super::status::{self, AppVersion, SyncStats};
+use crate::store::Store;
+use crate::store::committer::CommitStats;
+
+/// How the engine behaves.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Message shaping (device, prefix, wire format, batch and packet limits).
+    pub planner: Planner,
+    /// Most messages awaiting PUBACK at once.
+    pub window: usize,
+    /// Outbox rows read per page; with the window this bounds memory however large the backlog.
+    pub page_rows: usize,
+    /// First reconnect delay; doubles (with jitter) per failure up to `reconnect_max`.
+    pub reconnect_min: Duration,
+    /// Longest reconnect delay.
+    pub reconnect_max: Duration,
+    /// How often the retained status is refreshed (it is also refreshed on change).
+    pub status_every: Duration,
+    /// How often acknowledged rows are deleted (deletes are batched into one transaction).
+    pub delete_every: Duration,
+    /// Upper bound of payload bytes per second (metered links), if any.
+    pub rate_limit: Option<u64>,
+    /// Installed apps, for the status.
+    pub apps: Vec<AppVersion>,
+}
+
+/// What one inbound message looks like to the rest of the agent.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// Id to acknowledge it with, once committed.
+    pub id: MessageId,
+    /// Its topic.
+    pub topic: String,
+    /// Its body.
+    pub data: Vec<u8>,
+}
+
+/// The transport's events, owned so they can cross from the pump to the logic.
+enum Ev {
+    Published(MessageId),
+    Received(Inbound),
+    Disconnected,
+    Error(String),
+}
+
+/// Why a session ended.
+enum End {
+    Disconnected,
+    Shutdown,
+}
+
+/// Drains the outbox over a [`Transport`] until shutdown.
+pub struct SyncEngine<T: Transport> {
+    transport: T,
+    store: Store,
+    config: SyncConfig,
+    stats: Arc<SyncStats>,
+    /// Woken after each local commit, so new events go out at once.
+    commits: Option<Arc<CommitStats>>,
+    started: Instant,
+}
+
+impl<T: Transport> SyncEngine<T>
+where
+    T::Error: std::fmt::Display,
+{
+    /// An engine draining `store` through `transport`.
+    pub fn new(transport: T, store: Store, config: SyncConfig, commits: Option<Arc<CommitStats>>) -> Self {
+        SyncEngine {
+            transport,
+            store,
+            config,
+            stats: Arc::default(),
+            commits,
+            started: Instant::now(),
+        }
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> Arc<SyncStats> {
+        self.stats.clone()
+    }
+
+    /// Connects, drains and reconnects until `stop` turns true.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut delay = self.config.reconnect_min;
+        let mut rng = fastrand::Rng::new();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let connected = tokio::select! {
+                result = self.transport.connect() => result,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match connected {
+                Ok((client, connection)) => {
+                    self.stats.connects.fetch_add(1, Ordering::Relaxed);
+                    println!("sync: connected");
+                    let acked_before = self.stats.acked_rows.load(Ordering::Relaxed);
+                    match self.session(client, connection, &mut stop).await {
+                        End::Shutdown => return,
+                        End::Disconnected => {
+                            println!("sync: disconnected");
+                            if self.stats.acked_rows.load(Ordering::Relaxed) > acked_before {
+                                delay = self.config.reconnect_min;
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                    self.stats.error(format!("cannot connect: {error}"));
+                }
+            }
+            // Exponential backoff with full jitter, so a fleet does not reconnect in step.
+            let wait = Duration::from_millis(rng.u64(delay.as_millis() as u64 / 2..=delay.as_millis() as u64));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            delay = (delay * 2).min(self.config.reconnect_max);
+        }
+    }
+
+    async fn session(&mut self, mut client: T::Client, mut connection: T::Connection, stop: &mut watch::Receiver<bool>) -> End {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // The pump is never cancelled mid-`next()`: it runs beside the logic until the link ends.
+        let pump = async move {
+            loop {
+                let ev = match connection.next().await {
+                    Ok(event) => match event.payload() {
+                        EventPayload::Published(id) => Ev::Published(id),
+                        EventPayload::Received { id, topic, data, .. } => Ev::Received(Inbound {
+                            id,
+                            topic: topic.unwrap_or_default().to_string(),
+                            data: data.to_vec(),
+                        }),
+                        EventPayload::Disconnected => Ev::Disconnected,
+                        EventPayload::Error(error) => Ev::Error(format!("{error:?}")),
+                        _ => continue,
+                    },
+                    Err(error) => Ev::Error(format!("connection closed: {error:?}")),
+                };
+                let last = matches!(ev, Ev::Disconnected) || matches!(&ev, Ev::Error(e) if e.starts_with("connection closed"));
+                if tx.send(ev).is_err() || last {
+                    let _ = tx.send(Ev::Disconnected);
+                    return;
+                }
+            }
+        };
+        let logic = self.drain(&mut client, &mut rx, stop);
+        tokio::pin!(pump);
+        tokio::pin!(logic);
+        tokio::select! {
+            end = &mut logic => return end,
+            () = &mut pump => {}
+        }
+        logic.await
+    }
+
+    async fn drain(
+        &mut self,
+        client: &mut T::Client,
+        rx: &mut mpsc::UnboundedReceiver<Ev>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> End {
+        let mut inflight: HashMap<MessageId, Vec<u64>> = HashMap::new();
+        let mut acked: Vec<u64> = Vec::new();
+        let mut cursor = 0u64;
+        let mut drained_said = false;
+        let mut last_significant = None;
+        let mut status_tick = tokio::time::interval(self.config.status_every);
+        let mut delete_tick = tokio::time::interval(self.config.delete_every);
+        let mut change_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut bucket = RateBucket::new(self.config.rate_limit);
+        if self.publish_status(client).await.is_err() {
+            return End::Disconnected;
+        }
+        loop {
+            // Fill the window from the outbox, oldest first.
+            let mut outbox_empty = false;
+            while inflight.len() < self.config.window {
+                let rows = match self.store.outbox_read(cursor, self.config.page_rows) {
+                    Ok(rows) => rows,
+                    Err(error) => {
+                        self.stats.error(format!("cannot read the outbox: {error}"));
+                        break;
+                    }
+                };
+                let Some(last) = rows.last() else {
+                    outbox_empty = true;
+                    break;
+                };
+                cursor = last.seq + 1;
+                let (messages, oversize) = self.config.planner.plan(&rows);
+                if !oversize.is_empty() {
+                    self.stats.oversize_rows.fetch_add(oversize.len() as u64, Ordering::Relaxed);
+                    self.stats.error(format!(
+                        "{} outbox row(s) (first seq {}) exceed the packet limit of {} bytes and can never be sent; removed",
+                        oversize.len(),
+                        oversize[0].seq,
+                        self.config.planner.max_packet_bytes
+                    ));
+                    acked.extend(oversize.iter().map(|o| o.seq));
+                }
+                for message in messages {
+                    bucket.take(message.payload.len()).await;
+                    match self.send(client, &message).await {
+                        Ok(id) => {
+                            inflight.insert(id, message.seqs);
+                        }
+                        Err(()) => return End::Disconnected,
+                    }
+                }
+            }
+            if outbox_empty && inflight.is_empty() && acked.is_empty() {
+                if !drained_said {
+                    println!("sync: drained");
+                    drained_said = true;
+                }
+            } else {
+                drained_said = false;
+            }
+            let commits = self.commits.clone();
+            let room = inflight.len() < self.config.window;
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(Ev::Published(id)) => {
+                        if let Some(seqs) = inflight.remove(&id) {
+                            acked.extend(seqs);
+                        }
+                    }
+                    Some(Ev::Received(inbound)) => {
+                        // MQTT-triggered components are not wired yet; leave it un-acked so the
+                        // broker keeps it for the persistent session.
+                        tracing::debug!(topic = %inbound.topic, "inbound message ignored");
+                    }
+                    Some(Ev::Error(error)) => self.stats.error(error),
+                    Some(Ev::Disconnected) | None => {
+                        self.delete(&mut acked).await;
+                        return End::Disconnected;
+                    }
+                },
+                _ = delete_tick.tick(), if !acked.is_empty() => self.delete(&mut acked).await,
+                _ = status_tick.tick() => {
+                    if self.publish_status(client).await.is_err() {
+                        return End::Disconnected;
+                    }
+                }
+                _ = change_tick.tick() => {
+                    let now = self.store.counters().ok().map(|c| status::significant(&c, &self.stats));
+                    if now != last_significant {
+                        last_significant = now;
+                        if self.publish_status(client).await.is_err() {
+                            return End::Disconnected;
+                        }
+                    }
+                }
+                () = wait_commit(commits), if room && outbox_empty => {}
+                _ = stop.wait_for(|s| *s) => {
+                    self.delete(&mut acked).await;
+                    let _ = client.publish(&self.status_topic(), QoS::AtLeastOnce, true, &status::offline(&self.config.planner.device)).await;
+                    return End::Shutdown;
+                }
+            }
+        }
+    }
+
+    async fn send(&self, client: &mut T::Client, message: &Outgoing) -> Result<MessageId, ()> {
+        let qos = if message.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+        match client.publish(&message.topic, qos, message.retain, &message.payload).await {
+            Ok(id) => {
+                self.stats.published.fetch_add(1, Ordering::Relaxed);
+                Ok(id)
+            }
+            Err(error) => {
+                self.stats.error(format!("publish to {} failed: {error:?}", message.topic));
+                Err(())
+            }
+        }
+    }
+
+    fn status_topic(&self) -> String {
+        format!("{}/{}/status", self.config.planner.prefix, self.config.planner.device)
+    }
+
+    async fn publish_status(&self, client: &mut T::Client) -> Result<(), ()> {
+        let counters = self.store.counters().unwrap_or_default();
+        let body = status::online(
+            &self.config.planner.device,
+            &self.config.apps,
+            &counters,
+            &self.stats,
+            self.started.elapsed().as_secs(),
+        );
+        client
+            .publish(&self.status_topic(), QoS::AtLeastOnce, true, &body)
+            .await
+            .map(|_| ())
+            .map_err(|error| self.stats.error(format!("status publish failed: {error:?}")))
+    }
+
+    /// Deletes acknowledged rows in one transaction, off the async thread.
+    async fn delete(&self, acked: &mut Vec<u64>) {
+        if acked.is_empty() {
+            return;
+        }
+        let seqs = std::mem::take(acked);
+        let store = self.store.clone();
+        let count = seqs.len() as u64;
+        match tokio::task::spawn_blocking(move || store.outbox_remove(&seqs).map_err(|e| (e, seqs))).await {
+            Ok(Ok(_)) => {
+                self.stats.acked_rows.fetch_add(count, Ordering::Relaxed);
+            }
+            Ok(Err((error, seqs))) => {
+                // Keep them: they are deleted on the next try, or re-sent after a restart.
+                self.stats.error(format!("cannot delete acknowledged rows: {error}"));
+                *acked = seqs;
+            }
+            Err(error) => self.stats.error(format!("delete task failed: {error}")),
+        }
+    }
+}
+
+async fn wait_commit(commits: Option<Arc<CommitStats>>) {
+    match commits {
+        Some(stats) => stats.committed.notified().await,
+        // No local app commits: look for rows written by others now and then.
+        None => tokio::time::sleep(Duration::from_secs(1)).await,
+    }
+}
+
+/// A token bucket for `rate_limit` bytes per second (one second of burst).
+struct RateBucket {
+    rate: Option<u64>,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateBucket {
+    fn new(rate: Option<u64>) -> Self {
+        RateBucket { rate, tokens: rate.unwrap_or(0) as f64, last: Instant::now() }
+    }
+
+    async fn take(&mut self, bytes: usize) {
+        let Some(rate) = self.rate.filter(|r| *r > 0) else { return };
+        let rate = rate as f64;
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate);
+        self.last = now;
+        self.tokens -= bytes as f64;
+        if self.tokens < 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(-self.tokens / rate)).await;
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The device status document, published retained on `{prefix}/{device}/status` so the latest
+//! state of a device is readable from the broker while the device is offline. The Last-Will
+//! message replaces it with `online: false` when the link dies.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::store::Counters;
+
+/// Live sync counters, shown in the status document.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Messages published (events batches, component publishes, status).
+    pub published: AtomicU64,
+    /// Outbox rows acknowledged by the broker and deleted.
+    pub acked_rows: AtomicU64,
+    /// Sessions established.
+    pub connects: AtomicU64,
+    /// Connection attempts that failed.
+    pub connect_failures: AtomicU64,
+    /// Rows that can never be sent (larger than the packet limit); removed and counted.
+    pub oversize_rows: AtomicU64,
+    /// Inbound messages refused (too large, malformed, not granted).
+    pub inbound_rejected: AtomicU64,
+    /// The most recent error, for a person to act on.
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl SyncStats {
+    /// Records `error` as the last error and logs it.
+    pub fn error(&self, error: impl Into<String>) {
+        let error = error.into();
+        tracing::warn!("sync: {error}");
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// An installed app, as listed in the status.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AppVersion {
+    /// App name.
+    pub name: String,
+    /// App version.
+    pub version: String,
+}
+
+#[derive(Serialize)]
+struct Pair {
+    records: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Rejected {
+    records: u64,
+    invocations: u64,
+}
+
+#[derive(Serialize)]
+struct SyncCounters {
+    published: u64,
+    acked_rows: u64,
+    connects: u64,
+    connect_failures: u64,
+    oversize_rows: u64,
+    inbound_rejected: u64,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    v: u8,
+    device: &'a str,
+    online: bool,
+    agent_version: &'a str,
+    apps: &'a [AppVersion],
+    outbox: Pair,
+    dropped: Pair,
+    rejected: Rejected,
+    skipped_runs: u64,
+    sync: SyncCounters,
+    last_error: Option<String>,
+    uptime_s: u64,
+}
+
+/// The online status document.
+pub fn online(
+    device: &str,
+    apps: &[AppVersion],
+    counters: &Counters,
+    stats: &SyncStats,
+    uptime_s: u64,
+) -> Vec<u8> {
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let status = Status {
+        v: 1,
+        device,
+        online: true,
+        agent_version: env!("CARGO_PKG_VERSION"),
+        apps,
+        outbox: Pair {
+            records: counters.outbox_records,
+            bytes: counters.outbox_bytes,
+        },
+        dropped: Pair {
+            records: counters.dropped_records,
+            bytes: counters.dropped_bytes,
+        },
+        rejected: Rejected {
+            records: counters.rejected_records,
+            invocations: counters.rejected_invocations,
+        },
+        skipped_runs: counters.skipped_runs,
+        sync: SyncCounters {
+            published: load(&stats.published),
+            acked_rows: load(&stats.acked_rows),
+            connects: load(&stats.connects),
+            connect_failures: load(&stats.connect_failures),
+            oversize_rows: load(&stats.oversize_rows),
+            inbound_rejected: load(&stats.inbound_rejected),
+        },
+        last_error: stats.last_error(),
+        uptime_s,
+    };
+    serde_json::to_vec(&status).unwrap_or_default()
+}
+
+/// The offline document: the Last-Will payload, and what a clean shutdown publishes.
+pub fn offline(device: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "v": 1,
+        "device": device,
+        "online": false,
+        "agent_version": env!("CARGO_PKG_VERSION"),
+    }))
+    .unwrap_or_default()
+}
+
+/// The part of the counters whose change triggers an early status refresh (not the outbox
+/// depth, which changes all the time while draining).
+pub fn significant(counters: &Counters, stats: &SyncStats) -> [u64; 6] {
+    [
+        counters.dropped_records,
+        counters.rejected_records,
+        counters.skipped_runs,
+        stats.oversize_rows.load(Ordering::Relaxed),
+        stats.inbound_rejected.load(Ordering::Relaxed),
+        stats.connect_failures.load(Ordering::Relaxed),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_reports_counters_and_the_last_error() {
+        let stats = SyncStats::default();
+        stats.error("broker refused the credentials");
+        let counters = Counters {
+            outbox_records: 5,
+            dropped_records: 2,
+            ..Counters::default()
+        };
+        let apps = [AppVersion {
+            name: "a".into(),
+            version: "1.0.0".into(),
+        }];
+        let doc: serde_json::Value =
+            serde_json::from_slice(&online("d1", &apps, &counters, &stats, 9)).expect("json");
+        assert_eq!(doc["online"], true);
+        assert_eq!(doc["outbox"]["records"], 5);
+        assert_eq!(doc["dropped"]["records"], 2);
+        assert_eq!(doc["apps"][0]["version"], "1.0.0");
+        assert_eq!(doc["last_error"], "broker refused the credentials");
+        let gone: serde_json::Value = serde_json::from_slice(&offline("d1")).expect("json");
+        assert_eq!(gone["online"], false);
+    }
+}
