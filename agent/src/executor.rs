@@ -67,6 +67,11 @@ impl Executor {
         &self.runtime
     }
 
+    /// The committer's statistics, whose signal wakes the sync engine after each commit.
+    pub fn commit_stats(&self) -> Arc<crate::store::committer::CommitStats> {
+        self.committer.stats_handle()
+    }
+
     /// Counts skipped trigger runs; they are persisted with the next commit.
     pub fn note_skipped_runs(&self, n: u64) {
         self.committer.note_skipped_runs(n);
@@ -75,6 +80,17 @@ impl Executor {
     /// Runs `component` for `firing` and waits for the commit. Blocking: call it from a blocking
     /// thread (`spawn_blocking`), never from an async task.
     pub fn run_blocking(&self, component: &str, firing: Firing) -> Outcome {
+        self.run_blocking_for(component, firing, None)
+    }
+
+    /// Like [`Executor::run_blocking`] for a message from the inbox: its row `inbox_id` is
+    /// removed in the same transaction as the effects, so they land exactly once.
+    pub fn run_blocking_for(
+        &self,
+        component: &str,
+        firing: Firing,
+        inbox_id: Option<u64>,
+    ) -> Outcome {
         let trigger = firing.name.clone();
         let kind = firing.kind;
         let execution = self.runtime.invoke(component, firing);
@@ -88,13 +104,14 @@ impl Executor {
             Err(error) => (Effects::default(), Some(error)),
         };
         let commit_started = std::time::Instant::now();
-        let committed = if failure.is_none() || trigger_run.is_some() {
+        let committed = if failure.is_none() || trigger_run.is_some() || inbox_id.is_some() {
             Some(self.committer.commit_blocking(Commit {
                 app: self.runtime.app().clone(),
                 component: component.clone(),
                 time_ms,
                 effects: effects.clone(),
                 trigger_run,
+                inbox_done: inbox_id,
             }))
         } else {
             None

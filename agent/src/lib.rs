@@ -10,6 +10,7 @@
 //! - [`app`]: assembles the above from an `outpost.toml`.
 //! - [`build`]: runs components' build commands.
 //! - [`report`]: prints outcomes and events for people.
+//! - [`inbox`]: inbound MQTT messages for `mqtt` triggers, stored before they are acknowledged.
 //! - [`sync`]: drains the outbox to an MQTT broker (store-and-forward).
 //! - [`config`]: the device configuration, `agent.toml`.
 //!
@@ -19,6 +20,7 @@ pub mod app;
 pub mod build;
 pub mod config;
 pub mod executor;
+pub mod inbox;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;

@@ -1,6 +1,12 @@
 //! Shared helpers for the end-to-end tests: real guests built from `bundles/`, WAT guests from
-//! `tests/guests/`, apps in temporary directories with real redb state files.
+//! `tests/guests/`, apps in temporary directories with real redb state files; and the MQTT
+//! harness: a real mosquitto ([`broker`]), a cuttable TCP link ([`proxy`]), an independent
+//! subscriber, the agent process and the delivery verdict ([`mqtt`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod broker;
+pub mod mqtt;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,5 +1,7 @@
 //! Command-line parsing and dispatch.
 
+mod agent;
+mod fleet;
 mod invoke;
 mod state;
 mod up;
@@ -24,6 +26,11 @@ struct Cli {
 enum Command {
     /// Build the app if needed and run it on the simulated board (no broker needed).
     Up(up::UpArgs),
+    /// Run the device daemon: the app's triggers, and sync with an MQTT broker.
+    Agent(Box<agent::AgentArgs>),
+    /// Watch devices through the broker.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
     /// Run every component's build command.
     Build {
         /// App directory (holding outpost.toml).
@@ -76,6 +83,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         .init();
     match cli.command {
         Command::Up(args) => up::run(args),
+        Command::Agent(args) => agent::run(*args),
+        Command::Fleet(command) => fleet::run(command),
         Command::Build { dir } => {
             let manifest = outpost_manifest::load(&manifest_path(&dir))?;
             let built = outpost::build::build_app(&manifest)?;
@@ -118,4 +127,27 @@ pub fn open_store(data: &Path) -> anyhow::Result<outpost::store::Store> {
         file.display()
     );
     outpost::store::Store::open(&file).with_context(|| format!("opening {}", file.display()))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

@@ -11,7 +11,7 @@ use outpost::scheduler::{Reporter, Scheduler};
 use outpost_hal::SystemClock;
 use tokio::sync::watch;
 
-use super::{OutboxArgs, data_dir, manifest_path};
+use super::{OutboxArgs, data_dir, manifest_path, wait_for_signal};
 
 /// Arguments of `outpost up`.
 #[derive(clap::Args)]
@@ -107,27 +107,4 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             .load(std::sync::atomic::Ordering::Relaxed),
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -111,12 +111,18 @@ pub fn apply_batch(
         let mut outbox = txn.open_table(tables::OUTBOX)?;
         let mut counters = txn.open_table(tables::COUNTERS)?;
         let mut runs = txn.open_table(tables::TRIGGER_RUNS)?;
+        let mut inbox = txn.open_table(tables::INBOX)?;
         let mut tally = Tally::load(&counters)?;
         tally.skipped_runs += skipped_runs;
 
         for commit in batch {
             if let Some((trigger, at)) = &commit.trigger_run {
                 runs.insert((&*commit.app, &**trigger), *at)?;
+            }
+            // Handled, even if refused below: a message whose effects cannot fit is not retried
+            // forever; the refusal is counted like any other.
+            if let Some(id) = commit.inbox_done {
+                inbox.remove(id)?;
             }
             let rows = encode_rows(commit)?;
             let new_records = rows.len() as u64;

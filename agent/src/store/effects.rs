@@ -49,6 +49,8 @@ pub struct Commit {
     pub effects: Effects,
     /// `(trigger, wall ms)` to record as the trigger's last run, if any.
     pub trigger_run: Option<(Arc<str>, i64)>,
+    /// The inbox row this invocation handled, removed in the same transaction.
+    pub inbox_done: Option<u64>,
 }
 
 /// What a successful commit did.

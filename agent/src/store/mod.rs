@@ -26,7 +26,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 pub use effects::{Commit, Effects, Receipt};
 pub use error::StoreError;
 pub use outbox::{FullPolicy, OutboxLimits};
-pub use records::{RecordBody, RecordV1, StoredRecord};
+pub use records::{RecordBody, RecordV1, StoredInbound, StoredRecord};
 
 /// redb's default cache is 1 GiB, sized for servers; a device gets a few MiB.
 const CACHE_BYTES: usize = 4 * 1024 * 1024;
@@ -63,6 +63,19 @@ pub struct KvEntry {
     pub key: String,
     /// Its value.
     pub value: Vec<u8>,
+}
+
+/// An inbound message waiting for its component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    /// Inbox id (removed with the handling invocation's effects).
+    pub id: u64,
+    /// The MQTT trigger that handles it.
+    pub trigger: String,
+    /// Topic it arrived on.
+    pub topic: String,
+    /// Its body.
+    pub payload: Vec<u8>,
 }
 
 /// A snapshot of the persistent counters.
@@ -134,6 +147,7 @@ impl Store {
         txn.open_table(tables::OUTBOX)?;
         txn.open_table(tables::COUNTERS)?;
         txn.open_table(tables::TRIGGER_RUNS)?;
+        txn.open_table(tables::INBOX)?;
         txn.commit()?;
         Ok(())
     }
@@ -237,6 +251,72 @@ impl Store {
         }
         txn.commit()?;
         Ok(removed)
+    }
+
+    /// Stores an inbound message durably and returns its inbox id. Call before acknowledging it.
+    pub fn inbox_put(
+        &self,
+        trigger: &str,
+        topic: &str,
+        payload: &[u8],
+        received_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let row = postcard::to_stdvec(&StoredInbound::V1 {
+            trigger: trigger.to_string(),
+            topic: topic.to_string(),
+            payload: payload.to_vec(),
+            received_ms,
+        })
+        .map_err(StoreError::Encode)?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let id;
+        {
+            let mut counters = txn.open_table(tables::COUNTERS)?;
+            id = counters
+                .get(tables::counter::NEXT_INBOX)?
+                .map(|v| v.value())
+                .unwrap_or(1)
+                .max(1);
+            counters.insert(tables::counter::NEXT_INBOX, id + 1)?;
+            txn.open_table(tables::INBOX)?.insert(id, row.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(id)
+    }
+
+    /// Inbound messages not yet handled, oldest first.
+    pub fn inbox_pending(&self) -> Result<Vec<InboxEntry>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::INBOX)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (id, bytes) = entry?;
+            let id = id.value();
+            match postcard::from_bytes::<StoredInbound>(bytes.value()) {
+                Ok(StoredInbound::V1 {
+                    trigger,
+                    topic,
+                    payload,
+                    ..
+                }) => out.push(InboxEntry {
+                    id,
+                    trigger,
+                    topic,
+                    payload,
+                }),
+                Err(source) => return Err(StoreError::CorruptRecord { seq: id, source }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops one inbox row without running it (its trigger is gone).
+    pub fn inbox_remove(&self, id: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(tables::INBOX)?.remove(id)?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// The persistent counters.

@@ -77,6 +77,22 @@ impl StoredRecord {
     }
 }
 
+/// An inbound MQTT message waiting for its component, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredInbound {
+    /// Layout 1.
+    V1 {
+        /// The MQTT trigger that will handle it.
+        trigger: String,
+        /// Topic it arrived on.
+        topic: String,
+        /// Its body.
+        payload: Vec<u8>,
+        /// When it was stored, ms since epoch.
+        received_ms: i64,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,11 @@ pub const KV: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new(
 /// so a consumer can deduplicate and spot gaps.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox_v1");
 
+/// Inbound MQTT messages for components: `id -> postcard(StoredInbound)`. A row is written
+/// before the message is acknowledged to the broker and removed in the same transaction as the
+/// effects of the invocation that handled it, so each message's effects land exactly once.
+pub const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox_v1");
+
 /// Counters that must survive restarts (next sequence number, outbox size, drop counts).
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1");
 
@@ -32,6 +37,8 @@ pub mod counter {
     pub const REJECTED_RECORDS: &str = "outbox.rejected_records";
     /// Invocations whose effects were refused because the outbox was full.
     pub const REJECTED_INVOCATIONS: &str = "outbox.rejected_invocations";
+    /// The id the next inbox row gets.
+    pub const NEXT_INBOX: &str = "inbox.next_id";
     /// Runs skipped because the previous run of the same trigger was still going.
     pub const SKIPPED_RUNS: &str = "scheduler.skipped_runs";
 }

@@ -12,14 +12,29 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use embedded_svc::mqtt::client::asynch::{Connection, Event, EventPayload, MessageId, Publish, QoS};
-use outpost_hal::mqtt::Transport;
-use tokio::sync::{mpsc, watch};
+use embedded_svc::mqtt::client::asynch::{
+    Client, Connection, Event, EventPayload, MessageId, Publish, QoS,
+};
+use outpost_hal::Clock;
+use outpost_hal::mqtt::{Acknowledge, Transport};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::batch::{Outgoing, Planner};
 use super::status::{self, AppVersion, SyncStats};
+use crate::inbox::{Accepted, Inbox};
 use crate::store::Store;
 use crate::store::committer::CommitStats;
+
+/// Where inbound messages go: the app's inbox, and the dispatcher to wake after storing.
+#[derive(Clone)]
+pub struct InboundRoute {
+    /// Stores messages for `mqtt` triggers.
+    pub inbox: Inbox,
+    /// Woken after messages were stored, so the dispatcher runs them.
+    pub wake: Arc<Notify>,
+    /// Wall clock for the stored rows.
+    pub clock: Arc<dyn Clock>,
+}
 
 /// How the engine behaves.
 #[derive(Debug, Clone)]
@@ -77,6 +92,8 @@ pub struct SyncEngine<T: Transport> {
     stats: Arc<SyncStats>,
     /// Woken after each local commit, so new events go out at once.
     commits: Option<Arc<CommitStats>>,
+    /// Inbound messages for `mqtt` triggers, if the app has any.
+    inbound: Option<InboundRoute>,
     started: Instant,
 }
 
@@ -85,15 +102,27 @@ where
     T::Error: std::fmt::Display,
 {
     /// An engine draining `store` through `transport`.
-    pub fn new(transport: T, store: Store, config: SyncConfig, commits: Option<Arc<CommitStats>>) -> Self {
+    pub fn new(
+        transport: T,
+        store: Store,
+        config: SyncConfig,
+        commits: Option<Arc<CommitStats>>,
+    ) -> Self {
         SyncEngine {
             transport,
             store,
             config,
             stats: Arc::default(),
             commits,
+            inbound: None,
             started: Instant::now(),
         }
+    }
+
+    /// Routes inbound messages to `route` (subscribing to its filters on every session).
+    pub fn with_inbound(mut self, route: InboundRoute) -> Self {
+        self.inbound = Some(route);
+        self
     }
 
     /// The live counters.
@@ -134,7 +163,9 @@ where
                 }
             }
             // Exponential backoff with full jitter, so a fleet does not reconnect in step.
-            let wait = Duration::from_millis(rng.u64(delay.as_millis() as u64 / 2..=delay.as_millis() as u64));
+            let wait = Duration::from_millis(
+                rng.u64(delay.as_millis() as u64 / 2..=delay.as_millis() as u64),
+            );
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 _ = stop.wait_for(|s| *s) => return,
@@ -143,7 +174,12 @@ where
         }
     }
 
-    async fn session(&mut self, mut client: T::Client, mut connection: T::Connection, stop: &mut watch::Receiver<bool>) -> End {
+    async fn session(
+        &mut self,
+        mut client: T::Client,
+        mut connection: T::Connection,
+        stop: &mut watch::Receiver<bool>,
+    ) -> End {
         let (tx, mut rx) = mpsc::unbounded_channel();
         // The pump is never cancelled mid-`next()`: it runs beside the logic until the link ends.
         let pump = async move {
@@ -151,7 +187,9 @@ where
                 let ev = match connection.next().await {
                     Ok(event) => match event.payload() {
                         EventPayload::Published(id) => Ev::Published(id),
-                        EventPayload::Received { id, topic, data, .. } => Ev::Received(Inbound {
+                        EventPayload::Received {
+                            id, topic, data, ..
+                        } => Ev::Received(Inbound {
                             id,
                             topic: topic.unwrap_or_default().to_string(),
                             data: data.to_vec(),
@@ -162,7 +200,8 @@ where
                     },
                     Err(error) => Ev::Error(format!("connection closed: {error:?}")),
                 };
-                let last = matches!(ev, Ev::Disconnected) || matches!(&ev, Ev::Error(e) if e.starts_with("connection closed"));
+                let last = matches!(ev, Ev::Disconnected)
+                    || matches!(&ev, Ev::Error(e) if e.starts_with("connection closed"));
                 if tx.send(ev).is_err() || last {
                     let _ = tx.send(Ev::Disconnected);
                     return;
@@ -189,12 +228,20 @@ where
         let mut acked: Vec<u64> = Vec::new();
         let mut cursor = 0u64;
         let mut drained_said = false;
-        let mut last_significant = None;
-        let mut status_tick = tokio::time::interval(self.config.status_every);
-        let mut delete_tick = tokio::time::interval(self.config.delete_every);
-        let mut change_tick = tokio::time::interval(Duration::from_secs(1));
+        // The session starts with a status publish, so the periodic ticks start one period later.
+        let later = |period: Duration| {
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period)
+        };
+        let mut status_tick = later(self.config.status_every);
+        let mut delete_tick = later(self.config.delete_every);
+        let mut change_tick = later(Duration::from_secs(1));
+        let mut last_significant = self
+            .store
+            .counters()
+            .ok()
+            .map(|c| status::significant(&c, &self.stats));
         let mut bucket = RateBucket::new(self.config.rate_limit);
-        if self.publish_status(client).await.is_err() {
+        if self.publish_status(client).await.is_err() || self.subscribe(client).await.is_err() {
             return End::Disconnected;
         }
         loop {
@@ -215,7 +262,9 @@ where
                 cursor = last.seq + 1;
                 let (messages, oversize) = self.config.planner.plan(&rows);
                 if !oversize.is_empty() {
-                    self.stats.oversize_rows.fetch_add(oversize.len() as u64, Ordering::Relaxed);
+                    self.stats
+                        .oversize_rows
+                        .fetch_add(oversize.len() as u64, Ordering::Relaxed);
                     self.stats.error(format!(
                         "{} outbox row(s) (first seq {}) exceed the packet limit of {} bytes and can never be sent; removed",
                         oversize.len(),
@@ -252,9 +301,9 @@ where
                         }
                     }
                     Some(Ev::Received(inbound)) => {
-                        // MQTT-triggered components are not wired yet; leave it un-acked so the
-                        // broker keeps it for the persistent session.
-                        tracing::debug!(topic = %inbound.topic, "inbound message ignored");
+                        if self.receive(client, inbound).await.is_err() {
+                            return End::Disconnected;
+                        }
                     }
                     Some(Ev::Error(error)) => self.stats.error(error),
                     Some(Ev::Disconnected) | None => {
@@ -287,22 +336,91 @@ where
         }
     }
 
+    /// Subscribes to every `mqtt` trigger's filter; subscriptions are renewed on each session
+    /// because a broker that lost the session lost them too.
+    async fn subscribe(&self, client: &mut T::Client) -> Result<(), ()> {
+        let Some(route) = &self.inbound else {
+            return Ok(());
+        };
+        for filter in route.inbox.filters() {
+            if let Err(error) = client.subscribe(&filter, QoS::AtLeastOnce).await {
+                self.stats
+                    .error(format!("subscribe to {filter} failed: {error:?}"));
+                return Err(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores an inbound message, then acknowledges it, then wakes the dispatcher. A message
+    /// that cannot be stored is not acknowledged, so the broker delivers it again.
+    async fn receive(&self, client: &mut T::Client, inbound: Inbound) -> Result<(), ()> {
+        let Some(route) = self.inbound.clone() else {
+            return client.ack(inbound.id).await.map_err(|_| ());
+        };
+        let Inbound { id, topic, data } = inbound;
+        let now = route.clock.wall_ms();
+        let inbox = route.inbox.clone();
+        let shown = topic.clone();
+        let accepted = tokio::task::spawn_blocking(move || inbox.accept(&topic, &data, now)).await;
+        match accepted {
+            Ok(Ok(Accepted::Stored(_))) => route.wake.notify_one(),
+            Ok(Ok(Accepted::NoRoute)) => {
+                self.stats.inbound_rejected.fetch_add(1, Ordering::Relaxed);
+                self.stats.error(format!(
+                    "inbound message on {shown} matches no mqtt trigger; dropped"
+                ));
+            }
+            Ok(Ok(Accepted::TooLarge { bytes, limit })) => {
+                self.stats.inbound_rejected.fetch_add(1, Ordering::Relaxed);
+                self.stats.error(format!("inbound message on {shown} is {bytes} bytes, over the {limit}-byte limit; dropped"));
+            }
+            Ok(Err(error)) => {
+                self.stats.error(format!(
+                    "cannot store inbound message on {shown}: {error}; not acknowledged"
+                ));
+                return Ok(());
+            }
+            Err(error) => {
+                self.stats
+                    .error(format!("inbound store task failed: {error}"));
+                return Ok(());
+            }
+        }
+        client.ack(id).await.map_err(|error| {
+            self.stats.error(format!("ack failed: {error:?}"));
+        })?;
+        println!("inbox: stored and acknowledged a message on {shown}");
+        Ok(())
+    }
+
     async fn send(&self, client: &mut T::Client, message: &Outgoing) -> Result<MessageId, ()> {
-        let qos = if message.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
-        match client.publish(&message.topic, qos, message.retain, &message.payload).await {
+        let qos = if message.qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        match client
+            .publish(&message.topic, qos, message.retain, &message.payload)
+            .await
+        {
             Ok(id) => {
                 self.stats.published.fetch_add(1, Ordering::Relaxed);
                 Ok(id)
             }
             Err(error) => {
-                self.stats.error(format!("publish to {} failed: {error:?}", message.topic));
+                self.stats
+                    .error(format!("publish to {} failed: {error:?}", message.topic));
                 Err(())
             }
         }
     }
 
     fn status_topic(&self) -> String {
-        format!("{}/{}/status", self.config.planner.prefix, self.config.planner.device)
+        format!(
+            "{}/{}/status",
+            self.config.planner.prefix, self.config.planner.device
+        )
     }
 
     async fn publish_status(&self, client: &mut T::Client) -> Result<(), ()> {
@@ -318,7 +436,10 @@ where
             .publish(&self.status_topic(), QoS::AtLeastOnce, true, &body)
             .await
             .map(|_| ())
-            .map_err(|error| self.stats.error(format!("status publish failed: {error:?}")))
+            .map_err(|error| {
+                self.stats
+                    .error(format!("status publish failed: {error:?}"))
+            })
     }
 
     /// Deletes acknowledged rows in one transaction, off the async thread.
@@ -329,13 +450,16 @@ where
         let seqs = std::mem::take(acked);
         let store = self.store.clone();
         let count = seqs.len() as u64;
-        match tokio::task::spawn_blocking(move || store.outbox_remove(&seqs).map_err(|e| (e, seqs))).await {
+        match tokio::task::spawn_blocking(move || store.outbox_remove(&seqs).map_err(|e| (e, seqs)))
+            .await
+        {
             Ok(Ok(_)) => {
                 self.stats.acked_rows.fetch_add(count, Ordering::Relaxed);
             }
             Ok(Err((error, seqs))) => {
                 // Keep them: they are deleted on the next try, or re-sent after a restart.
-                self.stats.error(format!("cannot delete acknowledged rows: {error}"));
+                self.stats
+                    .error(format!("cannot delete acknowledged rows: {error}"));
                 *acked = seqs;
             }
             Err(error) => self.stats.error(format!("delete task failed: {error}")),
@@ -360,11 +484,17 @@ struct RateBucket {
 
 impl RateBucket {
     fn new(rate: Option<u64>) -> Self {
-        RateBucket { rate, tokens: rate.unwrap_or(0) as f64, last: Instant::now() }
+        RateBucket {
+            rate,
+            tokens: rate.unwrap_or(0) as f64,
+            last: Instant::now(),
+        }
     }
 
     async fn take(&mut self, bytes: usize) {
-        let Some(rate) = self.rate.filter(|r| *r > 0) else { return };
+        let Some(rate) = self.rate.filter(|r| *r > 0) else {
+            return;
+        };
         let rate = rate as f64;
         let now = Instant::now();
         self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate);

@@ -6,8 +6,8 @@
 //! - [`engine`]: the drain loop over the [`outpost_hal::mqtt::Transport`] boundary.
 
 pub mod batch;
-// TEMP pub mod engine;
+pub mod engine;
 pub mod status;
 pub mod wire;
 
-// TEMP pub use engine
+pub use engine::{InboundRoute, SyncConfig, SyncEngine};

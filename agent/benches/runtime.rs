@@ -1,0 +1,492 @@
+//! Runtime benchmarks: each figure next to a baseline measured in the same run, and their ratio.
+//!
+//! 1. Invocation latency of a trivial handler (`noop.wasm`) through `Runtime::invoke` (fresh
+//!    store + instance + call) vs bare wasmi doing the same on the same engine.
+//! 2. Latency of one KV write + one emit, committed durably, through `Executor::run_blocking` vs
+//!    one bare redb commit of the same bytes.
+//! 3. Committed invocations per second from many threads sharing the group committer vs the same
+//!    executor used from one thread (one fsync per invocation).
+//!
+//! Run with `cargo bench -p outpost --bench runtime` (add `-- noop`, `-- commit` or
+//! `-- throughput` for one section). The guests are built from `bundles/` first.
+//! Figures are wall-clock on a shared machine: compare ratios, not absolute values, across runs.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use outpost::executor::Executor;
+use outpost::runtime::engines::EngineWithLinker;
+use outpost::runtime::{EnginePool, Firing, LoadedComponent, Runtime, Services, loader};
+use outpost::store::committer::{self, CommitterThread};
+use outpost::store::{OutboxLimits, RecordBody, RecordV1, Store, StoredRecord, tables};
+use outpost_hal::sim::SimBoard;
+use outpost_hal::{Clock, SystemClock};
+use outpost_manifest::{ComponentSpec, Grants, Limits};
+use redb::{Database, Durability};
+
+/// App name used for KV namespacing and outbox rows.
+const APP: &str = "bench";
+/// What `kv_emit` writes and emits (see bundles/testing/kv_emit).
+const KV_EMIT_DATA: &[u8] = b"0123456789abcdef";
+/// Same as the agent's `store::CACHE_BYTES` (private there): a device-sized redb cache.
+const REDB_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Section 1: invocations per side, after warm-up, measured in interleaved blocks.
+const NOOP_ITERS: usize = 20_000;
+const NOOP_WARMUP: usize = 2_000;
+/// Section 2: durable commits per side (each one is an fsync).
+const COMMIT_ITERS: usize = 3_000;
+const COMMIT_WARMUP: usize = 100;
+/// Interleave ours/baseline in this many blocks so machine noise hits both alike.
+const BLOCKS: usize = 10;
+/// Section 3: client threads sharing the committer, and invocations per run (split evenly).
+const THREADS: &[usize] = &[16, 32, 64];
+const CONCURRENT_TOTAL: usize = 96_000;
+/// Section 3 baseline: one thread, at most this many invocations or this long.
+const SEQ_MAX: usize = 20_000;
+const SEQ_TIME: Duration = Duration::from_secs(4);
+/// Safety cap for one concurrent run, so a slow disk cannot blow the time budget.
+const CONCURRENT_TIME: Duration = Duration::from_secs(10);
+
+fn main() {
+    let noop_wasm = read_guest("noop");
+    let kv_emit_wasm = read_guest("kv_emit");
+    println!(
+        "outpost runtime benchmark ({} cores, {})",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model()
+    );
+    println!();
+
+    // `cargo bench -p outpost --bench runtime -- throughput` runs only the sections named.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if wanted("noop") {
+        bench_noop(&noop_wasm);
+        println!();
+    }
+    if wanted("commit") {
+        bench_commit_latency(&kv_emit_wasm);
+        println!();
+    }
+    if wanted("throughput") {
+        bench_throughput(&kv_emit_wasm);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Trivial invocation: Runtime::invoke vs bare wasmi.
+
+fn bench_noop(wasm: &[u8]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bench = BenchApp::start(dir.path(), &[("noop", wasm, Grants::default())]);
+    let runtime = bench.executor.runtime().clone();
+
+    // The baseline: the same engine (so the same config: fuel, stack limits), an empty linker
+    // made once, and per call only what wasmi itself needs.
+    let engine = bench.engines[0].engine.clone();
+    let module = wasmi::Module::new(&engine, wasm).expect("noop compiles");
+    let linker = wasmi::Linker::<()>::new(&engine);
+    let fuel = Limits::default().fuel;
+    let firing = Firing::manual(Vec::new());
+
+    let ours_once = || {
+        let firing = firing.clone();
+        let started = Instant::now();
+        let execution = runtime.invoke("noop", firing);
+        let elapsed = started.elapsed();
+        assert!(execution.result.is_ok(), "noop failed: {execution:?}");
+        black_box(execution);
+        elapsed
+    };
+    let bare_once = || {
+        let started = Instant::now();
+        let mut store = wasmi::Store::new(&engine, ());
+        store.set_fuel(fuel).expect("fuel is on");
+        let instance = linker
+            .instantiate_and_start(&mut store, &module)
+            .expect("noop instantiates");
+        let handle = instance
+            .get_typed_func::<(), i32>(&store, "outpost_handle")
+            .expect("noop exports outpost_handle");
+        let status = handle.call(&mut store, ()).expect("noop runs");
+        black_box((status, store));
+        let elapsed = started.elapsed();
+        assert_eq!(status, 0);
+        elapsed
+    };
+
+    let (ours, bare) = interleaved(NOOP_WARMUP, NOOP_ITERS, ours_once, bare_once);
+    let ratio = ours.p50 / bare.p50;
+    println!("invoke noop (fresh store+instance+call, {NOOP_ITERS} iters per side, same engine)");
+    println!(
+        "  Runtime::invoke      p50 {}  p99 {} | bare wasmi p50 {}  p99 {} | ratio p50 {ratio:.2}x  (p99 {:.2}x)  target <= 2x  {}",
+        us(ours.p50),
+        us(ours.p99),
+        us(bare.p50),
+        us(bare.p99),
+        ours.p99 / bare.p99,
+        verdict(ratio <= 2.0)
+    );
+    bench.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. One KV write + one emit, durably committed: Executor::run_blocking vs one redb commit.
+
+fn bench_commit_latency(wasm: &[u8]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bench = BenchApp::start(dir.path().join("agent").as_path(), &[kv_emit(wasm)]);
+    // A reference, not a clone: a live executor keeps the commit thread from ending in `stop`.
+    let executor = &bench.executor;
+
+    let base_dir = dir.path().join("baseline");
+    std::fs::create_dir_all(&base_dir).expect("baseline dir");
+    let mut builder = Database::builder();
+    builder.set_cache_size(REDB_CACHE_BYTES);
+    let db = builder
+        .create(base_dir.join("baseline.redb"))
+        .expect("baseline redb opens");
+    // Exactly the row the agent writes for kv_emit's one emit.
+    let row = StoredRecord::V1(RecordV1 {
+        time_ms: SystemClock::new().wall_ms(),
+        app: APP.into(),
+        component: "kv-emit".into(),
+        body: RecordBody::Event {
+            stream: "bench".into(),
+            data: KV_EMIT_DATA.to_vec(),
+        },
+    })
+    .encode()
+    .expect("row encodes");
+    let mut seq = 0u64;
+
+    // Where our time goes: in the sandbox, and waiting for the commit thread.
+    let mut sandbox = Vec::with_capacity(COMMIT_WARMUP + COMMIT_ITERS);
+    let mut commit_wait = Vec::with_capacity(COMMIT_WARMUP + COMMIT_ITERS);
+    let ours_once = || {
+        let firing = Firing::manual(Vec::new());
+        let started = Instant::now();
+        let outcome = executor.run_blocking("kv-emit", firing);
+        let elapsed = started.elapsed();
+        assert!(outcome.is_ok(), "kv_emit failed: {:?}", outcome.result);
+        sandbox.push(outcome.duration);
+        commit_wait.push(outcome.commit_wait);
+        black_box(outcome);
+        elapsed
+    };
+    let bare_once = || {
+        seq += 1;
+        let started = Instant::now();
+        let mut txn = db.begin_write().expect("write txn");
+        txn.set_durability(Durability::Immediate)
+            .expect("durability");
+        {
+            let mut kv = txn.open_table(tables::KV).expect("kv table");
+            kv.insert((APP, "bench", "k"), KV_EMIT_DATA)
+                .expect("kv insert");
+            let mut outbox = txn.open_table(tables::OUTBOX).expect("outbox table");
+            outbox.insert(seq, row.as_slice()).expect("outbox insert");
+        }
+        txn.commit().expect("commit");
+        started.elapsed()
+    };
+
+    let (ours, bare) = interleaved(COMMIT_WARMUP, COMMIT_ITERS, ours_once, bare_once);
+    println!(
+        "kv_emit committed (1 KV write + 1 emit, Durability::Immediate, {COMMIT_ITERS} iters per side)"
+    );
+    println!(
+        "  Executor::run_blocking p50 {}  p99 {} | bare redb commit p50 {}  p99 {} | ratio p50 {:.2}x  (p99 {:.2}x)",
+        us(ours.p50),
+        us(ours.p99),
+        us(bare.p50),
+        us(bare.p99),
+        ours.p50 / bare.p50,
+        ours.p99 / bare.p99,
+    );
+    let sandbox = summarize(sandbox.split_off(COMMIT_WARMUP));
+    let commit_wait = summarize(commit_wait.split_off(COMMIT_WARMUP));
+    println!(
+        "    of which: sandbox p50 {}  p99 {} | commit wait p50 {}  p99 {}",
+        us(sandbox.p50),
+        us(sandbox.p99),
+        us(commit_wait.p50),
+        us(commit_wait.p99),
+    );
+    drop(db);
+    bench.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Throughput: many threads sharing the group committer vs one thread.
+
+fn bench_throughput(wasm: &[u8]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bench = BenchApp::start(dir.path(), &[kv_emit(wasm)]);
+    let executor = &bench.executor;
+    let stats = || commit_stats(&bench);
+
+    // Warm the file and the engine a little before timing anything.
+    for _ in 0..50 {
+        assert!(
+            executor
+                .run_blocking("kv-emit", Firing::manual(Vec::new()))
+                .is_ok()
+        );
+    }
+
+    // Baseline: the same executor from one thread, so every invocation waits for its own fsync.
+    let (c0, t0) = stats();
+    let started = Instant::now();
+    let mut seq_done = 0usize;
+    while seq_done < SEQ_MAX && started.elapsed() < SEQ_TIME {
+        let outcome = executor.run_blocking("kv-emit", Firing::manual(Vec::new()));
+        assert!(outcome.is_ok(), "kv_emit failed: {:?}", outcome.result);
+        seq_done += 1;
+    }
+    let seq_secs = started.elapsed().as_secs_f64();
+    let (c1, t1) = stats();
+    let seq_rate = seq_done as f64 / seq_secs;
+    println!(
+        "committed kv_emit invocations/s (group commit vs one commit per invocation, Durability::Immediate)"
+    );
+    println!(
+        "   1 thread  (baseline) {seq_rate:>9.0} inv/s  ({seq_done} in {seq_secs:.2} s, {:.2} commits/txn, a txn every {})",
+        (c1 - c0) as f64 / (t1 - t0).max(1) as f64,
+        us(seq_secs / (t1 - t0).max(1) as f64),
+    );
+
+    for &threads in THREADS {
+        let (c0, t0) = stats();
+        let deadline = Instant::now() + CONCURRENT_TIME;
+        let started = Instant::now();
+        let done: usize = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let executor = executor.clone();
+                    let per_thread = CONCURRENT_TOTAL / threads;
+                    scope.spawn(move || {
+                        let mut n = 0;
+                        while n < per_thread && Instant::now() < deadline {
+                            let outcome =
+                                executor.run_blocking("kv-emit", Firing::manual(Vec::new()));
+                            assert!(outcome.is_ok(), "kv_emit failed: {:?}", outcome.result);
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().expect("worker")).sum()
+        });
+        let secs = started.elapsed().as_secs_f64();
+        let (c1, t1) = stats();
+        let rate = done as f64 / secs;
+        let batch = (c1 - c0) as f64 / (t1 - t0).max(1) as f64;
+        let ratio = rate / seq_rate;
+        println!(
+            "  {threads:>2} threads (group) {rate:>9.0} inv/s  ({done} in {secs:.2} s, {batch:.1} commits/txn, a txn every {}) | ratio {ratio:.1}x vs 1 thread  target >= 10x  {}",
+            us(secs / (t1 - t0).max(1) as f64),
+            verdict(ratio >= 10.0)
+        );
+    }
+    bench.stop();
+}
+
+fn commit_stats(bench: &BenchApp) -> (u64, u64) {
+    let stats = bench.committer.stats();
+    (
+        stats.commits.load(Ordering::Relaxed),
+        stats.transactions.load(Ordering::Relaxed),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assembling the app pieces, as `app::App::start_with` does, without a manifest file.
+
+struct BenchApp {
+    executor: Executor,
+    committer: committer::Committer,
+    thread: CommitterThread,
+    /// The engines the components were loaded with (for the bare-wasmi baseline).
+    engines: Vec<EngineWithLinker>,
+}
+
+impl BenchApp {
+    fn start(dir: &Path, components: &[(&str, &[u8], Grants)]) -> BenchApp {
+        let store = Store::open_dir(dir).expect("store opens");
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let services = Services {
+            kv: Arc::new(store.clone()),
+            sensors: Arc::new(SimBoard::empty(clock.clone())),
+            clock: clock.clone(),
+            variables: Arc::new(BTreeMap::new()),
+        };
+        let pool = EnginePool::default();
+        let loaded: Vec<LoadedComponent> = components
+            .iter()
+            .map(|(id, wasm, grants)| {
+                let spec = ComponentSpec {
+                    id: (*id).to_string(),
+                    source: PathBuf::from(format!("{id}.wasm")),
+                    build: None,
+                    grants: grants.clone(),
+                    limits: Limits::default(),
+                    triggers: Vec::new(),
+                };
+                loader::load_bytes(&pool, &spec, wasm).expect("component loads")
+            })
+            .collect();
+        let engines = loaded.iter().map(|c| c.engine.clone()).collect();
+        let runtime = Arc::new(Runtime::from_components(APP, loaded, services));
+        let (committer, thread) = committer::spawn(store, OutboxLimits::default());
+        let executor = Executor::new(runtime, committer.clone(), clock);
+        BenchApp {
+            executor,
+            committer,
+            thread,
+            engines,
+        }
+    }
+
+    /// Drops every committer handle and waits for the commit thread to drain.
+    fn stop(self) {
+        let BenchApp {
+            executor,
+            committer,
+            thread,
+            ..
+        } = self;
+        drop(executor);
+        drop(committer);
+        thread.join();
+    }
+}
+
+fn kv_emit(wasm: &[u8]) -> (&'static str, &[u8], Grants) {
+    (
+        "kv-emit",
+        wasm,
+        Grants {
+            kv: vec!["bench".into()],
+            streams: vec!["bench".into()],
+            ..Grants::default()
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring.
+
+/// Percentiles of one side, in seconds.
+struct Summary {
+    p50: f64,
+    p99: f64,
+}
+
+/// Value at percentile `p` (0..=100) of an ascending sample (nearest rank).
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    assert!(!sorted.is_empty(), "no samples");
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64()
+}
+
+fn summarize(mut samples: Vec<Duration>) -> Summary {
+    samples.sort_unstable();
+    Summary {
+        p50: percentile(&samples, 50.0),
+        p99: percentile(&samples, 99.0),
+    }
+}
+
+/// Warms both sides up, then runs `iters` of each in `BLOCKS` alternating blocks.
+fn interleaved(
+    warmup: usize,
+    iters: usize,
+    mut ours: impl FnMut() -> Duration,
+    mut bare: impl FnMut() -> Duration,
+) -> (Summary, Summary) {
+    for _ in 0..warmup {
+        ours();
+        bare();
+    }
+    let per_block = iters.div_ceil(BLOCKS);
+    let mut a = Vec::with_capacity(iters);
+    let mut b = Vec::with_capacity(iters);
+    for block in 0..BLOCKS {
+        let n = per_block.min(iters - a.len());
+        // Alternate which side goes first, so neither always runs on a cooler cache.
+        if block % 2 == 0 {
+            a.extend((0..n).map(|_| ours()));
+            b.extend((0..n).map(|_| bare()));
+        } else {
+            b.extend((0..n).map(|_| bare()));
+            a.extend((0..n).map(|_| ours()));
+        }
+    }
+    (summarize(a), summarize(b))
+}
+
+fn us(seconds: f64) -> String {
+    let micros = seconds * 1e6;
+    if micros < 100.0 {
+        format!("{micros:>6.2} µs")
+    } else {
+        format!("{micros:>6.0} µs")
+    }
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "FAIL" }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guests and machine.
+
+/// Builds the guest workspace (a no-op when up to date) and reads `NAME.wasm`.
+fn read_guest(name: &str) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("agent/ has a parent")
+        .to_path_buf();
+    let bundles = root.join("bundles");
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        // Run inside bundles/ so its .cargo/config.toml (wasm target, stack size) applies.
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet"])
+            .current_dir(&bundles)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the guests in bundles/ failed");
+    });
+    let path = bundles
+        .join("target/wasm32-unknown-unknown/release")
+        .join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}

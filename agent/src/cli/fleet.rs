@@ -1,0 +1,250 @@
+//! `outpost fleet`: the operator's view of devices through the broker.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use outpost::sync::wire::WireBatch;
+use outpost_hal::mqtt::{
+    Acknowledge, BrokerUrl, Client, Connection, Event, EventPayload, MqttConfig, QoS,
+    RumqttcTransport, Transport,
+};
+use serde_json::Value;
+
+/// `outpost fleet ...`
+#[derive(clap::Subcommand)]
+pub enum FleetCommand {
+    /// Print events as they arrive, decoded and de-duplicated.
+    Tail {
+        /// Broker URL.
+        #[arg(long)]
+        broker: String,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+        /// Only this stream.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Topic prefix.
+        #[arg(long, default_value = "outpost")]
+        topic_prefix: String,
+        /// Exit after this many distinct events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Print a table of devices from their retained status.
+    Status {
+        /// Broker URL.
+        #[arg(long)]
+        broker: String,
+        /// Topic prefix.
+        #[arg(long, default_value = "outpost")]
+        topic_prefix: String,
+    },
+}
+
+/// Runs an `outpost fleet` command.
+pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match command {
+        FleetCommand::Tail {
+            broker,
+            device,
+            stream,
+            topic_prefix,
+            count,
+        } => {
+            let filter = format!(
+                "{topic_prefix}/{}/events/{}",
+                device.as_deref().unwrap_or("+"),
+                stream.as_deref().unwrap_or("#")
+            );
+            runtime.block_on(tail(&broker, &filter, count))
+        }
+        FleetCommand::Status {
+            broker,
+            topic_prefix,
+        } => runtime.block_on(status(&broker, &format!("{topic_prefix}/+/status"))),
+    }
+}
+
+fn transport(broker: &str) -> anyhow::Result<RumqttcTransport> {
+    let url: BrokerUrl = broker.parse()?;
+    let mut config = MqttConfig::new(url, format!("outpost-fleet-{:08x}", fastrand::u32(..)));
+    config.clean_session = true;
+    config.max_packet_bytes = 1 << 20;
+    Ok(RumqttcTransport::new(config)?)
+}
+
+/// One decoded event.
+struct Seen {
+    device: String,
+    stream: String,
+    seq: u64,
+    time: i64,
+    data: String,
+}
+
+/// Decodes a JSON object or array, or a postcard batch.
+fn decode(payload: &[u8]) -> Vec<Seen> {
+    let from_json = |v: &Value| -> Option<Seen> {
+        Some(Seen {
+            device: v.get("device")?.as_str()?.to_string(),
+            stream: v.get("stream")?.as_str()?.to_string(),
+            seq: v.get("seq")?.as_u64()?,
+            time: v.get("time")?.as_i64()?,
+            data: v
+                .get("data")
+                .or_else(|| v.get("data_b64"))
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        })
+    };
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Array(items)) => items.iter().filter_map(from_json).collect(),
+        Ok(value) => from_json(&value).into_iter().collect(),
+        Err(_) => match postcard::from_bytes::<WireBatch<'_>>(payload) {
+            Ok(WireBatch::V1 {
+                device,
+                stream,
+                events,
+            }) => events
+                .into_iter()
+                .map(|e| Seen {
+                    device: device.to_string(),
+                    stream: stream.to_string(),
+                    seq: e.seq,
+                    time: e.time,
+                    data: outpost::report::preview(e.data),
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+    }
+}
+
+async fn tail(broker: &str, filter: &str, count: Option<u64>) -> anyhow::Result<ExitCode> {
+    let mut transport = transport(broker)?;
+    // Highest seq printed per (device, stream): devices re-send after reconnects, and first
+    // arrivals per stream only grow, so anything at or below it is a duplicate.
+    let mut highest: HashMap<(String, String), u64> = HashMap::new();
+    let mut printed = 0u64;
+    loop {
+        let (mut client, mut connection) = match transport.connect().await {
+            Ok(pair) => pair,
+            Err(error) => {
+                eprintln!("fleet tail: {error}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .map_err(|e| anyhow::anyhow!("subscribe: {e:?}"))?;
+        loop {
+            let (id, payload) = match connection.next().await {
+                Ok(event) => match event.payload() {
+                    EventPayload::Received { id, data, .. } => (id, data.to_vec()),
+                    EventPayload::Disconnected => break,
+                    _ => continue,
+                },
+                Err(_) => break,
+            };
+            let _ = client.ack(id).await;
+            for seen in decode(&payload) {
+                let key = (seen.device.clone(), seen.stream.clone());
+                if highest.get(&key).is_some_and(|h| *h >= seen.seq) {
+                    continue;
+                }
+                highest.insert(key, seen.seq);
+                println!(
+                    "{} {} {} #{} {}",
+                    outpost::report::clock_time(seen.time),
+                    seen.device,
+                    seen.stream,
+                    seen.seq,
+                    seen.data
+                );
+                printed += 1;
+                if count.is_some_and(|c| printed >= c) {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
+    }
+}
+
+async fn status(broker: &str, filter: &str) -> anyhow::Result<ExitCode> {
+    let mut transport = transport(broker)?;
+    let (mut client, mut connection) = transport.connect().await?;
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .map_err(|e| anyhow::anyhow!("subscribe: {e:?}"))?;
+    let mut devices: BTreeMap<String, Value> = BTreeMap::new();
+    // Retained messages arrive right after the subscription; a short quiet spell ends the list.
+    loop {
+        let next = tokio::time::timeout(Duration::from_millis(700), connection.next()).await;
+        let Ok(Ok(event)) = next else { break };
+        if let EventPayload::Received { id, data, .. } = event.payload() {
+            let _ = client.ack(id).await;
+            if let Ok(value) = serde_json::from_slice::<Value>(data)
+                && let Some(device) = value.get("device").and_then(Value::as_str)
+            {
+                devices.insert(device.to_string(), value);
+            }
+        }
+    }
+    println!(
+        "{:<20} {:<7} {:<8} {:>8} {:>8} {:<28} LAST ERROR",
+        "DEVICE", "ONLINE", "AGENT", "OUTBOX", "DROPPED", "APPS"
+    );
+    for (device, s) in &devices {
+        let num = |path: [&str; 2]| {
+            s.get(path[0])
+                .and_then(|v| v.get(path[1]))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        let apps: Vec<String> = s
+            .get("apps")
+            .and_then(Value::as_array)
+            .map(|apps| {
+                apps.iter()
+                    .map(|a| {
+                        format!(
+                            "{}@{}",
+                            a["name"].as_str().unwrap_or("?"),
+                            a["version"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<20} {:<7} {:<8} {:>8} {:>8} {:<28} {}",
+            device,
+            if s.get("online").and_then(Value::as_bool).unwrap_or(false) {
+                "yes"
+            } else {
+                "no"
+            },
+            s.get("agent_version")
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
+            num(["outbox", "records"]),
+            num(["dropped", "records"]),
+            apps.join(","),
+            s.get("last_error").and_then(Value::as_str).unwrap_or("-"),
+        );
+    }
+    if devices.is_empty() {
+        println!("(no device has published a status under {filter})");
+    }
+    Ok(ExitCode::SUCCESS)
+}

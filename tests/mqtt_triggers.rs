@@ -1,0 +1,160 @@
+//! MQTT-triggered components against a real mosquitto: commands published while the agent is
+//! down (persistent session) or up are each handled exactly once by the component's effects,
+//! including when the agent is killed with SIGKILL after acknowledging a message and before
+//! committing its effects.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::broker::Broker;
+use common::mqtt::{Agent, Seen, Subscriber};
+use outpost::store::Store;
+
+const DEVICE: &str = "pi-9";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn publish(broker: &Broker, payload: &str) {
+    let status = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port().to_string(),
+            "-q",
+            "1",
+        ])
+        .args(["-t", &format!("cmd/{DEVICE}/run"), "-m", payload])
+        .status()
+        .expect("mosquitto_pub runs (package mosquitto-clients, installed by setup.sh)");
+    assert!(status.success(), "mosquitto_pub {payload}");
+}
+
+fn write_app(dir: &Path) {
+    let manifest = format!(
+        r#"manifest_version = 1
+[app]
+name = "commands"
+version = "1.0.0"
+[[component]]
+id = "commands"
+source = "{}"
+grants = {{ kv = ["cmds"], streams = ["cmd"] }}
+limits = {{ fuel = 2_000_000_000 }}
+[[component.trigger]]
+name = "on-command"
+mqtt = "cmd/{DEVICE}/#"
+"#,
+        common::wat_guest(dir, "slow_command").display()
+    );
+    std::fs::write(dir.join("outpost.toml"), manifest).expect("manifest");
+}
+
+/// Distinct `cmd` events per payload, as the independent subscriber saw them.
+fn handled(seen: &Seen) -> BTreeMap<String, usize> {
+    let mut distinct: BTreeMap<u64, String> = BTreeMap::new();
+    for arrival in seen.events_of(DEVICE).filter(|a| a.stream == "cmd") {
+        let data = arrival.event["data"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        distinct.insert(arrival.seq, data);
+    }
+    let mut per_payload = BTreeMap::new();
+    for data in distinct.into_values() {
+        *per_payload.entry(data).or_insert(0) += 1;
+    }
+    per_payload
+}
+
+#[test]
+fn commands_are_handled_exactly_once_across_downtime_and_sigkill() {
+    let broker = Broker::start();
+    let subscriber = Subscriber::start(broker.port());
+    let app = tempfile::tempdir().expect("temp dir");
+    write_app(app.path());
+    let data = app.path().join("data");
+    let app_arg = app.path().to_str().expect("utf-8 path").to_string();
+    let extra = ["--app", app_arg.as_str()];
+
+    // First run: the persistent session and its subscription come into being.
+    let mark = broker.log_mark();
+    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &extra);
+    broker
+        .wait_log_after(mark, WAIT, |line| {
+            line.contains("SUBSCRIBE") && line.contains(DEVICE)
+        })
+        .expect("the agent subscribed");
+    agent.terminate();
+
+    // While the agent is down the broker queues commands for its session.
+    for n in 1..=3 {
+        publish(&broker, &format!("down-{n}"));
+    }
+    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &extra);
+    for n in 1..=3 {
+        publish(&broker, &format!("up-{n}"));
+    }
+    assert!(
+        subscriber.wait_for(WAIT, |seen| handled(seen).len() >= 6),
+        "six commands handled; agent output:\n{}",
+        agent.output_tail(30)
+    );
+
+    // A slow command: kill the agent after it stored and acknowledged it, before its effects.
+    let stored_before = agent.count_lines("inbox: stored");
+    let outcomes_before = agent.count_lines("commands <- on-command");
+    publish(&broker, "slow-1");
+    assert!(
+        agent.wait_line("inbox: stored", stored_before + 1, WAIT),
+        "stored and acknowledged"
+    );
+    agent.kill();
+    assert_eq!(
+        agent.count_lines("commands <- on-command"),
+        outcomes_before,
+        "the kill landed before the slow command's effects were committed"
+    );
+
+    // The restarted agent runs the stored message; the broker does not redeliver it (acked).
+    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &extra);
+    assert!(
+        subscriber.wait_for(WAIT, |seen| handled(seen).contains_key("slow-1")),
+        "the slow command ran after the restart; output:\n{}",
+        agent.output_tail(30)
+    );
+    assert!(
+        agent.wait_line("commands <- on-command", 1, WAIT),
+        "the restarted agent ran the stored row itself (it survived the kill in the inbox)"
+    );
+    agent.terminate();
+
+    let per_payload = subscriber.with(handled);
+    let expected = [
+        "down-1", "down-2", "down-3", "slow-1", "up-1", "up-2", "up-3",
+    ];
+    assert_eq!(
+        per_payload.keys().map(String::as_str).collect::<Vec<_>>(),
+        expected
+    );
+    assert!(
+        per_payload.values().all(|n| *n == 1),
+        "each handled exactly once: {per_payload:?}"
+    );
+
+    let store = Store::open_dir(&data).expect("state opens");
+    let keys: Vec<String> = store
+        .kv_entries(Some("commands"), Some("cmds"))
+        .expect("kv")
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(keys, expected, "one KV row per command");
+    assert!(
+        store.inbox_pending().expect("inbox").is_empty(),
+        "nothing left in the inbox"
+    );
+}
