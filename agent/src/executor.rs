@@ -104,7 +104,8 @@ impl Executor {
             Err(error) => (Effects::default(), Some(error)),
         };
         let commit_started = std::time::Instant::now();
-        let committed = if failure.is_none() || trigger_run.is_some() || inbox_id.is_some() {
+        let failed = failure.is_some();
+        let committed = if !failed || trigger_run.is_some() || inbox_id.is_some() {
             Some(self.committer.commit_blocking(Commit {
                 app: self.runtime.app().clone(),
                 component: component.clone(),
@@ -112,6 +113,7 @@ impl Executor {
                 effects: effects.clone(),
                 trigger_run,
                 inbox_done: inbox_id,
+                failed,
             }))
         } else {
             None

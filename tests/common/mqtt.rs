@@ -572,6 +572,7 @@ pub fn prefill(
                 },
                 trigger_run: None,
                 inbox_done: None,
+                failed: false,
             })
             .unwrap_or_else(|e| panic!("prefill commit at {i}: {e}"));
         i = end;

@@ -62,6 +62,7 @@ struct Tally {
     rejected_records: u64,
     rejected_invocations: u64,
     skipped_runs: u64,
+    failed_invocations: u64,
 }
 
 impl Tally {
@@ -78,6 +79,7 @@ impl Tally {
             rejected_records: get(counter::REJECTED_RECORDS)?,
             rejected_invocations: get(counter::REJECTED_INVOCATIONS)?,
             skipped_runs: get(counter::SKIPPED_RUNS)?,
+            failed_invocations: get(counter::FAILED_INVOCATIONS)?,
         })
     }
 
@@ -90,6 +92,7 @@ impl Tally {
         table.insert(counter::REJECTED_RECORDS, self.rejected_records)?;
         table.insert(counter::REJECTED_INVOCATIONS, self.rejected_invocations)?;
         table.insert(counter::SKIPPED_RUNS, self.skipped_runs)?;
+        table.insert(counter::FAILED_INVOCATIONS, self.failed_invocations)?;
         Ok(())
     }
 }
@@ -123,6 +126,9 @@ pub fn apply_batch(
             // forever; the refusal is counted like any other.
             if let Some(id) = commit.inbox_done {
                 inbox.remove(id)?;
+            }
+            if commit.failed {
+                tally.failed_invocations += 1;
             }
             let rows = encode_rows(commit)?;
             let new_records = rows.len() as u64;

@@ -51,6 +51,8 @@ pub struct Commit {
     pub trigger_run: Option<(Arc<str>, i64)>,
     /// The inbox row this invocation handled, removed in the same transaction.
     pub inbox_done: Option<u64>,
+    /// Whether the invocation failed (its effects are empty; the failure is counted).
+    pub failed: bool,
 }
 
 /// What a successful commit did.

@@ -97,6 +97,8 @@ pub struct Counters {
     pub rejected_invocations: u64,
     /// Trigger runs skipped because the previous run was still going.
     pub skipped_runs: u64,
+    /// Invocations that failed (trap, limit, error status); their effects were discarded.
+    pub failed_invocations: u64,
 }
 
 impl Store {
@@ -336,6 +338,7 @@ impl Store {
             rejected_records: get(c::REJECTED_RECORDS)?,
             rejected_invocations: get(c::REJECTED_INVOCATIONS)?,
             skipped_runs: get(c::SKIPPED_RUNS)?,
+            failed_invocations: get(c::FAILED_INVOCATIONS)?,
         })
     }
 

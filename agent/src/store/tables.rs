@@ -37,6 +37,8 @@ pub mod counter {
     pub const REJECTED_RECORDS: &str = "outbox.rejected_records";
     /// Invocations whose effects were refused because the outbox was full.
     pub const REJECTED_INVOCATIONS: &str = "outbox.rejected_invocations";
+    /// Invocations that trapped, hit a limit or returned an error (their effects discarded).
+    pub const FAILED_INVOCATIONS: &str = "invocations.failed";
     /// The id the next inbox row gets.
     pub const NEXT_INBOX: &str = "inbox.next_id";
     /// Runs skipped because the previous run of the same trigger was still going.

@@ -86,6 +86,7 @@ struct Status<'a> {
     dropped: Pair,
     rejected: Rejected,
     skipped_runs: u64,
+    failed_invocations: u64,
     sync: SyncCounters,
     last_error: Option<String>,
     uptime_s: u64,
@@ -119,6 +120,7 @@ pub fn online(
             invocations: counters.rejected_invocations,
         },
         skipped_runs: counters.skipped_runs,
+        failed_invocations: counters.failed_invocations,
         sync: SyncCounters {
             published: load(&stats.published),
             acked_rows: load(&stats.acked_rows),
@@ -146,8 +148,9 @@ pub fn offline(device: &str) -> Vec<u8> {
 
 /// The part of the counters whose change triggers an early status refresh (not the outbox
 /// depth, which changes all the time while draining).
-pub fn significant(counters: &Counters, stats: &SyncStats) -> [u64; 6] {
+pub fn significant(counters: &Counters, stats: &SyncStats) -> [u64; 7] {
     [
+        counters.failed_invocations,
         counters.dropped_records,
         counters.rejected_records,
         counters.skipped_runs,
