@@ -41,7 +41,8 @@ fn sampler_writes_the_latest_reading_to_kv_and_emits_it() {
     );
     let receipt = first.result.as_ref().expect("first run succeeds");
     assert_eq!(receipt.kv_writes, 1);
-    assert_eq!(receipt.seqs, Some(1..=1));
+    // The event, then the KV change mirrored for the broker ([sync] kv = ["readings"]).
+    assert_eq!(receipt.seqs, Some(1..=2));
 
     clock.advance(Duration::from_secs(15));
     let second = app.executor.run_blocking(
@@ -50,8 +51,22 @@ fn sampler_writes_the_latest_reading_to_kv_and_emits_it() {
     );
     assert_eq!(
         second.result.as_ref().expect("second run").seqs,
-        Some(2..=2)
+        Some(3..=4)
     );
+    let mirrored = app.store.outbox_read(4, 1).expect("outbox");
+    match &mirrored[0].record.body {
+        RecordBody::Kv { ns, key, value } => {
+            assert_eq!(
+                (ns.as_str(), key.as_str()),
+                ("readings", "temperature/latest")
+            );
+            assert!(
+                value.as_deref().is_some_and(|v| v.starts_with(b"25.0")),
+                "{value:?}"
+            );
+        }
+        other => panic!("expected the mirrored KV change, got {other:?}"),
+    }
 
     let latest = app
         .store
@@ -126,7 +141,7 @@ fn aggregator_keeps_a_window_and_alerts_once_when_the_mean_crosses_the_threshold
         .into_iter()
         .filter_map(|e| match e.record.body {
             RecordBody::Publish { topic, qos, .. } => Some((topic, qos)),
-            RecordBody::Event { .. } => None,
+            _ => None,
         })
         .collect();
     assert_eq!(publishes, vec![("alerts/temperature".to_string(), 1)]);

@@ -1,7 +1,7 @@
-//! MQTT-triggered components against a real mosquitto: commands published while the agent is
-//! down (persistent session) or up are each handled exactly once by the component's effects,
-//! including when the agent is killed with SIGKILL after acknowledging a message and before
-//! committing its effects.
+//! MQTT in both directions against a real mosquitto, beyond the outbox drain: commands for
+//! `mqtt`-triggered components (each handled exactly once by the component's effects, across
+//! downtime and a SIGKILL between acknowledgement and dispatch), and key-value namespaces
+//! mirrored as retained messages.
 
 mod common;
 
@@ -156,5 +156,43 @@ fn commands_are_handled_exactly_once_across_downtime_and_sigkill() {
     assert!(
         store.inbox_pending().expect("inbox").is_empty(),
         "nothing left in the inbox"
+    );
+}
+
+#[test]
+fn a_synced_kv_namespace_is_readable_retained_from_the_broker() {
+    let broker = Broker::start();
+    let topic = "outpost/kv-dev/kv/readings/temperature/latest";
+    let live = Subscriber::start_with(broker.port(), &["outpost/+/kv/#"]);
+    let data = tempfile::tempdir().expect("temp dir");
+    common::guest("sampler"); // builds the example's wasm
+    let app = common::repo_root().join("bundles/examples/sampler");
+    let app = app.to_str().expect("utf-8 path");
+    let mut agent = Agent::start("kv-dev", &broker.url(), data.path(), &["--app", app]);
+    assert!(
+        live.wait_for(WAIT, |seen| seen.messages.iter().any(|m| m.topic == topic)),
+        "the sampler's latest reading was published; output:\n{}",
+        agent.output_tail(20)
+    );
+    agent.terminate();
+
+    // With the device gone, a newcomer still reads the latest value: it is retained.
+    let late = Subscriber::start_with(broker.port(), &["outpost/+/kv/#"]);
+    assert!(late.wait_for(WAIT, |seen| {
+        seen.messages.iter().any(|m| m.topic == topic && m.retain)
+    }));
+    let value = late.with(|seen| {
+        let message = seen
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.topic == topic)
+            .expect("seen");
+        String::from_utf8(message.payload.clone()).expect("utf-8")
+    });
+    let celsius: f64 = value.parse().expect("a number");
+    assert!(
+        (17.0..=25.0).contains(&celsius),
+        "the simulated sine stays within 21 ± 4: {celsius}"
     );
 }

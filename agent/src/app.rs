@@ -88,7 +88,8 @@ impl App {
         };
         let runtime = Arc::new(Runtime::load(&manifest, services)?);
         let (committer, thread) = committer::spawn(store.clone(), options.outbox);
-        let executor = Executor::new(runtime, committer, options.clock);
+        let executor =
+            Executor::new(runtime, committer, options.clock).with_synced_kv(&manifest.sync_kv);
         Ok(App {
             manifest,
             store,

@@ -50,6 +50,8 @@ pub struct Executor {
     committer: Committer,
     /// Time for outbox rows and trigger bookkeeping.
     clock: Arc<dyn Clock>,
+    /// Key-value namespaces mirrored to the broker (`[sync] kv`).
+    synced_kv: Arc<[String]>,
 }
 
 impl Executor {
@@ -59,7 +61,14 @@ impl Executor {
             runtime,
             committer,
             clock,
+            synced_kv: Arc::new([]),
         }
+    }
+
+    /// Mirrors changes to these namespaces to the broker through the outbox.
+    pub fn with_synced_kv(mut self, namespaces: &[String]) -> Executor {
+        self.synced_kv = namespaces.into();
+        self
     }
 
     /// The loaded app.
@@ -100,7 +109,10 @@ impl Executor {
         let trigger_run = (kind != TriggerKind::Manual).then(|| (trigger.clone(), time_ms));
         let component: Arc<str> = Arc::from(component);
         let (effects, failure) = match execution.result {
-            Ok(effects) => (effects, None),
+            Ok(mut effects) => {
+                effects.mirror_kv(&self.synced_kv);
+                (effects, None)
+            }
             Err(error) => (Effects::default(), Some(error)),
         };
         let commit_started = std::time::Instant::now();

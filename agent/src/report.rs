@@ -79,6 +79,10 @@ pub fn record_line(record: &RecordBody) -> String {
             if *retain { ", retained" } else { "" },
             preview(payload)
         ),
+        RecordBody::Kv { ns, key, value } => match value {
+            Some(value) => format!("kv {ns}/{key} = {}", preview(value)),
+            None => format!("kv {ns}/{key} deleted"),
+        },
     }
 }
 

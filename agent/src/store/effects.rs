@@ -32,7 +32,23 @@ impl Effects {
 
     /// Number of MQTT publishes buffered.
     pub fn publish_count(&self) -> usize {
-        self.records.len() - self.event_count()
+        self.records
+            .iter()
+            .filter(|r| matches!(r, RecordBody::Publish { .. }))
+            .count()
+    }
+
+    /// Queues a `Kv` outbox record for every pending change in a namespace of `synced`.
+    pub fn mirror_kv(&mut self, synced: &[String]) {
+        for ((ns, key), value) in &self.kv {
+            if synced.iter().any(|s| s == ns) {
+                self.records.push(RecordBody::Kv {
+                    ns: ns.clone(),
+                    key: key.clone(),
+                    value: value.clone(),
+                });
+            }
+        }
     }
 }
 

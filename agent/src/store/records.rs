@@ -26,6 +26,17 @@ pub enum RecordBody {
         /// Whether the broker should retain it.
         retain: bool,
     },
+    /// A change to a key of a namespace the manifest marks `[sync] kv`; published retained so
+    /// a device's latest state is readable from the broker while it is offline. Appended last:
+    /// postcard tags variants by position, so rows written before it still decode.
+    Kv {
+        /// Namespace.
+        ns: String,
+        /// Key.
+        key: String,
+        /// New value, or `None` for a delete (an empty retained message clears the topic).
+        value: Option<Vec<u8>>,
+    },
 }
 
 impl RecordBody {
@@ -34,6 +45,9 @@ impl RecordBody {
         match self {
             RecordBody::Event { stream, data } => (stream.len() + data.len()) as u64,
             RecordBody::Publish { topic, payload, .. } => (topic.len() + payload.len()) as u64,
+            RecordBody::Kv { ns, key, value } => {
+                (ns.len() + key.len() + value.as_ref().map_or(0, Vec::len)) as u64
+            }
         }
     }
 }

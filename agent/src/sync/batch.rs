@@ -75,6 +75,24 @@ impl Planner {
                     }
                     batch.push(row);
                 }
+                RecordBody::Kv { ns, key, value } => {
+                    let topic = self.kv_topic(ns, key);
+                    let payload = value.clone().unwrap_or_default();
+                    if topic.len() + payload.len() + PACKET_OVERHEAD > self.max_packet_bytes {
+                        oversize.push(Oversize {
+                            seq: row.seq,
+                            bytes: payload.len(),
+                        });
+                        continue;
+                    }
+                    out.push(Outgoing {
+                        topic,
+                        payload,
+                        qos: 1,
+                        retain: true,
+                        seqs: vec![row.seq],
+                    });
+                }
                 RecordBody::Publish {
                     topic,
                     payload,
@@ -102,6 +120,22 @@ impl Planner {
             self.flush(stream, &batch, &mut out, &mut oversize);
         }
         (out, oversize)
+    }
+
+    /// `{prefix}/{device}/kv/{ns}/{key}`; `%`, `+`, `#` and NUL in the key are percent-encoded
+    /// because they may not appear in a topic name.
+    pub fn kv_topic(&self, ns: &str, key: &str) -> String {
+        let mut topic = format!("{}/{}/kv/{ns}/", self.prefix, self.device);
+        for c in key.chars() {
+            match c {
+                '%' => topic.push_str("%25"),
+                '+' => topic.push_str("%2B"),
+                '#' => topic.push_str("%23"),
+                '\0' => topic.push_str("%00"),
+                other => topic.push(other),
+            }
+        }
+        topic
     }
 
     fn payload_budget(&self, stream: &str) -> usize {
@@ -154,7 +188,7 @@ fn wire_event(row: &OutboxEntry) -> Option<WireEvent<'_>> {
             component: &row.record.component,
             data,
         }),
-        RecordBody::Publish { .. } => None,
+        RecordBody::Publish { .. } | RecordBody::Kv { .. } => None,
     }
 }
 
@@ -164,6 +198,7 @@ fn estimate(row: &OutboxEntry) -> usize {
     match &row.record.body {
         RecordBody::Event { stream, data } => 2 * data.len() + names + stream.len() + 160,
         RecordBody::Publish { payload, .. } => payload.len() + names,
+        RecordBody::Kv { key, value, .. } => key.len() + value.as_ref().map_or(0, Vec::len) + names,
     }
 }
 
@@ -171,6 +206,34 @@ fn estimate(row: &OutboxEntry) -> usize {
 mod tests {
     use super::*;
     use crate::store::RecordV1;
+
+    #[test]
+    fn kv_changes_are_retained_on_their_own_topic_and_deletes_are_empty() {
+        let kv = |seq, value: Option<&[u8]>| OutboxEntry {
+            seq,
+            record: RecordV1 {
+                time_ms: 5,
+                app: "app".into(),
+                component: "c".into(),
+                body: RecordBody::Kv {
+                    ns: "readings".into(),
+                    key: "t/latest+#".into(),
+                    value: value.map(<[u8]>::to_vec),
+                },
+            },
+        };
+        let (out, _) = planner(10, 10_000).plan(&[kv(1, Some(b"21.5")), kv(2, None)]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].topic, "outpost/d1/kv/readings/t/latest%2B%23");
+        assert_eq!(
+            (out[0].payload.as_slice(), out[0].retain, out[0].qos),
+            (&b"21.5"[..], true, 1)
+        );
+        assert!(
+            out[1].payload.is_empty() && out[1].retain,
+            "a delete clears the retained value"
+        );
+    }
 
     fn row(seq: u64, stream: &str, data: &[u8]) -> OutboxEntry {
         OutboxEntry {
