@@ -89,7 +89,8 @@ pub struct MqttSettings {
     /// Topic prefix: events go to `{prefix}/{device}/events/{stream}`.
     #[serde(default = "default_prefix")]
     pub topic_prefix: String,
-    /// Largest MQTT packet, both ways (bigger inbound messages are refused and counted).
+    /// Largest MQTT packet sent. Inbound packets are read up to 1 MiB, and messages over the
+    /// ABI's 64 KiB payload limit are refused, acknowledged and counted.
     #[serde(default = "default_max_packet")]
     pub max_packet_bytes: usize,
     /// First reconnect delay.

@@ -29,6 +29,8 @@ const LOG_LINES_KEPT: usize = 4000;
 /// A running mosquitto. Dropping it kills the process; the persistence directory goes with it.
 pub struct Broker {
     port: u16,
+    /// The second listener's port, if [`Broker::start_with_listener`] made one.
+    second_port: Option<u16>,
     dir: TempDir,
     child: Option<Child>,
     /// Reads the running process's stderr into `log`; ends when the process does.
@@ -40,11 +42,32 @@ impl Broker {
     /// Starts a broker on a free loopback port with persistence in a fresh temporary directory,
     /// and returns once it accepts connections.
     pub fn start() -> Broker {
+        Broker::launch_new(None)
+    }
+
+    /// Like [`Broker::start`], plus a second loopback listener on its own port
+    /// ([`Broker::second_port`]) configured by `listener_lines`, the lines that follow its
+    /// `listener PORT 127.0.0.1` line (TLS files, or `allow_anonymous false` and a
+    /// `password_file`). Security settings are per listener (`per_listener_settings true`), so the
+    /// first listener stays anonymous and plain for the test's own clients, while the agent meets
+    /// the second one.
+    pub fn start_with_listener(listener_lines: &str) -> Broker {
+        Broker::launch_new(Some(listener_lines))
+    }
+
+    fn launch_new(second_listener: Option<&str>) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir for mosquitto");
         let port = free_port();
-        write_config(dir.path(), port);
+        let second = second_listener.map(|lines| {
+            let second = std::iter::repeat_with(free_port)
+                .find(|p| *p != port)
+                .expect("a second free port");
+            (second, lines)
+        });
+        write_config(dir.path(), port, second);
         let mut broker = Broker {
             port,
+            second_port: second.map(|(port, _)| port),
             dir,
             child: None,
             log_reader: None,
@@ -62,6 +85,29 @@ impl Broker {
     /// `mqtt://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The port of the listener [`Broker::start_with_listener`] added.
+    pub fn second_port(&self) -> u16 {
+        self.second_port
+            .expect("a broker started with Broker::start_with_listener")
+    }
+
+    /// SIGHUP: mosquitto reloads its configuration and password files. Returns once it logged
+    /// "Reloading config." (the reload completes in the same turn of its single-threaded loop,
+    /// before it serves the next packet).
+    pub fn reload(&self) {
+        let pid = self.child.as_ref().expect("broker running").id();
+        let mark = self.log.mark();
+        signal(pid, "HUP");
+        let reloaded = self.log.wait_after(mark, START_TIMEOUT, |line| {
+            line.contains("Reloading config.")
+        });
+        assert!(
+            reloaded.is_some(),
+            "mosquitto logged no reload within {START_TIMEOUT:?}; log tail:\n{}",
+            self.log_tail(30)
+        );
     }
 
     /// The directory holding the config and `mosquitto.db`.
@@ -303,12 +349,18 @@ pub fn signal(pid: u32, sig: &str) {
         .status();
 }
 
-fn write_config(dir: &Path, port: u16) {
+fn write_config(dir: &Path, port: u16, second_listener: Option<(u16, &str)>) {
     let mut persistence_dir: PathBuf = dir.to_path_buf();
     persistence_dir.push(""); // mosquitto wants the trailing slash
+    // mosquitto wants this before any security setting.
+    let mut conf = String::from(if second_listener.is_some() {
+        "per_listener_settings true\n"
+    } else {
+        ""
+    });
     // Unlimited in-flight and queued messages and no size limit: the broker must never be the
     // reason a test message is delayed or dropped.
-    let mut conf = format!(
+    conf += &format!(
         "listener {port} 127.0.0.1\n\
          allow_anonymous true\n\
          persistence true\n\
@@ -322,6 +374,9 @@ fn write_config(dir: &Path, port: u16) {
     // As root, mosquitto 2 switches to user `mosquitto`, who cannot write our temp dir.
     if running_as_root() {
         conf.push_str("user root\n");
+    }
+    if let Some((second_port, lines)) = second_listener {
+        conf += &format!("listener {second_port} 127.0.0.1\n{lines}\n");
     }
     std::fs::write(dir.join("mosquitto.conf"), conf).expect("write mosquitto.conf");
 }

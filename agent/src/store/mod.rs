@@ -313,6 +313,26 @@ impl Store {
         Ok(out)
     }
 
+    /// Adds `by` to a persistent counter, in its own durable transaction; for rare events
+    /// (a failed connection, a refused message), never for each invocation.
+    pub fn add_counter(&self, name: &str, by: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(tables::COUNTERS)?;
+            let current = table.get(name)?.map(|v| v.value()).unwrap_or(0);
+            table.insert(name, current.saturating_add(by))?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// One persistent counter by name (0 if never written).
+    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::COUNTERS)?;
+        Ok(table.get(name)?.map(|v| v.value()).unwrap_or(0))
+    }
+
     /// Drops one inbox row without running it (its trigger is gone).
     pub fn inbox_remove(&self, id: u64) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;

@@ -39,6 +39,10 @@ pub mod counter {
     pub const REJECTED_INVOCATIONS: &str = "outbox.rejected_invocations";
     /// Invocations that trapped, hit a limit or returned an error (their effects discarded).
     pub const FAILED_INVOCATIONS: &str = "invocations.failed";
+    /// Connection attempts to the broker that failed (credentials, TLS, unreachable).
+    pub const CONNECT_FAILURES: &str = "sync.connect_failures";
+    /// Inbound messages refused (too large, or on no trigger's topic).
+    pub const INBOUND_REJECTED: &str = "sync.inbound_rejected";
     /// The id the next inbox row gets.
     pub const NEXT_INBOX: &str = "inbox.next_id";
     /// Runs skipped because the previous run of the same trigger was still going.

@@ -22,8 +22,8 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::batch::{Outgoing, Planner};
 use super::status::{self, AppVersion, SyncStats};
 use crate::inbox::{Accepted, Inbox};
-use crate::store::Store;
 use crate::store::committer::CommitStats;
+use crate::store::{Store, tables};
 
 /// Where inbound messages go: the app's inbox, and the dispatcher to wake after storing.
 #[derive(Clone)]
@@ -53,6 +53,10 @@ pub struct SyncConfig {
     pub status_every: Duration,
     /// How often acknowledged rows are deleted (deletes are batched into one transaction).
     pub delete_every: Duration,
+    /// Acknowledged rows that are deleted at once, without waiting for `delete_every`. Rows read
+    /// but not yet deleted keep their pages in redb's cache, and a delete transaction's memory
+    /// grows with its rows, so this bounds memory however fast the link drains.
+    pub delete_rows: usize,
     /// Upper bound of payload bytes per second (metered links), if any.
     pub rate_limit: Option<u64>,
     /// Installed apps, for the status.
@@ -159,6 +163,7 @@ where
                 }
                 Err(error) => {
                     self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                    self.persist(tables::counter::CONNECT_FAILURES).await;
                     self.stats.error(format!("cannot connect: {error}"));
                 }
             }
@@ -296,8 +301,14 @@ where
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Some(Ev::Published(id)) => {
+                        let before = acked.len();
                         if let Some(seqs) = inflight.remove(&id) {
                             acked.extend(seqs);
+                        }
+                        // On crossing the bound only: after a failed delete the tick retries.
+                        let bound = self.config.delete_rows;
+                        if before < bound && acked.len() >= bound {
+                            self.delete(&mut acked).await;
                         }
                     }
                     Some(Ev::Received(inbound)) => {
@@ -363,16 +374,19 @@ where
         let inbox = route.inbox.clone();
         let shown = topic.clone();
         let accepted = tokio::task::spawn_blocking(move || inbox.accept(&topic, &data, now)).await;
+        let stored = matches!(accepted, Ok(Ok(Accepted::Stored(_))));
         match accepted {
             Ok(Ok(Accepted::Stored(_))) => route.wake.notify_one(),
             Ok(Ok(Accepted::NoRoute)) => {
                 self.stats.inbound_rejected.fetch_add(1, Ordering::Relaxed);
+                self.persist(tables::counter::INBOUND_REJECTED).await;
                 self.stats.error(format!(
                     "inbound message on {shown} matches no mqtt trigger; dropped"
                 ));
             }
             Ok(Ok(Accepted::TooLarge { bytes, limit })) => {
                 self.stats.inbound_rejected.fetch_add(1, Ordering::Relaxed);
+                self.persist(tables::counter::INBOUND_REJECTED).await;
                 self.stats.error(format!("inbound message on {shown} is {bytes} bytes, over the {limit}-byte limit; dropped"));
             }
             Ok(Err(error)) => {
@@ -390,8 +404,21 @@ where
         client.ack(id).await.map_err(|error| {
             self.stats.error(format!("ack failed: {error:?}"));
         })?;
-        println!("inbox: stored and acknowledged a message on {shown}");
+        // A refused message was acknowledged too (so it is not redelivered), but not stored.
+        if stored {
+            println!("inbox: stored and acknowledged a message on {shown}");
+        }
         Ok(())
+    }
+
+    /// Adds one to a persistent counter, off the async thread.
+    async fn persist(&self, name: &'static str) {
+        let store = self.store.clone();
+        if let Ok(Err(error)) =
+            tokio::task::spawn_blocking(move || store.add_counter(name, 1)).await
+        {
+            tracing::warn!(%error, counter = name, "cannot persist a counter");
+        }
     }
 
     async fn send(&self, client: &mut T::Client, message: &Outgoing) -> Result<MessageId, ()> {

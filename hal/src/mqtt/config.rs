@@ -140,6 +140,11 @@ pub struct MqttConfig {
     /// Largest packet sent or accepted, in bytes. Default 10 KiB (rumqttc's): size batches
     /// against it, an oversize publish fails the session.
     pub max_packet_bytes: usize,
+    /// Largest packet accepted from the broker. Larger than `max_packet_bytes` on purpose: a
+    /// message the caller must refuse has to be read whole first, so it can be acknowledged and
+    /// counted; one beyond this limit ends the session, and a persistent session gets it again
+    /// on every reconnect (set the broker's `message_size_limit` below this). Default 1 MiB.
+    pub max_incoming_packet_bytes: usize,
     /// Will message published by the broker if we vanish.
     pub last_will: Option<LastWill>,
     /// Most QoS 1/2 publishes awaiting their acknowledgement at once (1 to 65535; default 100).
@@ -167,6 +172,7 @@ impl MqttConfig {
             client_cert: None,
             client_key: None,
             max_packet_bytes: 10 * 1024,
+            max_incoming_packet_bytes: 1024 * 1024,
             last_will: None,
             inflight: 100,
             request_capacity: 10,

@@ -78,6 +78,10 @@ pub enum TransportError {
         /// What ended it.
         reason: String,
     },
+    /// Reported as an `Error` event just before `Disconnected`, so a caller that only sees
+    /// embedded-svc's payloads (which carry no cause) can still log why the session ended.
+    #[error("session ended: {0}")]
+    SessionEnded(String),
     /// The session has ended: publish on a new one.
     #[error("the MQTT session is closed")]
     Closed,

@@ -58,7 +58,12 @@ impl RumqttcTransport {
         options
             .set_keep_alive(config.keep_alive)
             .set_clean_session(config.clean_session)
-            .set_max_packet_size(config.max_packet_bytes, config.max_packet_bytes)
+            .set_max_packet_size(
+                config
+                    .max_incoming_packet_bytes
+                    .max(config.max_packet_bytes),
+                config.max_packet_bytes,
+            )
             .set_inflight(config.inflight)
             .set_request_channel_capacity(config.request_capacity)
             .set_manual_acks(true);

@@ -174,6 +174,16 @@ impl Session {
         (ev(&event), event)
     }
 
+    /// The end of a session: an `Error` naming the cause, then `Disconnected` (returned).
+    pub async fn next_disconnect(&mut self) -> (Ev, OwnedEvent) {
+        let (first, _) = self.next().await;
+        assert!(
+            matches!(&first, Ev::Other(text) if text.contains("SessionEnded")),
+            "the cause comes first as an error event: {first:?}"
+        );
+        self.next().await
+    }
+
     /// Drop the connection without a DISCONNECT, as a crash would.
     pub async fn abort(self) {
         self.task.abort();

@@ -114,7 +114,7 @@ async fn unacked_messages_are_redelivered_to_a_persistent_session_until_acked() 
         "{twice}"
     );
     sub.client.disconnect().await.expect("disconnect");
-    assert_eq!(sub.next().await.0, Ev::Disconnected);
+    assert_eq!(sub.next_disconnect().await.0, Ev::Disconnected);
 
     // Session 3: nothing is redelivered; the next message is the new one.
     let mut sub = Session::open(sub_config).await;
@@ -134,7 +134,7 @@ async fn a_dead_broker_ends_the_session_and_refuses_new_ones() {
     let mut session = Session::open(config(&broker, "dies-c")).await;
     assert_eq!(session.next().await.0, Ev::Connected(false));
     broker.kill();
-    let (event, owned) = session.next().await;
+    let (event, owned) = session.next_disconnect().await;
     assert_eq!(event, Ev::Disconnected);
     let cause = owned.cause().expect("a cause").to_string();
     assert!(

@@ -42,7 +42,7 @@ async fn the_last_will_is_published_when_the_link_is_cut() {
         matches!(&received, Ev::Received { data, .. } if data == b"device-e is gone"),
         "{received:?}"
     );
-    assert_eq!(session.next().await.0, Ev::Disconnected);
+    assert_eq!(session.next_disconnect().await.0, Ev::Disconnected);
 }
 
 #[tokio::test]

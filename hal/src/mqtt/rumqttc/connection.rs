@@ -27,6 +27,8 @@ pub struct RumqttcConnection {
     broker: String,
     /// The `Connected` event not yet yielded.
     connected: Option<bool>,
+    /// The `Disconnected` event to hand out after the `Error` event that named its cause.
+    ending: Option<OwnedEvent>,
     /// QoS 1/2 publishes awaiting PUBACK/PUBCOMP: packet id to our id.
     publishes: HashMap<u16, MessageId>,
     /// Subscribes and unsubscribes awaiting SUBACK/UNSUBACK: packet id to our id.
@@ -45,6 +47,7 @@ impl RumqttcConnection {
             shared,
             broker,
             connected: Some(session_present),
+            ending: None,
             publishes: HashMap::new(),
             controls: HashMap::new(),
         }
@@ -58,6 +61,15 @@ impl RumqttcConnection {
         self.controls.clear();
         OwnedEvent {
             kind: Kind::Disconnected(cause),
+        }
+    }
+
+    /// Ends the session: an `Error` event with the cause now, `Disconnected` on the next call.
+    fn end(&mut self, cause: TransportError) -> OwnedEvent {
+        let reason = cause.to_string();
+        self.ending = Some(self.finish(cause));
+        OwnedEvent {
+            kind: Kind::Error(TransportError::SessionEnded(reason)),
         }
     }
 
@@ -154,19 +166,22 @@ impl Connection for RumqttcConnection {
                 kind: Kind::Connected(session_present),
             });
         }
+        if let Some(event) = self.ending.take() {
+            return Ok(event);
+        }
         loop {
             let eventloop = self.eventloop.as_mut().ok_or(TransportError::Closed)?;
             let event = match eventloop.poll().await {
                 Ok(event) => event,
                 Err(error) => {
                     let cause = lost(&self.broker, &error);
-                    return Ok(self.finish(cause));
+                    return Ok(self.end(cause));
                 }
             };
             match self.translate(event) {
                 Ok(Some(kind)) => return Ok(OwnedEvent { kind }),
                 Ok(None) => {}
-                Err(cause) => return Ok(self.finish(cause)),
+                Err(cause) => return Ok(self.end(cause)),
             }
         }
     }
