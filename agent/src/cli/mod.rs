@@ -2,6 +2,7 @@
 
 mod agent;
 mod fleet;
+mod hal;
 mod invoke;
 mod state;
 mod up;
@@ -31,6 +32,9 @@ enum Command {
     /// Watch devices through the broker.
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
+    /// Inspect this board's hardware.
+    #[command(subcommand)]
+    Hal(hal::HalCommand),
     /// Run every component's build command.
     Build {
         /// App directory (holding outpost.toml).
@@ -85,6 +89,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Up(args) => up::run(args),
         Command::Agent(args) => agent::run(*args),
         Command::Fleet(command) => fleet::run(command),
+        Command::Hal(command) => hal::run(command),
         Command::Build { dir } => {
             let manifest = outpost_manifest::load(&manifest_path(&dir))?;
             let built = outpost::build::build_app(&manifest)?;
