@@ -115,3 +115,49 @@ fn errors_are_one_line_naming_the_problem_with_a_non_zero_exit() {
         text(&run.stderr)
     );
 }
+
+#[test]
+fn hal_list_shows_scaled_sensor_values_with_units_from_a_fake_sysfs_tree() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let write = |path: &str, text: &str| {
+        let path = root.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::fs::write(path, text).expect("write");
+    };
+    write("sys/class/thermal/thermal_zone0/type", "cpu-thermal\n");
+    write("sys/class/thermal/thermal_zone0/temp", "48312\n");
+    write("sys/class/hwmon/hwmon0/name", "rpi_volt\n");
+    write("sys/class/hwmon/hwmon0/in0_input", "1200\n");
+    write("sys/class/hwmon/hwmon0/in0_label", "core\n");
+    write("sys/class/hwmon/hwmon1/name", "broken\n");
+    write("sys/class/hwmon/hwmon1/temp1_input", "not a number\n");
+    let run = outpost(
+        &[
+            "hal",
+            "list",
+            "--root",
+            root.path().to_str().expect("utf-8"),
+            "--dev",
+            "/nonexistent",
+        ],
+        root.path(),
+    );
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{stdout}"))
+    };
+    assert!(
+        line("thermal/cpu-thermal").contains("48.312 °C"),
+        "{stdout}"
+    );
+    assert!(line("hwmon/rpi_volt/core").contains("1.200 V"), "{stdout}");
+    let broken = line("hwmon/broken/temp1");
+    assert!(
+        broken.contains("unreadable") && broken.contains("not a number"),
+        "a clear error, not a crash: {broken}"
+    );
+}

@@ -196,3 +196,65 @@ fn a_synced_kv_namespace_is_readable_retained_from_the_broker() {
         "the simulated sine stays within 21 ± 4: {celsius}"
     );
 }
+
+#[test]
+fn fleet_tail_prints_each_event_once_and_fleet_status_lists_the_device() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().expect("temp dir");
+    let committed = common::mqtt::prefill(
+        data.path(),
+        300,
+        &["a", "b"],
+        outpost::store::OutboxLimits::default(),
+    );
+    // Tail first (clean session: it only sees what is published after it subscribed).
+    let tail = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args([
+            "fleet",
+            "tail",
+            "--broker",
+            &broker.url(),
+            "--device",
+            "tail-dev",
+            "--count",
+            "300",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("fleet tail starts");
+    let mark = broker.log_mark();
+    broker
+        .wait_log_after(mark, WAIT, |line| line.contains("SUBSCRIBE"))
+        .expect("fleet tail subscribed");
+    let mut agent = Agent::start("tail-dev", &broker.url(), data.path(), &[]);
+    let output = tail
+        .wait_with_output()
+        .expect("fleet tail exits after --count events");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let mut printed: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for line in text.lines() {
+        // "HH:MM:SS.mmm tail-dev <stream> #<seq> <data>"
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[1], "tail-dev", "{line}");
+        let seq: u64 = fields[3].trim_start_matches('#').parse().expect("seq");
+        printed.entry(fields[2].to_string()).or_default().push(seq);
+    }
+    assert_eq!(printed, committed, "every event once, in order per stream");
+
+    assert!(agent.wait_line("sync: drained", 1, WAIT));
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["fleet", "status", "--broker", &broker.url()])
+        .output()
+        .expect("fleet status runs");
+    let table = String::from_utf8(status.stdout).expect("utf-8");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("tail-dev"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.split_whitespace().nth(1) == Some("yes"),
+        "online: {row}"
+    );
+    agent.terminate();
+}

@@ -506,7 +506,7 @@ async fn wait_commit(commits: Option<Arc<CommitStats>>) {
 struct RateBucket {
     rate: Option<u64>,
     tokens: f64,
-    last: Instant,
+    last: tokio::time::Instant,
 }
 
 impl RateBucket {
@@ -514,7 +514,7 @@ impl RateBucket {
         RateBucket {
             rate,
             tokens: rate.unwrap_or(0) as f64,
-            last: Instant::now(),
+            last: tokio::time::Instant::now(),
         }
     }
 
@@ -523,12 +523,34 @@ impl RateBucket {
             return;
         };
         let rate = rate as f64;
-        let now = Instant::now();
+        let now = tokio::time::Instant::now();
         self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate);
         self.last = now;
         self.tokens -= bytes as f64;
         if self.tokens < 0.0 {
             tokio::time::sleep(Duration::from_secs_f64(-self.tokens / rate)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_paces_bytes_per_second() {
+        let mut bucket = RateBucket::new(Some(1_000));
+        let started = tokio::time::Instant::now();
+        // One second of burst is free, then 3,000 more bytes take three seconds.
+        for _ in 0..4 {
+            bucket.take(1_000).await;
+        }
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(2_900), "{waited:?}");
+        assert!(waited <= Duration::from_millis(3_200), "{waited:?}");
+        let mut unlimited = RateBucket::new(None);
+        let before = tokio::time::Instant::now();
+        unlimited.take(1 << 30).await;
+        assert_eq!(before.elapsed(), Duration::ZERO);
     }
 }
