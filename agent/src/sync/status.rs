@@ -24,23 +24,31 @@ pub struct SyncStats {
     pub oversize_rows: AtomicU64,
     /// Inbound messages refused (too large, malformed, not granted).
     pub inbound_rejected: AtomicU64,
-    /// The most recent error, for a person to act on.
-    pub last_error: Mutex<Option<String>>,
+    /// The most recent error, for a person to act on. Fixed capacity: the retained status has
+    /// to fit one bounded MQTT packet however long an error message is.
+    pub last_error: Mutex<Option<heapless::String<LAST_ERROR_CAP>>>,
 }
+
+/// Most bytes of `last_error` kept (longer messages are cut at a character boundary).
+pub const LAST_ERROR_CAP: usize = 256;
 
 impl SyncStats {
     /// Records `error` as the last error and logs it.
     pub fn error(&self, error: impl Into<String>) {
         let error = error.into();
         tracing::warn!("sync: {error}");
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+        let mut kept = heapless::String::new();
+        for c in error.chars() {
+            if kept.push(c).is_err() {
+                break;
+            }
+        }
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(kept);
     }
 
     fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let kept = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        kept.as_ref().map(|s| s.as_str().to_string())
     }
 }
 
@@ -184,6 +192,15 @@ mod tests {
         assert_eq!(doc["dropped"]["records"], 2);
         assert_eq!(doc["apps"][0]["version"], "1.0.0");
         assert_eq!(doc["last_error"], "broker refused the credentials");
+        stats.error("é".repeat(400));
+        let long: serde_json::Value =
+            serde_json::from_slice(&online("d1", &apps, &counters, &stats, 9)).expect("json");
+        let kept = long["last_error"].as_str().expect("a string");
+        assert!(
+            kept.len() <= LAST_ERROR_CAP && kept.len() >= LAST_ERROR_CAP - 1,
+            "{}",
+            kept.len()
+        );
         let gone: serde_json::Value = serde_json::from_slice(&offline("d1")).expect("json");
         assert_eq!(gone["online"], false);
     }
