@@ -4,6 +4,7 @@ mod agent;
 mod fleet;
 mod hal;
 mod invoke;
+mod provision;
 mod state;
 mod up;
 
@@ -49,6 +50,8 @@ enum Command {
     /// Read the outbox of a state directory.
     #[command(subcommand)]
     Outbox(state::OutboxCommand),
+    /// Write one device's config, TLS files and trust keys as a tree to copy onto its SD card.
+    Provision(Box<provision::ProvisionArgs>),
 }
 
 /// Outbox bounds, shared by the commands that run components.
@@ -99,6 +102,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Invoke(args) => invoke::run(args),
         Command::Kv(command) => state::kv(command),
         Command::Outbox(command) => state::outbox(command),
+        Command::Provision(args) => provision::run(*args),
     }
 }
 

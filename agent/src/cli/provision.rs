@@ -1,0 +1,466 @@
+//! `outpost provision`: everything one device needs, written as a directory tree to copy onto the
+//! root file system of its SD card (docs/FLASHING.md):
+//!
+//! ```text
+//! DIR/etc/outpost/agent.toml        identity, broker, credentials (mode 0600)
+//! DIR/etc/outpost/tls/ca.pem        --ca-file      (0644)
+//! DIR/etc/outpost/tls/client.crt    --client-cert  (0644)
+//! DIR/etc/outpost/tls/client.key    --client-key   (0600)
+//! DIR/etc/outpost/trust/NAME.pub    each --trust key (0644)
+//! DIR/etc/outpost/groups            one --group per line (0644)
+//! ```
+//!
+//! Every input is checked before anything is written, and the written `agent.toml` is parsed
+//! back with the agent's own loader, so a provisioned device never boots into a config error.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail, ensure};
+use outpost::config::{self, AgentConfig, MqttSettings, SyncSettings};
+use outpost_hal::mqtt::{BrokerUrl, MqttConfig, RumqttcTransport};
+
+/// Where the files live on the device.
+const ETC: &str = "/etc/outpost";
+/// Trusted publisher keys larger than this are refused (an ed25519 public key is 32 bytes; even
+/// PEM or OpenSSH text forms are far below it).
+const MAX_TRUST_KEY_BYTES: u64 = 1024;
+
+/// Arguments of `outpost provision`.
+#[derive(clap::Args)]
+pub struct ProvisionArgs {
+    /// This device's id (one MQTT topic level: 1-64 of A-Z a-z 0-9 - _).
+    #[arg(long)]
+    device_id: String,
+    /// Broker URL, mqtt://host[:port] or mqtts://host[:port].
+    #[arg(long)]
+    broker: String,
+    /// A trusted publisher's public key file (repeatable); copied to etc/outpost/trust/.
+    #[arg(long = "trust", value_name = "KEY.pub", required = true)]
+    trust: Vec<PathBuf>,
+    /// A group this device belongs to (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Broker user name.
+    #[arg(long)]
+    username: Option<String>,
+    /// Broker password (visible in the process list and shell history: prefer --password-file).
+    #[arg(long, requires = "username")]
+    password: Option<String>,
+    /// File holding the broker password (first line).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "username",
+        conflicts_with = "password"
+    )]
+    password_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for an mqtts:// broker (else the device's system roots).
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// Output directory: the root of the device's file system (or a staging copy of it).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Write into a non-empty DIR (a mounted root file system): provision's files are replaced,
+    /// and trust keys and TLS files of an earlier provisioning not given now are removed.
+    #[arg(long)]
+    force: bool,
+}
+
+/// One file to write: path under `DIR`, contents, mode.
+struct Output {
+    path: PathBuf,
+    contents: Vec<u8>,
+    mode: u32,
+}
+
+/// The TLS files `provision` manages: flag value, name under `etc/outpost/tls/`, mode.
+type TlsFile<'a> = (&'a Option<PathBuf>, &'static str, u32);
+
+/// Runs `outpost provision`.
+pub fn run(args: ProvisionArgs) -> anyhow::Result<ExitCode> {
+    let outputs = plan(&args)?;
+    prepare_out_dir(&args.out, args.force)?;
+    if args.force {
+        remove_stale(&args.out, &outputs)?;
+    }
+    for output in &outputs {
+        write(&args.out, output)?;
+    }
+    println!(
+        "provisioned {} into {}:",
+        args.device_id,
+        args.out.display()
+    );
+    for output in &outputs {
+        println!("  {:o}  {}", output.mode, output.path.display());
+    }
+    println!(
+        "copy it onto the device's root file system as root, keeping modes \
+         (docs/FLASHING.md); the outpost package gives the service read access at boot"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks every input and renders every file, without touching `--out`.
+fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
+    let broker: BrokerUrl = args
+        .broker
+        .parse()
+        .with_context(|| format!("--broker '{}'", args.broker))?;
+    let password = match &args.password_file {
+        Some(file) => Some(read_password(file)?),
+        None => args.password.clone(),
+    };
+    let tls: [TlsFile; 3] = [
+        (&args.ca_file, "ca.pem", 0o644),
+        (&args.client_cert, "client.crt", 0o644),
+        (&args.client_key, "client.key", 0o600),
+    ];
+    let on_device = |name: &str| Path::new(ETC).join("tls").join(name);
+
+    let mut settings = MqttSettings::new(args.broker.clone());
+    settings.username = args.username.clone();
+    settings.password = password;
+    settings.ca_file = args.ca_file.as_ref().map(|_| on_device("ca.pem"));
+    settings.client_cert = args.client_cert.as_ref().map(|_| on_device("client.crt"));
+    settings.client_key = args.client_key.as_ref().map(|_| on_device("client.key"));
+    let config = AgentConfig {
+        device_id: args.device_id.clone(),
+        data_dir: config::DEFAULT_DATA_DIR.into(),
+        app: None,
+        mqtt: settings,
+        outbox: Default::default(),
+        sync: SyncSettings::default(),
+    };
+    config::validate(&config).map_err(|message| anyhow::anyhow!("{message}"))?;
+
+    // The TLS files as the transport will use them (PEM parses, key fits certificate), checked
+    // here against the given files; also refuses TLS files with an mqtt:// broker.
+    let mut mqtt = MqttConfig::new(broker, args.device_id.clone());
+    mqtt.username = config.mqtt.username.clone();
+    mqtt.password = config.mqtt.password.clone();
+    mqtt.ca_file = args.ca_file.clone();
+    mqtt.client_cert = args.client_cert.clone();
+    mqtt.client_key = args.client_key.clone();
+    mqtt.validate()?;
+    if tls.iter().any(|(given, _, _)| given.is_some()) {
+        RumqttcTransport::new(mqtt)?;
+    }
+
+    let mut outputs = Vec::new();
+    let etc = Path::new("etc/outpost");
+    let text = render(&config);
+    // Parsed back with the agent's loader: what is written is what the device will read.
+    let reread = config::parse(&text, &Path::new(ETC).join("agent.toml"))
+        .context("the generated agent.toml does not load (a bug in provision)")?;
+    ensure!(
+        reread == config,
+        "the generated agent.toml reads back differently (a bug in provision)"
+    );
+    outputs.push(Output {
+        path: etc.join("agent.toml"),
+        contents: text.into_bytes(),
+        mode: 0o600,
+    });
+    for (given, name, mode) in tls {
+        if let Some(source) = given {
+            outputs.push(Output {
+                path: etc.join("tls").join(name),
+                contents: fs::read(source)
+                    .with_context(|| format!("{}: cannot read", source.display()))?,
+                mode,
+            });
+        }
+    }
+    let mut names = BTreeSet::new();
+    for key in &args.trust {
+        let name = trust_key_name(key)?;
+        ensure!(
+            names.insert(name.clone()),
+            "--trust {}: a second key named {name}.pub (trust keys are stored by file name)",
+            key.display()
+        );
+        outputs.push(Output {
+            path: etc.join("trust").join(format!("{name}.pub")),
+            contents: read_trust_key(key)?,
+            mode: 0o644,
+        });
+    }
+    let mut groups = String::new();
+    let mut seen = BTreeSet::new();
+    for group in &args.groups {
+        check_group(group)?;
+        if seen.insert(group) {
+            groups.push_str(group);
+            groups.push('\n');
+        }
+    }
+    outputs.push(Output {
+        path: etc.join("groups"),
+        contents: groups.into_bytes(),
+        mode: 0o644,
+    });
+    Ok(outputs)
+}
+
+/// `agent.toml` for `config`, commented for the person who opens it on the device.
+fn render(config: &AgentConfig) -> String {
+    let mut text = String::new();
+    let mqtt = &config.mqtt;
+    let _ = writeln!(
+        text,
+        "# Written by `outpost provision` for device {id}.\n\
+         # Format: agent/src/config.rs; every setting not here has its default.\n\
+         config_version = 1\n\
+         device_id = {}\n\
+         data_dir = {}\n\
+         # An app directory to run (read-only is fine); without one the agent only syncs.\n\
+         # app = \"/opt/outpost/app\"\n\
+         \n\
+         [mqtt]\n\
+         broker = {}",
+        quote(&config.device_id),
+        quote(&config.data_dir.to_string_lossy()),
+        quote(&mqtt.broker),
+        id = config.device_id,
+    );
+    let strings = [("username", &mqtt.username), ("password", &mqtt.password)];
+    for (key, value) in strings {
+        if let Some(value) = value {
+            let _ = writeln!(text, "{key} = {}", quote(value));
+        }
+    }
+    let paths = [
+        ("ca_file", &mqtt.ca_file),
+        ("client_cert", &mqtt.client_cert),
+        ("client_key", &mqtt.client_key),
+    ];
+    for (key, value) in paths {
+        if let Some(path) = value {
+            let _ = writeln!(text, "{key} = {}", quote(&path.to_string_lossy()));
+        }
+    }
+    text
+}
+
+/// A TOML basic string.
+fn quote(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(quoted, "\\u{:04X}", u32::from(c));
+            }
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// The password file's first line, without its line ending.
+fn read_password(file: &Path) -> anyhow::Result<String> {
+    let text = fs::read_to_string(file)
+        .with_context(|| format!("--password-file {}: cannot read", file.display()))?;
+    let password = text.lines().next().unwrap_or_default();
+    ensure!(
+        !password.is_empty(),
+        "--password-file {}: the first line is empty",
+        file.display()
+    );
+    Ok(password.to_owned())
+}
+
+/// `NAME` of `NAME.pub` (or of `NAME`): letters, digits, `.`, `-`, `_`, not starting with `.`.
+fn trust_key_name(key: &Path) -> anyhow::Result<String> {
+    let file = key
+        .file_name()
+        .and_then(|name| name.to_str())
+        .with_context(|| format!("--trust {}: not a file name", key.display()))?;
+    let name = file.strip_suffix(".pub").unwrap_or(file);
+    ensure!(
+        !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+        "--trust {}: the file name must be letters, digits, '.', '-' or '_' (it names the key \
+         on the device)",
+        key.display()
+    );
+    Ok(name.to_owned())
+}
+
+/// A trusted publisher key, copied as it is: its format is fixed by the fleet-update feature;
+/// until then only empty, unreadable and oversized files are refused.
+fn read_trust_key(key: &Path) -> anyhow::Result<Vec<u8>> {
+    let cannot = |what: &str| format!("--trust {}: {what}", key.display());
+    let size = fs::metadata(key)
+        .with_context(|| cannot("cannot read"))?
+        .len();
+    ensure!(
+        size <= MAX_TRUST_KEY_BYTES,
+        cannot(&format!(
+            "{size} bytes is too large for a public key (at most {MAX_TRUST_KEY_BYTES})"
+        ))
+    );
+    let bytes = fs::read(key).with_context(|| cannot("cannot read"))?;
+    ensure!(!bytes.is_empty(), cannot("is empty"));
+    Ok(bytes)
+}
+
+/// Groups share the device id's alphabet (they may become topic levels).
+fn check_group(group: &str) -> anyhow::Result<()> {
+    ensure!(
+        !group.is_empty()
+            && group.len() <= 64
+            && group
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "--group '{group}' must be 1-64 characters of A-Z a-z 0-9 - _"
+    );
+    Ok(())
+}
+
+/// Creates `out`, or accepts it if empty (or with `--force`).
+fn prepare_out_dir(out: &Path, force: bool) -> anyhow::Result<()> {
+    match fs::read_dir(out) {
+        Ok(mut entries) => {
+            if entries.next().is_some() && !force {
+                bail!(
+                    "--out {}: not empty (use --force to write into it, e.g. a mounted root \
+                     file system)",
+                    out.display()
+                );
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            create_dirs(out).with_context(|| format!("--out {}: cannot create", out.display()))
+        }
+        Err(error) => {
+            Err(error).with_context(|| format!("--out {}: not a readable directory", out.display()))
+        }
+    }
+}
+
+/// With `--force`: trust keys and TLS files of an earlier provisioning that this one does not
+/// write. A key left behind would stay trusted.
+fn remove_stale(out: &Path, outputs: &[Output]) -> anyhow::Result<()> {
+    let written: BTreeSet<&Path> = outputs.iter().map(|o| o.path.as_path()).collect();
+    let etc = Path::new("etc/outpost");
+    let mut managed: Vec<PathBuf> = ["ca.pem", "client.crt", "client.key"]
+        .iter()
+        .map(|name| etc.join("tls").join(name))
+        .collect();
+    if let Ok(entries) = fs::read_dir(out.join(etc).join("trust")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if Path::new(&name).extension().is_some_and(|ext| ext == "pub") {
+                managed.push(etc.join("trust").join(name));
+            }
+        }
+    }
+    for path in managed {
+        if !written.contains(path.as_path()) && out.join(&path).exists() {
+            fs::remove_file(out.join(&path))
+                .with_context(|| format!("removing the stale {}", out.join(&path).display()))?;
+            println!("removed stale {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Writes one file with exactly its mode (whatever the umask), replacing any earlier one.
+fn write(out: &Path, output: &Output) -> anyhow::Result<()> {
+    let path = out.join(&output.path);
+    let context = || format!("writing {}", path.display());
+    if let Some(parent) = path.parent() {
+        create_dirs(parent).with_context(context)?;
+    }
+    // A fresh file: an existing one might be a link, or readable by others until chmod.
+    match fs::remove_file(&path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(error).with_context(context);
+        }
+        _ => {}
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(output.mode);
+        let mut file = options.open(&path).with_context(context)?;
+        file.set_permissions(fs::Permissions::from_mode(output.mode))
+            .with_context(context)?;
+        file.write_all(&output.contents).with_context(context)?;
+        file.sync_all().with_context(context)?;
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = options.open(&path).with_context(context)?;
+        file.write_all(&output.contents).with_context(context)?;
+    }
+    Ok(())
+}
+
+/// `mkdir -p` with mode 0755 for the directories it creates (existing ones keep theirs).
+fn create_dirs(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o755);
+    }
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_strings_read_back_as_they_were() {
+        for value in [
+            "plain",
+            "with \"quotes\"",
+            "back\\slash",
+            "tab\tnew\nline",
+            "ünï",
+        ] {
+            let text = format!("value = {}", quote(value));
+            let table: toml::Table = toml::from_str(&text).expect("valid TOML");
+            assert_eq!(table["value"].as_str(), Some(value), "{text}");
+        }
+    }
+
+    #[test]
+    fn trust_key_names_come_from_the_file_name() {
+        assert_eq!(
+            trust_key_name(Path::new("keys/release-2025.pub")).expect("valid"),
+            "release-2025"
+        );
+        assert_eq!(
+            trust_key_name(Path::new("ops_key")).expect("valid"),
+            "ops_key"
+        );
+        assert!(trust_key_name(Path::new("keys/.pub")).is_err());
+        assert!(trust_key_name(Path::new("my key.pub")).is_err());
+    }
+}
