@@ -11,8 +11,13 @@ if ! command -v cargo >/dev/null || ! command -v rustup >/dev/null; then
   exit 1
 fi
 
-# Debian packages: a real MQTT broker for the end-to-end tests, wabt for inspecting modules.
-packages=(mosquitto mosquitto-clients wabt)
+# Debian packages: a real MQTT broker for the end-to-end tests, wabt for inspecting modules;
+# for the ARM builds and tests (cross/README.md): the cross gccs link (with the target's libc
+# headers for C in dependencies, e.g. ring), qemu-user runs ARM binaries, `file` checks them.
+packages=(mosquitto mosquitto-clients wabt
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+  qemu-user-static file
+  binutils systemd openssl)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -29,11 +34,15 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/d
   say "note: a system mosquitto is running on port 1883; the tests do not use it"
 fi
 
-# Rust targets: guests build to wasm32-unknown-unknown.
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  say "adding rustup target wasm32-unknown-unknown"
-  rustup target add wasm32-unknown-unknown
-fi
+# Rust targets: guests build to wasm32-unknown-unknown; the device binaries (cross/build.sh) to
+# 64-bit ARM (static musl) and 32-bit ARMv7 (glibc).
+installed_targets=$(rustup target list --installed)
+for target in wasm32-unknown-unknown aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf; do
+  if ! grep -qx "$target" <<<"$installed_targets"; then
+    say "adding rustup target $target"
+    rustup --quiet target add "$target"
+  fi
+done
 
 say "building guest components (bundles/)"
 (cd bundles && cargo build --release --quiet)

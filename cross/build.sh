@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Release binaries of `outpost` for Raspberry-Pi-class boards, in one command:
+#   cross/build.sh                 both targets below
+#   cross/build.sh TARGET...       only these
+# aarch64-unknown-linux-musl      static; 64-bit OS on Pi 3/4/5, Zero 2 W, CM3/4/5
+# armv7-unknown-linux-gnueabihf   dynamic glibc; 32-bit Raspberry Pi OS (Pi 2/3/4, Zero 2 W)
+# Each lands in cross/out/<target>/outpost; the script prints its size, `file` output and, for
+# glibc targets, the newest glibc symbol version it needs. Linkers and the cc crate's compilers
+# come from .cargo/config.toml; ./setup.sh installs them. See cross/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+default_targets=(aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf)
+targets=("$@")
+((${#targets[@]})) || targets=("${default_targets[@]}")
+
+# What each target needs on the build machine, and what `file` must say about the result.
+gcc_for() {
+  case "$1" in
+    aarch64-unknown-linux-musl) echo aarch64-linux-gnu ;;
+    armv7-unknown-linux-gnueabihf) echo arm-linux-gnueabihf ;;
+    *) echo "cross/build.sh: unsupported target $1 (supported: ${default_targets[*]})" >&2; exit 2 ;;
+  esac
+}
+expect_for() {
+  case "$1" in
+    aarch64-unknown-linux-musl) echo "ELF 64-bit.*ARM aarch64.*statically linked" ;;
+    armv7-unknown-linux-gnueabihf) echo "ELF 32-bit.*ARM, EABI5.*dynamically linked" ;;
+  esac
+}
+
+installed=$(rustup target list --installed)
+for target in "${targets[@]}"; do
+  prefix=$(gcc_for "$target")
+  command -v "$prefix-gcc" >/dev/null || {
+    echo "cross/build.sh: $prefix-gcc is missing; run ./setup.sh" >&2; exit 1; }
+  grep -qx "$target" <<<"$installed" || {
+    echo "cross/build.sh: rustup target $target is missing; run ./setup.sh" >&2; exit 1; }
+done
+command -v file >/dev/null || { echo "cross/build.sh: 'file' is missing; run ./setup.sh" >&2; exit 1; }
+
+# One cargo run for all targets: their final (single-threaded) LTO links overlap.
+target_args=()
+for target in "${targets[@]}"; do target_args+=(--target "$target"); done
+cargo build --release --locked -p outpost "${target_args[@]}"
+
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+status=0
+for target in "${targets[@]}"; do
+  built="$target_dir/$target/release/outpost"
+  out="cross/out/$target/outpost"
+  mkdir -p "${out%/*}"
+  cp "$built" "$out"
+  bytes=$(stat -c %s "$out")
+  description=$(file -b "$out")
+  echo
+  echo "$target: $out"
+  printf '  size:  %d bytes (%s MiB)\n' "$bytes" "$(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 1048576 }')"
+  echo "  file:  $description"
+  if [[ $target == *-gnu* ]]; then
+    glibc=$("$(gcc_for "$target")-objdump" -T "$out" | grep -o 'GLIBC_[0-9][0-9.]*' |
+      sed 's/GLIBC_//' | sort -uV | tail -1)
+    echo "  needs: glibc >= $glibc"
+  fi
+  if ! grep -Eq "$(expect_for "$target")" <<<"$description"; then
+    echo "  ERROR: expected \`file\` to match: $(expect_for "$target")" >&2
+    status=1
+  fi
+  if [[ $description != *", stripped"* ]]; then
+    echo "  ERROR: not stripped" >&2
+    status=1
+  fi
+done
+exit "$status"
