@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use outpost::store::{FullPolicy, OutboxLimits};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 /// Outpost: run signed WebAssembly components on field devices, offline first.
 #[derive(Parser)]
@@ -81,10 +81,14 @@ impl OutboxArgs {
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    // A level, not a filter expression: env-filter's regex engine would add hundreds of KiB
+    // to a device binary for directives nobody sets on a device.
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|value| value.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
