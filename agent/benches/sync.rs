@@ -272,10 +272,10 @@ fn prefill(dir: &Path, count: usize) -> Template {
                 app: "bench".into(),
                 component: "gen".into(),
                 time_ms: 1_767_225_600_000 + i as i64,
-                effects: Effects {
+                effects: std::sync::Arc::new(Effects {
                     kv: Default::default(),
                     records,
-                },
+                }),
                 trigger_run: None,
                 inbox_done: None,
                 failed: false,

@@ -29,7 +29,7 @@ pub struct Outcome {
     /// Time spent waiting for the durable commit.
     pub commit_wait: Duration,
     /// What was committed (empty if the invocation failed).
-    pub effects: Effects,
+    pub effects: Arc<Effects>,
     /// The commit receipt, or why nothing was committed.
     pub result: Result<Receipt, InvocationError>,
 }
@@ -111,9 +111,9 @@ impl Executor {
         let (effects, failure) = match execution.result {
             Ok(mut effects) => {
                 effects.mirror_kv(&self.synced_kv);
-                (effects, None)
+                (Arc::new(effects), None)
             }
-            Err(error) => (Effects::default(), Some(error)),
+            Err(error) => (Arc::default(), Some(error)),
         };
         let commit_started = std::time::Instant::now();
         let failed = failure.is_some();
@@ -122,7 +122,7 @@ impl Executor {
                 app: self.runtime.app().clone(),
                 component: component.clone(),
                 time_ms,
-                effects: effects.clone(),
+                effects: Arc::clone(&effects),
                 trigger_run,
                 inbox_done: inbox_id,
                 failed,
@@ -148,7 +148,7 @@ impl Executor {
             effects: if result.is_ok() {
                 effects
             } else {
-                Effects::default()
+                Arc::default()
             },
             result,
         }

@@ -96,18 +96,18 @@ impl Inbox {
                 limit: self.max_bytes,
             });
         }
-        let mut ids = Vec::new();
-        for route in self.routes.iter().filter(|r| r.filter.matches(topic)) {
-            ids.push(
-                self.store
-                    .inbox_put(&route.trigger, topic, payload, now_ms)?,
-            );
+        let triggers: Vec<&str> = self
+            .routes
+            .iter()
+            .filter(|r| r.filter.matches(topic))
+            .map(|r| &*r.trigger)
+            .collect();
+        if triggers.is_empty() {
+            return Ok(Accepted::NoRoute);
         }
-        Ok(if ids.is_empty() {
-            Accepted::NoRoute
-        } else {
-            Accepted::Stored(ids)
-        })
+        // One durable write for the message, however many triggers it matches.
+        let ids = self.store.inbox_put(&triggers, topic, payload, now_ms)?;
+        Ok(Accepted::Stored(ids))
     }
 
     /// Runs every stored message in order; returns the outcomes. Blocking.

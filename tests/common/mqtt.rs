@@ -566,10 +566,10 @@ pub fn prefill(
                 app: "prefill".into(),
                 component: "gen".into(),
                 time_ms: super::START_MS + i as i64,
-                effects: Effects {
+                effects: std::sync::Arc::new(Effects {
                     kv: Default::default(),
                     records,
-                },
+                }),
                 trigger_run: None,
                 inbox_done: None,
                 failed: false,

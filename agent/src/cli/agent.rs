@@ -239,11 +239,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         config.mqtt.broker,
         config.data_dir.display()
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_blocking_threads(8)
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::device_runtime()?;
     runtime.block_on(async {
         let (stop_tx, stop) = watch::channel(false);
         let scheduler = app.as_ref().map(|a| {

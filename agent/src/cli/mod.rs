@@ -110,6 +110,16 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The runtime `up` and `agent` run on: one thread for triggers and sync, and a small pool of
+/// blocking threads for invocations (each trigger has at most one in flight).
+pub fn device_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+        .context("starting the async runtime")
+}
+
 /// `DIR/outpost.toml`, or DIR itself if it names a file.
 pub fn manifest_path(dir: &Path) -> PathBuf {
     if dir.is_file() {

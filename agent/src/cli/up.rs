@@ -73,11 +73,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             }
         }
     });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_blocking_threads(8)
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::device_runtime()?;
     let scheduler = Scheduler::new(
         app.executor.clone(),
         app.store.clone(),

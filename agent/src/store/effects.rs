@@ -61,8 +61,9 @@ pub struct Commit {
     pub component: Arc<str>,
     /// Wall time of the invocation, ms since epoch (recorded on outbox rows).
     pub time_ms: i64,
-    /// The effects; empty for a failed invocation that only records its trigger run.
-    pub effects: Effects,
+    /// The effects; empty for a failed invocation that only records its trigger run. Shared, so
+    /// the caller keeps them for its report without copying every value and payload.
+    pub effects: Arc<Effects>,
     /// `(trigger, wall ms)` to record as the trigger's last run, if any.
     pub trigger_run: Option<(Arc<str>, i64)>,
     /// The inbox row this invocation handled, removed in the same transaction.

@@ -255,36 +255,42 @@ impl Store {
         Ok(removed)
     }
 
-    /// Stores an inbound message durably and returns its inbox id. Call before acknowledging it.
+    /// Stores an inbound message durably, one row per trigger that will handle it, in one
+    /// transaction; returns the inbox ids in `triggers` order. Call before acknowledging it.
     pub fn inbox_put(
         &self,
-        trigger: &str,
+        triggers: &[&str],
         topic: &str,
         payload: &[u8],
         received_ms: i64,
-    ) -> Result<u64, StoreError> {
-        let row = postcard::to_stdvec(&StoredInbound::V1 {
-            trigger: trigger.to_string(),
-            topic: topic.to_string(),
-            payload: payload.to_vec(),
-            received_ms,
-        })
-        .map_err(StoreError::Encode)?;
+    ) -> Result<Vec<u64>, StoreError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
-        let id;
+        let mut ids = Vec::with_capacity(triggers.len());
         {
             let mut counters = txn.open_table(tables::COUNTERS)?;
-            id = counters
+            let mut inbox = txn.open_table(tables::INBOX)?;
+            let mut next = counters
                 .get(tables::counter::NEXT_INBOX)?
                 .map(|v| v.value())
                 .unwrap_or(1)
                 .max(1);
-            counters.insert(tables::counter::NEXT_INBOX, id + 1)?;
-            txn.open_table(tables::INBOX)?.insert(id, row.as_slice())?;
+            for trigger in triggers {
+                let row = postcard::to_stdvec(&StoredInbound::V1 {
+                    trigger: (*trigger).to_string(),
+                    topic: topic.to_string(),
+                    payload: payload.to_vec(),
+                    received_ms,
+                })
+                .map_err(StoreError::Encode)?;
+                inbox.insert(next, row.as_slice())?;
+                ids.push(next);
+                next += 1;
+            }
+            counters.insert(tables::counter::NEXT_INBOX, next)?;
         }
         txn.commit()?;
-        Ok(id)
+        Ok(ids)
     }
 
     /// Inbound messages not yet handled, oldest first.
