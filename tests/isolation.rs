@@ -9,8 +9,9 @@ use common::{TestApp, events, render, start_rendered, start_rendered_with};
 use outpost::app::{App, AppError};
 use outpost::executor::Outcome;
 use outpost::runtime::{Firing, InvocationError};
-use outpost::store::{FullPolicy, OutboxLimits};
-use outpost_abi::TriggerKind;
+use outpost::store::{FullPolicy, OutboxLimits, RecordBody};
+use outpost_abi::{ErrorCode, TriggerKind};
+use outpost_hal::{GpioBoard, GpioWrite, SimGpio};
 
 fn run(app: &TestApp, component: &str) -> Outcome {
     app.app.executor.run_blocking(
@@ -390,3 +391,154 @@ id = "burst"
 source = "{wasm:burst}"
 grants = { kv = ["burst"], streams = ["burst"] }
 "#;
+
+// ---------------------------------------------------------------------------------------------
+// GPIO: lines granted one by one, writes driven onto the board only after the commit.
+
+const GPIO_APP: &str = r#"
+manifest_version = 1
+[app]
+name = "gpio"
+version = "1.0.0"
+[[component]]
+id = "probe"
+source = "{wat:gpio_probe}"
+grants = { streams = ["results"], gpio = ["in:door", "out:relay1", "out:ghost"] }
+[[component]]
+id = "flooder"
+source = "{wat:gpio_probe}"
+grants = { streams = ["results"], gpio = ["out:relay1"] }
+limits = { output = "1 KiB" }
+"#;
+
+/// A simulated chip with `door` (an input the test drives high), `relay1` and `secret`.
+fn gpio_board() -> Arc<SimGpio> {
+    let gpio = SimGpio::new().with_chip("gpiochip0", &["door", "relay1", "secret"]);
+    gpio.set_input("door", true).expect("door exists");
+    Arc::new(gpio)
+}
+
+/// Starts `manifest` with `gpio` as the app's GPIO board.
+fn start_with_gpio(manifest: &str, gpio: Arc<SimGpio>) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("outpost.toml");
+    std::fs::write(&path, render(manifest, dir.path())).expect("write manifest");
+    let clock = Arc::new(outpost_hal::ManualClock::new(common::START_MS));
+    let mut options = common::options(dir.path(), clock.clone(), OutboxLimits::default());
+    options.gpio = Some(gpio);
+    let app = App::start(&path, options).unwrap_or_else(|e| panic!("app did not start: {e}"));
+    TestApp { dir, app, clock }
+}
+
+/// Runs `component` by hand with `payload` (which picks the probe's variant).
+fn run_manual(app: &TestApp, component: &str, payload: &str) -> Outcome {
+    app.app
+        .executor
+        .run_blocking(component, Firing::manual(payload.as_bytes().to_vec()))
+}
+
+/// The return codes each committed probe run recorded, oldest run first.
+fn probe_results(app: &TestApp) -> Vec<Vec<i32>> {
+    app.app
+        .store
+        .outbox_read(0, usize::MAX)
+        .expect("outbox reads")
+        .into_iter()
+        .filter_map(|entry| match entry.record.body {
+            RecordBody::Event { stream, data } if stream == "results" => Some(
+                data.iter()
+                    .map(|byte| i32::from(i8::from_ne_bytes([*byte])))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn gpio_calls_follow_the_line_grants_and_writes_reach_the_board_after_the_commit() {
+    let gpio = gpio_board();
+    let app = start_with_gpio(GPIO_APP, gpio.clone());
+    let denied = ErrorCode::Denied.as_i32();
+    let outcome = run_manual(&app, "probe", "");
+    assert!(outcome.is_ok(), "{:?}", outcome.result);
+    assert_eq!(
+        probe_results(&app),
+        [vec![
+            1,                                   // in:door reads the board's level
+            denied,                              // secret is not granted
+            denied,                              // door is in: only
+            denied,                              // secret is not granted
+            0,                                   // relay1 before writing: the board's level
+            0,                                   // relay1 written (buffered)
+            1,                                   // ... and read back pending
+            ErrorCode::InvalidArgument.as_i32(), // value 2
+            ErrorCode::NotFound.as_i32(),        // ghost is granted but not on the board
+            0,                                   // ghost written (buffered)
+            ErrorCode::OutOfBounds.as_i32(),     // name past the end of memory
+        ]]
+    );
+    // Only the committed write to a real line reached the board; the one to `ghost` failed
+    // after the commit (logged), and the commit stands.
+    assert_eq!(
+        gpio.writes(),
+        [GpioWrite {
+            line: "gpiochip0:1".into(),
+            value: true,
+        }]
+    );
+    assert_eq!(gpio.read("relay1"), Ok(true));
+    assert_eq!(gpio.read("secret"), Ok(false), "denied writes never happen");
+
+    // A board fault is the guest's `unavailable`, and a driven line reads back from the board.
+    gpio.inject_fault("door", "line is busy")
+        .expect("door exists");
+    let outcome = run_manual(&app, "probe", "");
+    assert!(outcome.is_ok(), "{:?}", outcome.result);
+    let second = probe_results(&app).pop().expect("second run's results");
+    assert_eq!(second[0], ErrorCode::Unavailable.as_i32());
+    assert_eq!(second[4], 1, "relay1 is high since the first run");
+    assert_eq!(gpio.writes().len(), 2);
+}
+
+#[test]
+fn an_invocation_that_fails_after_writing_gpio_moves_nothing() {
+    let gpio = gpio_board();
+    let app = start_with_gpio(GPIO_APP, gpio.clone());
+
+    let crashed = run_manual(&app, "probe", "crash");
+    assert!(
+        matches!(crashed.result, Err(InvocationError::Trap(_))),
+        "{:?}",
+        crashed.result
+    );
+    assert!(crashed.effects.gpio.is_empty());
+
+    // Queuing line changes counts against the output limit, so a loop of writes is stopped.
+    let flooded = run_manual(&app, "flooder", "flood");
+    match &flooded.result {
+        Err(InvocationError::OutputLimit(message)) => {
+            assert!(message.contains("gpio writes"), "{message}");
+        }
+        other => panic!("expected the output limit, got {other:?}"),
+    }
+
+    assert!(gpio.writes().is_empty(), "{:?}", gpio.writes());
+    assert_eq!(gpio.read("relay1"), Ok(false));
+    assert!(probe_results(&app).is_empty(), "nothing was committed");
+}
+
+#[test]
+fn a_component_importing_gpio_without_a_gpio_grant_is_refused_at_load() {
+    let header = "manifest_version = 1\n[app]\nname = \"bad\"\nversion = \"1.0.0\"\n";
+    for grants in ["", "grants = { kv = [\"state\"] }\n"] {
+        let refused = start_error(&format!(
+            "{header}[[component]]\nid = \"c\"\nsource = \"{{wat:gpio_ungranted}}\"\n{grants}"
+        ));
+        assert_eq!(
+            refused,
+            "component 'c' imports `gpio_write`, but its manifest grants no `gpio` (add it under \
+             [component.grants])"
+        );
+    }
+}

@@ -37,6 +37,7 @@ fn start(dir: &std::path::Path, manifest: &str, clock: Arc<dyn Clock>) -> App {
             outbox: OutboxLimits::default(),
             clock,
             board: None,
+            gpio: None,
         },
     )
     .unwrap_or_else(|e| panic!("app did not start: {e}"))

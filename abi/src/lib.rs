@@ -189,6 +189,9 @@ pub mod limits {
     pub const MAX_TOPIC_LEN: usize = 256;
     /// Longest log message, in bytes; longer messages are truncated, not refused.
     pub const MAX_LOG_LEN: usize = 4 * 1024;
+    /// What one `gpio_write` counts against the per-invocation output limit, in bytes, so a
+    /// guest cannot queue an unbounded number of line changes.
+    pub const GPIO_WRITE_OUTPUT_BYTES: usize = 16;
 }
 
 /// ABI version 1: the import module name, the function names and the guest's exports.
@@ -234,6 +237,12 @@ pub mod v1 {
     /// `mqtt_publish(topic_ptr, topic_len, payload_ptr, payload_len, qos, retain) -> i32`:
     /// queues a message in the outbox; it is sent by the sync engine, not during the call.
     pub const MQTT_PUBLISH: &str = "mqtt_publish";
+    /// `gpio_read(name_ptr, name_len) -> i32`: a GPIO line's level, `0` (low) or `1` (high); a
+    /// line this invocation wrote reads back the written (still pending) value.
+    pub const GPIO_READ: &str = "gpio_read";
+    /// `gpio_write(name_ptr, name_len, value: i32) -> i32`: buffers driving a GPIO line as an
+    /// output (`value` 0 low, 1 high); the board is changed only after the invocation commits.
+    pub const GPIO_WRITE: &str = "gpio_write";
 
     /// The grantable interface a host function belongs to, or `None` if it needs no grant.
     pub fn interface_of(function: &str) -> Option<Option<super::Interface>> {
@@ -246,12 +255,13 @@ pub mod v1 {
             EMIT => Some(Interface::Streams),
             SENSOR_READ => Some(Interface::Sensors),
             MQTT_PUBLISH => Some(Interface::Publish),
+            GPIO_READ | GPIO_WRITE => Some(Interface::Gpio),
             _ => return None,
         })
     }
 
     /// Every v1 function name, in the order `docs/ABI.md` lists them.
-    pub const FUNCTIONS: [&str; 15] = [
+    pub const FUNCTIONS: [&str; 17] = [
         LOG,
         CLOCK_WALL_MS,
         CLOCK_MONOTONIC_NS,
@@ -267,6 +277,8 @@ pub mod v1 {
         EMIT,
         SENSOR_READ,
         MQTT_PUBLISH,
+        GPIO_READ,
+        GPIO_WRITE,
     ];
 }
 
@@ -283,6 +295,8 @@ pub enum Interface {
     Config,
     /// Queued MQTT publishes.
     Publish,
+    /// GPIO lines, each granted for reading (`in:`) or for writing and reading back (`out:`).
+    Gpio,
 }
 
 impl Interface {
@@ -294,6 +308,7 @@ impl Interface {
             Interface::Sensors => "sensors",
             Interface::Config => "config",
             Interface::Publish => "publish",
+            Interface::Gpio => "gpio",
         }
     }
 }
@@ -334,5 +349,9 @@ mod tests {
             v1::interface_of(v1::KV_SET),
             Some(Some(Interface::KeyValue))
         );
+        for gpio in [v1::GPIO_READ, v1::GPIO_WRITE] {
+            assert_eq!(v1::interface_of(gpio), Some(Some(Interface::Gpio)));
+        }
+        assert_eq!(Interface::Gpio.grant_key(), "gpio");
     }
 }

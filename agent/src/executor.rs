@@ -1,5 +1,5 @@
 //! Runs an invocation and commits its effects: the one path every trigger, `outpost invoke`
-//! and the benchmarks share, from firing to durable commit.
+//! and the benchmarks share, from firing to durable commit, then to the GPIO lines it changed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +137,9 @@ impl Executor {
             (None, Some(Err(error))) => Err(InvocationError::Commit(error.to_string())),
             (None, None) => Ok(Receipt::default()),
         };
+        if result.is_ok() {
+            self.apply_gpio(&component, &effects);
+        }
         Outcome {
             component,
             trigger,
@@ -151,6 +154,24 @@ impl Executor {
                 Arc::default()
             },
             result,
+        }
+    }
+
+    /// Drives a committed invocation's GPIO changes onto the board, in order. Runs only after
+    /// the commit is durable; a change the board refuses is logged and the rest still applied,
+    /// since the commit cannot be taken back.
+    fn apply_gpio(&self, component: &str, effects: &Effects) {
+        let board = &self.runtime.services().gpio;
+        for change in &effects.gpio {
+            if let Err(error) = board.write(&change.line, change.value) {
+                tracing::warn!(
+                    component,
+                    line = change.line.as_str(),
+                    value = change.value,
+                    %error,
+                    "gpio write failed after commit"
+                );
+            }
         }
     }
 }

@@ -16,7 +16,8 @@
 //! - [`error`]: [`ManifestError`], and TOML error spans turned into line and column.
 //! - `probe`: reads `manifest_version` alone.
 //! - `schema_v1`: the raw version-1 structs, as written.
-//! - `size`, `values`: values parsed while deserializing (byte sizes, durations, cron).
+//! - `size`, `values`, `gpio`: values parsed while deserializing (byte sizes, durations, cron,
+//!   GPIO grant entries).
 //! - `convert`: raw → model, with every cross-value rule.
 //! - [`model`]: the validated types the runtime uses.
 //! - [`topic`]: MQTT topic filters and matching, for `publish` grants.
@@ -26,6 +27,7 @@ pub mod model;
 pub mod topic;
 
 mod convert;
+mod gpio;
 mod probe;
 mod schema_v1;
 mod size;
@@ -35,8 +37,8 @@ use std::path::Path;
 
 pub use error::ManifestError;
 pub use model::{
-    AppInfo, AppManifest, BuildSpec, ComponentSpec, FireRule, Grants, Limits, Missed, TriggerKind,
-    TriggerSpec,
+    AppInfo, AppManifest, BuildSpec, ComponentSpec, FireRule, GpioAccess, GpioGrant, Grants,
+    Limits, Missed, TriggerKind, TriggerSpec,
 };
 pub use topic::{TopicFilter, TopicFilterError, is_valid_topic_name};
 

@@ -91,6 +91,8 @@ pub struct Grants {
     pub config: Vec<String>,
     /// MQTT topic filters it may publish to.
     pub publish: Vec<TopicFilter>,
+    /// GPIO lines it may read (`in:`) or write and read back (`out:`); each line at most once.
+    pub gpio: Vec<GpioGrant>,
 }
 
 impl Grants {
@@ -102,6 +104,7 @@ impl Grants {
             Interface::Sensors => !self.sensors.is_empty(),
             Interface::Config => !self.config.is_empty(),
             Interface::Publish => !self.publish.is_empty(),
+            Interface::Gpio => !self.gpio.is_empty(),
         }
     }
 
@@ -130,6 +133,38 @@ impl Grants {
     pub fn allows_publish(&self, topic: &str) -> bool {
         self.publish.iter().any(|filter| filter.matches(topic))
     }
+
+    /// Whether reading the GPIO line is granted (`in:` or `out:`). The name must be spelled as
+    /// in the grant: `GPIO17` and `gpiochip0:17` are different grants even on a board where they
+    /// are the same line.
+    pub fn allows_gpio_read(&self, line: &str) -> bool {
+        self.gpio.iter().any(|grant| grant.line == line)
+    }
+
+    /// Whether writing the GPIO line is granted (`out:` only).
+    pub fn allows_gpio_write(&self, line: &str) -> bool {
+        self.gpio
+            .iter()
+            .any(|grant| grant.line == line && grant.access == GpioAccess::Out)
+    }
+}
+
+/// One entry of a `gpio` grant: a line and what the component may do with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpioGrant {
+    /// The line as the board names it (`GPIO17`, `gpiochip0:17`, a label); 1 to 128 bytes.
+    pub line: String,
+    /// Read only, or write and read back.
+    pub access: GpioAccess,
+}
+
+/// What a `gpio` grant entry allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpioAccess {
+    /// `in:<line>`: `gpio_read` only.
+    In,
+    /// `out:<line>`: `gpio_write`, and `gpio_read` to read the level back.
+    Out,
 }
 
 /// Per-invocation caps; exceeding one ends the invocation with a trap and commits nothing.
@@ -143,7 +178,8 @@ pub struct Limits {
     pub table_elements: u32,
     /// Interpreter value-stack cap in bytes; bounds deep recursion.
     pub stack_bytes: u64,
-    /// Bytes written, emitted, published and logged per invocation; bounds flash wear.
+    /// Bytes written, emitted, published and logged per invocation (each GPIO write counts as
+    /// 16 bytes); bounds flash wear and queued work.
     pub output_bytes: u64,
 }
 

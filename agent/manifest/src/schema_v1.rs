@@ -10,6 +10,7 @@ use outpost_hal::sim::SensorSpec;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::gpio::GpioList;
 use crate::size::ByteSize;
 use crate::values::{CronExpr, HumanDuration};
 
@@ -86,6 +87,9 @@ pub(crate) struct Grants {
     pub config: Vec<String>,
     #[serde(default)]
     pub publish: Vec<String>,
+    /// Checked entry by entry while deserializing, so mistakes carry their position.
+    #[serde(default)]
+    pub gpio: GpioList,
 }
 
 /// `[component.limits]`; every key optional.

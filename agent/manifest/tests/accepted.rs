@@ -9,8 +9,8 @@ use std::time::Duration;
 use outpost_abi::Interface;
 use outpost_hal::sim::{Profile, SensorSpec};
 use outpost_manifest::{
-    AppInfo, BuildSpec, FireRule, Limits, Missed, TopicFilter, TriggerKind, TriggerSpec, load,
-    parse,
+    AppInfo, BuildSpec, FireRule, GpioAccess, GpioGrant, Limits, Missed, TopicFilter, TriggerKind,
+    TriggerSpec, load, parse,
 };
 
 const DOC: &str = include_str!("../../../docs/MANIFEST.md");
@@ -74,6 +74,7 @@ fn doc_example_parses_into_the_expected_model() {
         Interface::Sensors,
         Interface::Config,
         Interface::Publish,
+        Interface::Gpio,
     ] {
         assert!(grants.grants(iface), "{iface:?}");
     }
@@ -83,6 +84,22 @@ fn doc_example_parses_into_the_expected_model() {
     assert!(grants.allows_config("threshold") && !grants.allows_config("secret"));
     assert!(grants.allows_publish("alerts/high") && grants.allows_publish("alerts"));
     assert!(!grants.allows_publish("metrics/cpu") && !grants.allows_publish("alerts/+"));
+    assert_eq!(
+        grants.gpio,
+        [
+            GpioGrant {
+                line: "door".into(),
+                access: GpioAccess::In,
+            },
+            GpioGrant {
+                line: "relay1".into(),
+                access: GpioAccess::Out,
+            },
+        ]
+    );
+    assert!(grants.allows_gpio_read("door") && !grants.allows_gpio_write("door"));
+    assert!(grants.allows_gpio_read("relay1") && grants.allows_gpio_write("relay1"));
+    assert!(!grants.allows_gpio_read("relay2") && !grants.allows_gpio_write("relay2"));
 
     // The example spells out every default.
     assert_eq!(sampler.limits, Limits::default());
@@ -159,6 +176,7 @@ fn defaults_fill_everything_optional() {
         Interface::Sensors,
         Interface::Config,
         Interface::Publish,
+        Interface::Gpio,
     ] {
         assert!(!only.grants.grants(iface), "default deny: {iface:?}");
     }
@@ -219,6 +237,7 @@ build = { command = "make b", workdir = "sub/dir" }
 [component.grants]
 config = ["level"]
 publish = ["+/status", "site/#"]
+gpio = ["out:gpiochip0:17", "in:GPIO4", "in:Door Sensor"]
 "#;
     let manifest = parse(text, Path::new("/apps/v/outpost.toml")).unwrap_or_else(|e| panic!("{e}"));
     let a = manifest.component("a").expect("component 'a'");
@@ -298,6 +317,14 @@ publish = ["+/status", "site/#"]
     assert!(b.grants.grants(Interface::Config) && !b.grants.grants(Interface::KeyValue));
     assert!(b.grants.allows_publish("pump/status") && b.grants.allows_publish("site/a/b"));
     assert!(!b.grants.allows_publish("pump/status/x") && !b.grants.allows_publish("$SYS/status"));
+    assert!(b.grants.grants(Interface::Gpio) && !a.grants.grants(Interface::Gpio));
+    assert!(
+        b.grants.allows_gpio_write("gpiochip0:17") && b.grants.allows_gpio_read("gpiochip0:17")
+    );
+    assert!(b.grants.allows_gpio_read("GPIO4") && !b.grants.allows_gpio_write("GPIO4"));
+    assert!(b.grants.allows_gpio_read("Door Sensor"));
+    // Names are matched exactly, as granted.
+    assert!(!b.grants.allows_gpio_read("gpio4") && !b.grants.allows_gpio_write("17"));
 }
 
 #[test]

@@ -40,7 +40,7 @@ fn unknown_keys_are_named_with_their_line() {
         ),
         (
             &format!("{COMPONENT}kv = [\"a\"]\nfiles = [\"/etc\"]\n"),
-            "outpost.toml:10:1: unknown field `files`, expected one of `kv`, `streams`, `sensors`, `config`, `publish`",
+            "outpost.toml:10:1: unknown field `files`, expected one of `kv`, `streams`, `sensors`, `config`, `publish`, `gpio`",
         ),
         (
             &format!("{COMPONENT}[component.limits]\ncpu = 1\n"),
@@ -274,6 +274,45 @@ fn app_wide_rules() {
             expected
         );
     }
+}
+
+#[test]
+fn gpio_grants_are_checked_entry_by_entry_with_their_position() {
+    // The grants table starts on file line 8, so `gpio = ...` is line 9.
+    check(&[
+        (
+            &format!("{COMPONENT}gpio = [\"in:door\", \"inout:relay1\"]\n"),
+            "outpost.toml:9:20: invalid GPIO grant \"inout:relay1\": direction \"inout\" is neither `in` (may read) nor `out` (may write and read back)",
+        ),
+        (
+            &format!("{COMPONENT}gpio = [\"relay1\"]\n"),
+            "outpost.toml:9:9: invalid GPIO grant \"relay1\": expected \"in:<line>\" (may read) or \"out:<line>\" (may write and read back)",
+        ),
+        (
+            &format!("{COMPONENT}gpio = [\"out:\"]\n"),
+            "outpost.toml:9:9: invalid GPIO grant \"out:\": the line name is empty (write e.g. \"out:GPIO17\")",
+        ),
+        (
+            &format!("{COMPONENT}gpio = [\"in: door\"]\n"),
+            "outpost.toml:9:9: invalid GPIO grant \"in: door\": the line name \" door\" starts or ends with whitespace",
+        ),
+        (
+            &format!("{COMPONENT}gpio = [\"in:door\", \"out:relay1\", \"out:door\"]\n"),
+            "outpost.toml:9:34: GPIO line \"door\" is granted twice (\"in:door\" and \"out:door\"); list each line once (`out:` also allows reading)",
+        ),
+        (
+            &format!("{COMPONENT}gpio = \"out:relay1\"\n"),
+            "outpost.toml:9:8: invalid type: string \"out:relay1\", expected a list of GPIO grants like [\"in:door\", \"out:relay1\"]",
+        ),
+        (
+            &format!("{COMPONENT}gpio = [17]\n"),
+            "outpost.toml:9:9: invalid type: integer `17`, expected a GPIO grant string like \"in:door\" or \"out:relay1\"",
+        ),
+        (
+            "[[component]]\nid = \"c\"\nsource = \"c.wasm\"\ngrants = { gpio = [\"out:relay1\", \"on:door\"] }\n",
+            "outpost.toml:8:34: invalid GPIO grant \"on:door\": direction \"on\" is neither `in` (may read) nor `out` (may write and read back)",
+        ),
+    ]);
 }
 
 #[test]

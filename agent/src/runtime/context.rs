@@ -13,7 +13,8 @@ use crate::store::Effects;
 /// A limit a host function enforces by ending the invocation (a trap), not with an error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostTrap {
-    /// The invocation wrote, emitted, published or logged more bytes than its `output` limit.
+    /// The invocation wrote, emitted, published, logged or changed GPIO lines for more bytes than
+    /// its `output` limit (each `gpio_write` counts as a fixed few bytes).
     OutputLimit {
         /// The configured limit.
         limit: u64,
@@ -26,7 +27,8 @@ impl std::fmt::Display for HostTrap {
             HostTrap::OutputLimit { limit } => {
                 write!(
                     f,
-                    "output limit of {limit} bytes exceeded (kv writes, events, publishes and logs)"
+                    "output limit of {limit} bytes exceeded (kv writes, events, publishes, gpio \
+                     writes and logs)"
                 )
             }
         }

@@ -2,12 +2,14 @@
 //! (redb for another store, the simulated board for a Linux one) touches no component code.
 //!
 //! Writes are not here on purpose: every write is buffered in the invocation's effects and
-//! committed by the transactional store, whichever backend serves the reads.
+//! committed by the transactional store, whichever backend serves the reads. The one exception
+//! is [`Services::gpio`], which the executor also drives buffered line changes onto, after
+//! their invocation committed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use outpost_hal::{Clock, SensorBoard};
+use outpost_hal::{Clock, GpioBoard, SensorBoard};
 
 use crate::store::{Store, StoreError};
 
@@ -52,4 +54,6 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// The app's config variables.
     pub variables: Arc<BTreeMap<String, String>>,
+    /// The board's GPIO lines: read by `gpio_read`, written after commit for `gpio_write`.
+    pub gpio: Arc<dyn GpioBoard>,
 }

@@ -14,12 +14,33 @@ pub struct Effects {
     pub kv: BTreeMap<(String, String), Option<Vec<u8>>>,
     /// Events and publishes bound for the outbox, in emission order.
     pub records: Vec<RecordBody>,
+    /// GPIO line changes, in the order asked. Not stored: the executor drives them onto the
+    /// board only after the commit succeeded, so a failed invocation never moves an actuator.
+    pub gpio: Vec<GpioChange>,
+}
+
+/// One buffered `gpio_write`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpioChange {
+    /// The line, spelled as the component's grant names it.
+    pub line: String,
+    /// The level to drive: `true` is high.
+    pub value: bool,
 }
 
 impl Effects {
     /// Whether committing would change nothing.
     pub fn is_empty(&self) -> bool {
-        self.kv.is_empty() && self.records.is_empty()
+        self.kv.is_empty() && self.records.is_empty() && self.gpio.is_empty()
+    }
+
+    /// The level this invocation last asked `line` to be driven to, if it wrote the line.
+    pub fn pending_gpio(&self, line: &str) -> Option<bool> {
+        self.gpio
+            .iter()
+            .rev()
+            .find(|change| change.line == line)
+            .map(|change| change.value)
     }
 
     /// Number of events (not publishes) buffered.

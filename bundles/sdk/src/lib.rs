@@ -19,7 +19,7 @@
 //! - [`sys`]: the raw `outpost_v1` imports, exactly as the ABI declares them.
 //! - [`Error`] / [`Result`]: host error codes as a Rust error.
 //! - One module per host interface: [`log`], [`clock`], [`random`], [`trigger`], [`config`],
-//!   [`kv`], [`stream`], [`sensor`], [`mqtt`].
+//!   [`kv`], [`stream`], [`sensor`], [`mqtt`], [`gpio`].
 //! - [`handler!`]: generates the `outpost_handle` export from a `fn() -> Result<()>`.
 //! - [`hex`]: lower-case hex encoding, for ids and payload dumps.
 //! - `allocator` (feature `allocator`, default on): a bump allocator that never frees.
@@ -28,7 +28,7 @@
 //!
 //! Every invocation runs in a fresh instance, so nothing in memory survives between calls:
 //! state that must last goes to [`kv`]. Effects ([`kv::set`], [`kv::delete`], [`stream::emit`],
-//! [`mqtt::publish`]) are committed only if the handler returns `Ok`.
+//! [`mqtt::publish`], [`gpio::write`]) are committed only if the handler returns `Ok`.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -39,6 +39,7 @@ mod stack_str;
 
 pub mod clock;
 pub mod config;
+pub mod gpio;
 pub mod handler;
 pub mod hex;
 pub mod kv;
@@ -66,7 +67,9 @@ pub use outpost_abi::{ErrorCode, LogLevel, SensorPayload, TriggerKind};
 pub mod prelude {
     pub use crate::{Error, Qos, Result, SensorPayload, TriggerKind};
     // `log` and `handler` bring both the module and the macro of that name.
-    pub use crate::{clock, config, handler, hex, kv, log, mqtt, random, sensor, stream, trigger};
+    pub use crate::{
+        clock, config, gpio, handler, hex, kv, log, mqtt, random, sensor, stream, trigger,
+    };
     pub use alloc::borrow::ToOwned;
     pub use alloc::string::{String, ToString};
     pub use alloc::vec::Vec;

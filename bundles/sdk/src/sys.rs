@@ -69,4 +69,10 @@ unsafe extern "C" {
         qos: i32,
         retain: i32,
     ) -> i32;
+    /// Reads a GPIO line: returns its level, `0` low or `1` high; `-2` if the board has no such
+    /// line, `-6` on a line fault. A line written in this invocation reads back the pending level.
+    pub fn gpio_read(name_ptr: i32, name_len: i32) -> i32;
+    /// Buffers driving a GPIO line to `value` (`0` low, `1` high); the board changes only after
+    /// the invocation commits. Returns `0`.
+    pub fn gpio_write(name_ptr: i32, name_len: i32, value: i32) -> i32;
 }

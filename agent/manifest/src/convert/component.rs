@@ -110,6 +110,7 @@ fn grants(raw: raw::Grants, variables: &BTreeMap<String, String>) -> Result<Gran
         sensors: raw.sensors,
         config: raw.config,
         publish,
+        gpio: raw.gpio.0,
     })
 }
 

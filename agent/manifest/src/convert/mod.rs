@@ -6,7 +6,7 @@
 //! one component, [`trigger`] one trigger; this module does the app-wide parts.
 
 mod component;
-mod rules;
+pub(crate) mod rules;
 mod trigger;
 
 use std::collections::BTreeMap;
