@@ -42,7 +42,8 @@ command -v file >/dev/null || { echo "cross/build.sh: 'file' is missing; run ./s
 # One cargo run for all targets: their final (single-threaded) LTO links overlap.
 target_args=()
 for target in "${targets[@]}"; do target_args+=(--target "$target"); done
-cargo build --release --locked -p outpost "${target_args[@]}"
+# Device builds: without the publisher commands (see the `operator` feature in agent/Cargo.toml).
+cargo build --release --locked -p outpost --no-default-features "${target_args[@]}"
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 status=0

@@ -88,8 +88,13 @@ fn make_certificates(dir: &Path) {
 fn provision_inputs(dir: &Path) {
     make_certificates(dir);
     std::fs::create_dir(dir.join("keys")).expect("keys dir");
-    std::fs::write(dir.join("release.pub"), [7u8; 32]).expect("key");
-    std::fs::write(dir.join("keys/ops.pub"), "ops public key\n").expect("key");
+    let key = |seed: u8| {
+        outpost_bundle::SecretKey::from_seed([seed; 32])
+            .public()
+            .to_text()
+    };
+    std::fs::write(dir.join("release.pub"), key(7)).expect("key");
+    std::fs::write(dir.join("keys/ops.pub"), key(8)).expect("key");
     std::fs::write(dir.join("pw"), "s3cret \"quoted\"\n").expect("password");
 }
 
@@ -153,7 +158,6 @@ fn provision_writes_a_tree_the_agent_loads_with_owner_only_secrets() {
         ("tls/client.crt", 0o644),
         ("trust/release.pub", 0o644),
         ("trust/ops.pub", 0o644),
-        ("groups", 0o644),
     ] {
         assert_eq!(mode(&etc.join(file)), expected, "mode of {file}");
     }
@@ -161,17 +165,22 @@ fn provision_writes_a_tree_the_agent_loads_with_owner_only_secrets() {
         assert_eq!(mode(&dir.join("out").join(made)), 0o755, "mode of {made}/");
     }
     let read = |path: PathBuf| std::fs::read(&path).expect("readable");
-    assert_eq!(read(etc.join("trust/release.pub")), [7u8; 32]);
-    assert_eq!(read(etc.join("trust/ops.pub")), b"ops public key\n");
+    assert_eq!(
+        read(etc.join("trust/release.pub")),
+        read(dir.join("release.pub"))
+    );
+    assert_eq!(
+        read(etc.join("trust/ops.pub")),
+        read(dir.join("keys/ops.pub"))
+    );
     assert_eq!(
         read(etc.join("tls/client.key")),
         read(dir.join("client.key"))
     );
-    assert_eq!(
-        read(etc.join("groups")),
-        b"north\npumps\n",
-        "one per line, once"
-    );
+    assert_eq!(loaded.fleet.groups, ["north", "pumps"], "each group once");
+    assert_eq!(loaded.fleet.trust, [PathBuf::from("/etc/outpost/trust")]);
+    let trust = outpost::fleet::load_trust(&[etc.join("trust")]).expect("the trust store loads");
+    assert_eq!(trust.keys().len(), 2);
 
     // The copied TLS files are what the transport accepts (CA parses, key fits certificate).
     let mut mqtt = MqttConfig::new(
@@ -194,6 +203,7 @@ fn provision_refuses_bad_input_with_one_line_naming_the_problem() {
     provision_inputs(dir);
     std::fs::write(dir.join("empty.pub"), "").expect("key");
     std::fs::write(dir.join("huge.pub"), [1u8; 2048]).expect("key");
+    std::fs::write(dir.join("notakey.pub"), "ssh-ed25519 AAAA laptop\n").expect("key");
 
     let base = [
         "provision",
@@ -221,6 +231,11 @@ fn provision_refuses_bad_input_with_one_line_naming_the_problem() {
             &[("release.pub", "huge.pub")],
             &[],
             "2048 bytes is too large",
+        ),
+        (
+            &[("release.pub", "notakey.pub")],
+            &[],
+            "--trust notakey.pub: not a usable key",
         ),
         (
             &[],
@@ -321,7 +336,7 @@ fn provision_writes_into_a_non_empty_dir_only_with_force_and_drops_stale_keys() 
     ] {
         assert!(!etc.join(stale).exists(), "{stale} is left behind");
     }
-    assert_eq!(std::fs::read(etc.join("groups")).expect("groups"), b"");
+    assert!(loaded.fleet.groups.is_empty(), "no --group: no groups");
     assert!(
         dir.join("out/etc/hostname").exists(),
         "other files are not touched"

@@ -379,6 +379,7 @@ impl BenchApp {
             sensors: Arc::new(SimBoard::empty(clock.clone())),
             clock: clock.clone(),
             variables: Arc::new(BTreeMap::new()),
+            gpio: Arc::new(outpost_hal::SimGpio::new()),
         };
         let pool = EnginePool::default();
         let loaded: Vec<LoadedComponent> = components

@@ -273,8 +273,8 @@ fn prefill(dir: &Path, count: usize) -> Template {
                 component: "gen".into(),
                 time_ms: 1_767_225_600_000 + i as i64,
                 effects: std::sync::Arc::new(Effects {
-                    kv: Default::default(),
                     records,
+                    ..Default::default()
                 }),
                 trigger_run: None,
                 inbox_done: None,

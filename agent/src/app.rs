@@ -43,6 +43,9 @@ pub struct AppOptions {
     pub clock: Arc<dyn Clock>,
     /// The board; `None` builds the manifest's simulated board.
     pub board: Option<Arc<dyn SensorBoard>>,
+    /// The GPIO lines; `None` is a simulated board without lines (the manifest's simulator
+    /// declares sensors only), on which every line is not found.
+    pub gpio: Option<Arc<dyn outpost_hal::GpioBoard>>,
 }
 
 /// A started app: everything needed to invoke components and schedule triggers.
@@ -53,8 +56,9 @@ pub struct App {
     pub store: Store,
     /// Runs and commits invocations.
     pub executor: Executor,
-    /// The commit thread; join it after dropping the executor to flush every commit.
-    pub committer: CommitterThread,
+    /// The commit thread, if the app owns one; join it after dropping the executor to flush
+    /// every commit.
+    pub committer: Option<CommitterThread>,
     /// The board components read sensors from.
     pub board: Arc<dyn SensorBoard>,
 }
@@ -66,8 +70,23 @@ impl App {
         App::start_with(manifest, options)
     }
 
-    /// Starts an already-loaded manifest.
+    /// Starts an already-loaded manifest, with its own store handle and commit thread.
     pub fn start_with(manifest: AppManifest, options: AppOptions) -> Result<App, AppError> {
+        let store = Store::open_dir(&options.data_dir)?;
+        let (committer, thread) = committer::spawn(store.clone(), options.outbox);
+        let mut app = App::start_on(manifest, options, store, committer)?;
+        app.committer = Some(thread);
+        Ok(app)
+    }
+
+    /// Starts an already-loaded manifest on a store and committer shared with the rest of the
+    /// agent (`options.data_dir` and `options.outbox` are not used).
+    pub fn start_on(
+        manifest: AppManifest,
+        options: AppOptions,
+        store: Store,
+        committer: crate::store::committer::Committer,
+    ) -> Result<App, AppError> {
         let board: Arc<dyn SensorBoard> = match options.board {
             Some(board) => board,
             None => {
@@ -79,22 +98,23 @@ impl App {
                 )?)
             }
         };
-        let store = Store::open_dir(&options.data_dir)?;
         let services = Services {
             kv: Arc::new(store.clone()),
             sensors: board.clone(),
             clock: options.clock.clone(),
             variables: Arc::new(manifest.variables.clone()),
+            gpio: options
+                .gpio
+                .unwrap_or_else(|| Arc::new(outpost_hal::SimGpio::new())),
         };
         let runtime = Arc::new(Runtime::load(&manifest, services)?);
-        let (committer, thread) = committer::spawn(store.clone(), options.outbox);
         let executor =
             Executor::new(runtime, committer, options.clock).with_synced_kv(&manifest.sync_kv);
         Ok(App {
             manifest,
             store,
             executor,
-            committer: thread,
+            committer: None,
             board,
         })
     }
@@ -116,6 +136,8 @@ impl App {
             ..
         } = self;
         drop(executor);
-        committer.join();
+        if let Some(committer) = committer {
+            committer.join();
+        }
     }
 }

@@ -60,6 +60,66 @@ pub struct AgentConfig {
     pub outbox: OutboxLimits,
     /// Drain tuning.
     pub sync: SyncSettings,
+    /// Fleet updates (trusted publishers, groups, transfer and health settings).
+    pub fleet: FleetSettings,
+}
+
+/// Fleet update settings (`[fleet]`). Updates are followed when at least one group is set;
+/// without a trusted key every bundle is refused (fail closed).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSettings {
+    /// Trusted publisher key files (`.pub`), or directories whose `*.pub` files are all trusted.
+    #[serde(default)]
+    pub trust: Vec<PathBuf>,
+    /// Groups this device follows (`{prefix}/fleet/{group}/apps/+`).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Largest bundle accepted.
+    #[serde(default = "default_max_bundle")]
+    pub max_bundle_bytes: u64,
+    /// Chunks requested at once.
+    #[serde(default = "default_chunk_window")]
+    pub chunk_window: usize,
+    /// A download without progress for this long (while connected) is abandoned.
+    #[serde(default = "default_stall", with = "humantime_serde")]
+    pub stall_deadline: Duration,
+    /// Invocations a new version's health window lasts.
+    #[serde(default = "default_trial")]
+    pub health_invocations: u32,
+    /// Failed invocations tolerated in the health window; one more rolls back.
+    #[serde(default = "default_max_failures")]
+    pub health_max_failures: u32,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        FleetSettings {
+            trust: Vec::new(),
+            groups: Vec::new(),
+            max_bundle_bytes: default_max_bundle(),
+            chunk_window: default_chunk_window(),
+            stall_deadline: default_stall(),
+            health_invocations: default_trial(),
+            health_max_failures: default_max_failures(),
+        }
+    }
+}
+
+fn default_max_bundle() -> u64 {
+    16 << 20
+}
+fn default_chunk_window() -> usize {
+    4
+}
+fn default_stall() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_trial() -> u32 {
+    10
+}
+fn default_max_failures() -> u32 {
+    2
 }
 
 /// Broker connection settings.
@@ -193,6 +253,8 @@ struct RawConfig {
     outbox: RawOutbox,
     #[serde(default)]
     sync: SyncSettings,
+    #[serde(default)]
+    fleet: FleetSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -260,6 +322,10 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
             policy: raw.outbox.full.unwrap_or(defaults.policy),
         },
         sync: raw.sync,
+        fleet: FleetSettings {
+            trust: raw.fleet.trust.iter().map(|p| base.join(p)).collect(),
+            ..raw.fleet
+        },
     };
     validate(&config).map_err(invalid)?;
     Ok(config)
@@ -309,6 +375,21 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
     if config.outbox.max_records == 0 || config.outbox.max_bytes == 0 {
         return Err("outbox limits must be at least 1".into());
     }
+    for group in &config.fleet.groups {
+        if group.is_empty()
+            || group.len() > 64
+            || !group
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "fleet group '{group}' must be 1-64 characters of A-Z a-z 0-9 - _"
+            ));
+        }
+    }
+    if config.fleet.chunk_window == 0 || config.fleet.health_invocations == 0 {
+        return Err("fleet.chunk_window and fleet.health_invocations must be at least 1".into());
+    }
     if config.mqtt.reconnect_min.is_zero() || config.mqtt.reconnect_min > config.mqtt.reconnect_max
     {
         return Err("reconnect_min must be above zero and at most reconnect_max".into());
@@ -354,6 +435,11 @@ full = "reject-new"
 batch_max_events = 32
 wire = "postcard"
 status_every = "10s"
+
+[fleet]
+trust = ["trust"]
+groups = ["north", "pumps"]
+health_max_failures = 0
 "#;
 
     #[test]
@@ -370,6 +456,10 @@ status_every = "10s"
         assert_eq!(config.outbox.policy, FullPolicy::RejectNew);
         assert_eq!(config.sync.wire, WireFormat::Postcard);
         assert_eq!(config.sync.window, 64, "defaults fill the rest");
+        assert_eq!(config.fleet.trust, [PathBuf::from("/etc/outpost/trust")]);
+        assert_eq!(config.fleet.groups, ["north", "pumps"]);
+        assert_eq!(config.fleet.health_max_failures, 0);
+        assert_eq!(config.fleet.health_invocations, 10);
     }
 
     #[test]
@@ -388,6 +478,12 @@ status_every = "10s"
             .expect_err("bad id")
             .to_string();
         assert!(error.contains("device_id 'pi/07'"), "{error}");
+
+        let text = FULL.replace("\"pumps\"", "\"pumps/east\"");
+        let error = parse(&text, Path::new("agent.toml"))
+            .expect_err("bad group")
+            .to_string();
+        assert!(error.contains("fleet group 'pumps/east'"), "{error}");
 
         let text = FULL.replace("mqtts://", "http://");
         assert!(

@@ -20,7 +20,10 @@ pub mod app;
 pub mod build;
 pub mod config;
 pub mod executor;
+pub mod fleet;
 pub mod inbox;
+#[cfg(feature = "operator")]
+pub mod pack;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;

@@ -82,6 +82,7 @@ pub fn options(dir: &Path, clock: Arc<ManualClock>, outbox: OutboxLimits) -> App
         outbox,
         clock,
         board: None,
+        gpio: None,
     }
 }
 

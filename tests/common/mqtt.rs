@@ -567,8 +567,8 @@ pub fn prefill(
                 component: "gen".into(),
                 time_ms: super::START_MS + i as i64,
                 effects: std::sync::Arc::new(Effects {
-                    kv: Default::default(),
                     records,
+                    ..Default::default()
                 }),
                 trigger_run: None,
                 inbox_done: None,

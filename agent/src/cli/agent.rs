@@ -9,9 +9,16 @@ use std::time::Duration;
 use anyhow::Context;
 use outpost::app::{App, AppOptions};
 use outpost::config::{self, AgentConfig, MqttSettings, SyncSettings};
+use outpost::fleet::prepare::ServicesFactory;
+use outpost::fleet::state::FleetState;
+use outpost::fleet::supervisor::{Command, Supervisor};
+use outpost::fleet::updater::{FleetLink, Updater};
+use outpost::fleet::{self, FleetConfig, HealthPolicy};
 use outpost::inbox::Inbox;
 use outpost::report;
+use outpost::runtime::{KvReader, Services};
 use outpost::scheduler::{Reporter, Scheduler};
+use outpost::store::committer::{self, Committer};
 use outpost::store::{FullPolicy, Store};
 use outpost::sync::batch::Planner;
 use outpost::sync::status::{self, AppVersion};
@@ -86,6 +93,25 @@ pub struct AgentArgs {
     /// Longest reconnect delay, e.g. 60s.
     #[arg(long, value_parser = humantime::parse_duration)]
     reconnect_max: Option<Duration>,
+    /// A trusted publisher key file or directory of `.pub` files (repeatable; adds to
+    /// agent.toml's `[fleet] trust`).
+    #[arg(long = "trust", value_name = "KEY.pub")]
+    trust: Vec<PathBuf>,
+    /// A fleet group to take updates from (repeatable; adds to agent.toml's `[fleet] groups`).
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Invocations a new version's health window lasts.
+    #[arg(long)]
+    health_invocations: Option<u32>,
+    /// Failed invocations tolerated in the health window; one more rolls back.
+    #[arg(long)]
+    health_max_failures: Option<u32>,
+    /// Bundle chunks requested at once.
+    #[arg(long)]
+    chunk_window: Option<usize>,
+    /// Abandon a download without progress for this long while connected, e.g. 10m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    stall_deadline: Option<Duration>,
 }
 
 /// Inbound messages above this are refused (the ABI's payload limit).
@@ -108,6 +134,7 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
             ),
             outbox: Default::default(),
             sync: SyncSettings::default(),
+            fleet: Default::default(),
         },
     };
     macro_rules! set {
@@ -118,7 +145,15 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     set!(device_id => device_id, broker => mqtt.broker, data => data_dir, topic_prefix => mqtt.topic_prefix,
         outbox_max_records => outbox.max_records, outbox_max_bytes => outbox.max_bytes, outbox_full => outbox.policy,
         status_every => sync.status_every, batch_max_events => sync.batch_max_events, wire => sync.wire,
-        rate_limit => sync.rate_limit, reconnect_min => mqtt.reconnect_min, reconnect_max => mqtt.reconnect_max);
+        rate_limit => sync.rate_limit, reconnect_min => mqtt.reconnect_min, reconnect_max => mqtt.reconnect_max,
+        health_invocations => fleet.health_invocations, health_max_failures => fleet.health_max_failures,
+        stall_deadline => fleet.stall_deadline, chunk_window => fleet.chunk_window);
+    config.fleet.trust.extend(args.trust);
+    for group in args.groups {
+        if !config.fleet.groups.contains(&group) {
+            config.fleet.groups.push(group);
+        }
+    }
     if args.app.is_some() {
         config.app = args.app;
     }
@@ -143,25 +178,68 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     Ok(config)
 }
 
+/// The device's GPIO chips (`/dev/gpiochip*`, as `outpost hal list` shows them) when they can
+/// be opened; otherwise `None`, which the app turns into a simulated board without lines.
+fn device_gpio() -> Option<Arc<dyn outpost_hal::GpioBoard>> {
+    #[cfg(target_os = "linux")]
+    match outpost_hal::LinuxGpio::discover(std::path::Path::new("/dev")) {
+        Ok(gpio) => return Some(Arc::new(gpio)),
+        Err(error) => {
+            tracing::warn!(%error, "GPIO unavailable; components' gpio calls will find no lines");
+        }
+    }
+    None
+}
+
 /// Runs `outpost agent`.
 pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let config = resolve(args)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let store = Store::open_dir(&config.data_dir)?;
+    // One commit thread for every app on the device, so all commits share its batches.
+    let (committer, committer_thread) = committer::spawn(store.clone(), config.outbox);
+    let gpio = device_gpio();
     let app = match &config.app {
-        Some(dir) => Some(App::start(
-            &super::manifest_path(dir),
+        Some(dir) => Some(App::start_on(
+            outpost_manifest::load(&super::manifest_path(dir))?,
             AppOptions {
                 data_dir: config.data_dir.clone(),
                 outbox: config.outbox,
                 clock: clock.clone(),
                 board: None,
+                gpio: gpio.clone(),
             },
+            store.clone(),
+            committer.clone(),
         )?),
         None => None,
     };
-    let store = match &app {
-        Some(app) => app.store.clone(),
-        None => Store::open_dir(&config.data_dir)?,
+    let local_apps: Vec<AppVersion> = app
+        .iter()
+        .map(|a| AppVersion {
+            name: a.manifest.app.name.clone(),
+            version: a.manifest.app.version.clone(),
+            previous: None,
+            on_trial: false,
+            last_update: None,
+        })
+        .collect();
+    let (apps_tx, apps_rx) = watch::channel(local_apps.clone());
+    let reporter: Reporter = Arc::new(|outcome| println!("{}", report::outcome_line(outcome)));
+    let fleet = if config.fleet.groups.is_empty() {
+        None
+    } else {
+        let parts = start_fleet(
+            &config,
+            &store,
+            &committer,
+            clock.clone(),
+            gpio,
+            reporter.clone(),
+            apps_tx,
+            local_apps,
+        )?;
+        Some(parts)
     };
     let status_topic = format!("{}/{}/status", config.mqtt.topic_prefix, config.device_id);
     let broker: BrokerUrl = config.mqtt.broker.parse()?;
@@ -202,21 +280,23 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         // events, for ~8% less drain throughput; `cargo bench -p outpost --bench sync`).
         delete_rows: 2048,
         rate_limit: (config.sync.rate_limit > 0).then_some(config.sync.rate_limit),
-        apps: app
-            .iter()
-            .map(|a| AppVersion {
-                name: a.manifest.app.name.clone(),
-                version: a.manifest.app.version.clone(),
-            })
-            .collect(),
+        apps: apps_rx,
     };
     let mut engine = SyncEngine::new(
         transport,
         store.clone(),
         sync_config,
-        app.as_ref().map(|a| a.executor.commit_stats()),
+        Some(committer.stats_handle()),
     );
-    let reporter: Reporter = Arc::new(|outcome| println!("{}", report::outcome_line(outcome)));
+    let (fleet_tasks, fleet_link) = match fleet {
+        Some((supervisor, initial, updater, link)) => {
+            (Some((supervisor, initial, updater)), Some(link))
+        }
+        None => (None, None),
+    };
+    if let Some(link) = fleet_link {
+        engine = engine.with_fleet(link);
+    }
     let wake = Arc::new(Notify::new());
     let inbox = app.as_ref().map(|a| {
         Inbox::new(
@@ -253,6 +333,12 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         });
         let dispatcher =
             inbox.map(|inbox| tokio::spawn(dispatch(inbox, wake, reporter.clone(), stop.clone())));
+        let fleet_tasks = fleet_tasks.map(|(supervisor, initial, updater)| {
+            [
+                tokio::spawn(supervisor.run(initial, stop.clone())),
+                tokio::spawn(updater.run(stop.clone())),
+            ]
+        });
         let engine = engine.run(stop.clone());
         tokio::pin!(engine);
         // Under systemd (Type=notify): ready once the app is loaded and its tasks run; the
@@ -280,7 +366,11 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let _ = stop_tx.send(true);
-        for task in scheduler.into_iter().chain(dispatcher) {
+        for task in scheduler
+            .into_iter()
+            .chain(dispatcher)
+            .chain(fleet_tasks.into_iter().flatten())
+        {
             let _ = task.await;
         }
     });
@@ -288,8 +378,103 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     if let Some(app) = app {
         app.shutdown();
     }
+    drop(committer);
+    committer_thread.join();
     println!("outpost agent: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The fleet updater's parts, ready to run.
+type FleetParts = (Supervisor, Vec<Command>, Updater, FleetLink);
+
+/// Sets up fleet updates: trust store, state, the supervisor with the installed apps loaded,
+/// and the updater with its link to the sync engine.
+#[allow(clippy::too_many_arguments)]
+fn start_fleet(
+    config: &AgentConfig,
+    store: &Store,
+    committer: &Committer,
+    clock: Arc<dyn Clock>,
+    gpio: Option<Arc<dyn outpost_hal::GpioBoard>>,
+    reporter: Reporter,
+    apps: watch::Sender<Vec<AppVersion>>,
+    local_apps: Vec<AppVersion>,
+) -> anyhow::Result<FleetParts> {
+    let trust = fleet::load_trust(&config.fleet.trust)?;
+    if trust.is_empty() {
+        println!(
+            "fleet: no trusted publisher keys ([fleet] trust / --trust): every bundle will be refused"
+        );
+    }
+    let prefix = config.mqtt.topic_prefix.clone();
+    let mut fleet_config = FleetConfig::new(
+        config.device_id.clone(),
+        prefix.clone(),
+        config.fleet.groups.clone(),
+        trust,
+    );
+    fleet_config.limits.max_bundle_bytes = config.fleet.max_bundle_bytes;
+    fleet_config.window = config.fleet.chunk_window;
+    fleet_config.stall_deadline = config.fleet.stall_deadline;
+    fleet_config.health = HealthPolicy {
+        trial_invocations: config.fleet.health_invocations,
+        max_failures: config.fleet.health_max_failures,
+    };
+    let fleet_config = Arc::new(fleet_config);
+    let state = FleetState::new(
+        store.clone(),
+        fleet::topics::reports(&prefix, &config.device_id),
+    )
+    .with_wake(committer.stats_handle());
+    let board = device_board(clock.clone());
+    let gpio = gpio.unwrap_or_else(|| Arc::new(outpost_hal::SimGpio::new()));
+    let kv: Arc<dyn KvReader> = Arc::new(store.clone());
+    let service_clock = clock.clone();
+    let services: ServicesFactory = Arc::new(move |manifest| Services {
+        kv: kv.clone(),
+        sensors: board.clone(),
+        clock: service_clock.clone(),
+        variables: Arc::new(manifest.variables.clone()),
+        gpio: gpio.clone(),
+    });
+    let supervisor = Supervisor::new(
+        fleet_config.clone(),
+        state.clone(),
+        services.clone(),
+        committer.clone(),
+        clock.clone(),
+        reporter,
+        apps,
+        local_apps,
+    );
+    let initial = supervisor.load_installed();
+    let (updater, link) = Updater::new(
+        fleet_config.clone(),
+        state,
+        services,
+        supervisor.handle(),
+        clock,
+    );
+    println!(
+        "fleet: following groups {} with {} trusted key(s); {} installed app(s)",
+        fleet_config.groups.join(", "),
+        fleet_config.trust.keys().len(),
+        initial.len()
+    );
+    Ok((supervisor, initial, updater, link))
+}
+
+/// The sensors fleet-installed apps read: the Linux board's, or none where there is no sysfs.
+fn device_board(clock: Arc<dyn Clock>) -> Arc<dyn outpost_hal::SensorBoard> {
+    #[cfg(target_os = "linux")]
+    match outpost_hal::LinuxBoard::discover(std::path::Path::new("/")) {
+        Ok(board) => return Arc::new(board),
+        Err(error) => tracing::warn!(%error, "no Linux sensors; fleet apps will find none"),
+    }
+    match outpost_hal::sim::SimBoard::new(&[], std::path::Path::new("."), clock) {
+        Ok(board) => Arc::new(board),
+        Err(error) => unreachable!("an empty simulated board is valid: {error}"),
+    }
 }
 
 /// Runs stored inbound messages, one at a time and in order, whenever woken (and once at start,

@@ -33,6 +33,27 @@ pub enum FleetCommand {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Publish a signed bundle to a fleet group: its chunks, then its announcement (retained).
+    #[cfg(feature = "operator")]
+    Publish {
+        /// The bundle file (from `outpost bundle build`).
+        file: std::path::PathBuf,
+        /// Broker URL.
+        #[arg(long)]
+        broker: String,
+        /// The fleet group to publish to.
+        #[arg(long)]
+        group: String,
+        /// Topic prefix.
+        #[arg(long, default_value = "outpost")]
+        topic_prefix: String,
+        /// Bytes per chunk (256 B to 512 KiB); smaller chunks waste less on a cut link.
+        #[arg(long, default_value_t = 32 * 1024)]
+        chunk_size: u32,
+        /// Publish even if the bundle is damaged (to test how devices refuse it).
+        #[arg(long)]
+        force: bool,
+    },
     /// Print a table of devices from their retained status.
     Status {
         /// Broker URL.
@@ -65,12 +86,32 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
             );
             runtime.block_on(tail(&broker, &filter, count))
         }
+        #[cfg(feature = "operator")]
+        FleetCommand::Publish {
+            file,
+            broker,
+            group,
+            topic_prefix,
+            chunk_size,
+            force,
+        } => runtime.block_on(publish::publish(
+            &file,
+            &broker,
+            &group,
+            &topic_prefix,
+            chunk_size,
+            force,
+        )),
         FleetCommand::Status {
             broker,
             topic_prefix,
         } => runtime.block_on(status(&broker, &format!("{topic_prefix}/+/status"))),
     }
 }
+
+#[cfg(feature = "operator")]
+#[path = "fleet_publish.rs"]
+mod publish;
 
 fn transport(broker: &str) -> anyhow::Result<RumqttcTransport> {
     let url: BrokerUrl = broker.parse()?;
@@ -218,9 +259,14 @@ async fn status(broker: &str, filter: &str) -> anyhow::Result<ExitCode> {
                 apps.iter()
                     .map(|a| {
                         format!(
-                            "{}@{}",
+                            "{}@{}{}",
                             a["name"].as_str().unwrap_or("?"),
-                            a["version"].as_str().unwrap_or("?")
+                            a["version"].as_str().unwrap_or("?"),
+                            if a["on_trial"].as_bool() == Some(true) {
+                                "(trial)"
+                            } else {
+                                ""
+                            }
                         )
                     })
                     .collect()
@@ -242,6 +288,16 @@ async fn status(broker: &str, filter: &str) -> anyhow::Result<ExitCode> {
             apps.join(","),
             s.get("last_error").and_then(Value::as_str).unwrap_or("-"),
         );
+        for app in s
+            .get("apps")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(update) = app.get("last_update").and_then(Value::as_str) {
+                println!("{:<20} last {update}", "");
+            }
+        }
     }
     if devices.is_empty() {
         println!("(no device has published a status under {filter})");

@@ -43,6 +43,7 @@ pub fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
             outbox: args.outbox.limits(),
             clock: Arc::new(SystemClock::new()),
             board: None,
+            gpio: None,
         },
     )?;
     anyhow::ensure!(

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch.
 
 mod agent;
+mod bundle;
 mod fleet;
 mod hal;
 mod invoke;
@@ -52,6 +53,19 @@ enum Command {
     Outbox(state::OutboxCommand),
     /// Write one device's config, TLS files and trust keys as a tree to copy onto its SD card.
     Provision(Box<provision::ProvisionArgs>),
+    /// Create a bundle-signing key pair: NAME.key (secret, mode 0600) and NAME.pub.
+    #[cfg(feature = "operator")]
+    Keygen {
+        /// Directory to write the key files into.
+        #[arg(long)]
+        out: PathBuf,
+        /// File name of the pair.
+        #[arg(long, default_value = "outpost")]
+        name: String,
+    },
+    /// Build, pack and sign app bundles; inspect them.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
 }
 
 /// Outbox bounds, shared by the commands that run components.
@@ -107,6 +121,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Kv(command) => state::kv(command),
         Command::Outbox(command) => state::outbox(command),
         Command::Provision(args) => provision::run(*args),
+        #[cfg(feature = "operator")]
+        Command::Keygen { out, name } => bundle::keygen(&out, &name),
+        Command::Bundle(command) => bundle::run(command),
     }
 }
 

@@ -7,7 +7,6 @@
 //! DIR/etc/outpost/tls/client.crt    --client-cert  (0644)
 //! DIR/etc/outpost/tls/client.key    --client-key   (0600)
 //! DIR/etc/outpost/trust/NAME.pub    each --trust key (0644)
-//! DIR/etc/outpost/groups            one --group per line (0644)
 //! ```
 //!
 //! Every input is checked before anything is written, and the written `agent.toml` is parsed
@@ -21,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail, ensure};
-use outpost::config::{self, AgentConfig, MqttSettings, SyncSettings};
+use outpost::config::{self, AgentConfig, FleetSettings, MqttSettings, SyncSettings};
 use outpost_hal::mqtt::{BrokerUrl, MqttConfig, RumqttcTransport};
 
 /// Where the files live on the device.
@@ -142,6 +141,11 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
         mqtt: settings,
         outbox: Default::default(),
         sync: SyncSettings::default(),
+        fleet: FleetSettings {
+            trust: vec![Path::new(ETC).join("trust")],
+            groups: unique_groups(&args.groups)?,
+            ..FleetSettings::default()
+        },
     };
     config::validate(&config).map_err(|message| anyhow::anyhow!("{message}"))?;
 
@@ -197,20 +201,6 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
             mode: 0o644,
         });
     }
-    let mut groups = String::new();
-    let mut seen = BTreeSet::new();
-    for group in &args.groups {
-        check_group(group)?;
-        if seen.insert(group) {
-            groups.push_str(group);
-            groups.push('\n');
-        }
-    }
-    outputs.push(Output {
-        path: etc.join("groups"),
-        contents: groups.into_bytes(),
-        mode: 0o644,
-    });
     Ok(outputs)
 }
 
@@ -251,6 +241,31 @@ fn render(config: &AgentConfig) -> String {
             let _ = writeln!(text, "{key} = {}", quote(&path.to_string_lossy()));
         }
     }
+    let list = |items: Vec<String>| {
+        items
+            .iter()
+            .map(|item| quote(item))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let fleet = &config.fleet;
+    let _ = writeln!(
+        text,
+        "\n\
+         [fleet]\n\
+         # Bundles must be signed by one of these publisher keys (files, or directories of *.pub).\n\
+         trust = [{}]\n\
+         # Fleet groups this device takes updates from ({{prefix}}/fleet/{{group}}/apps/+).\n\
+         groups = [{}]",
+        list(
+            fleet
+                .trust
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect()
+        ),
+        list(fleet.groups.clone()),
+    );
     text
 }
 
@@ -305,8 +320,20 @@ fn trust_key_name(key: &Path) -> anyhow::Result<String> {
     Ok(name.to_owned())
 }
 
-/// A trusted publisher key, copied as it is: its format is fixed by the fleet-update feature;
-/// until then only empty, unreadable and oversized files are refused.
+/// The `--group`s, checked, each once, in order.
+fn unique_groups(groups: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for group in groups {
+        check_group(group)?;
+        if seen.insert(group) {
+            out.push(group.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A trusted publisher key (`outpost keygen`'s `.pub` file), checked and copied as it is.
 fn read_trust_key(key: &Path) -> anyhow::Result<Vec<u8>> {
     let cannot = |what: &str| format!("--trust {}: {what}", key.display());
     let size = fs::metadata(key)
@@ -320,6 +347,8 @@ fn read_trust_key(key: &Path) -> anyhow::Result<Vec<u8>> {
     );
     let bytes = fs::read(key).with_context(|| cannot("cannot read"))?;
     ensure!(!bytes.is_empty(), cannot("is empty"));
+    let text = std::str::from_utf8(&bytes).map_err(|_| anyhow::anyhow!(cannot("is not text")))?;
+    outpost_bundle::PublicKey::parse(text).with_context(|| cannot("not a usable key"))?;
     Ok(bytes)
 }
 

@@ -47,6 +47,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             outbox: args.outbox.limits(),
             clock: Arc::new(SystemClock::new()),
             board: None,
+            gpio: None,
         },
     )?;
     let triggers = app.triggers();

@@ -219,3 +219,27 @@ fn encode_rows(commit: &Commit) -> Result<Vec<Vec<u8>>, StoreError> {
         })
         .collect()
 }
+
+/// Appends one agent-generated row (an update report) to the outbox inside `txn`, outside the
+/// outbox bounds: such rows are few and small, and dropping one would hide what a device did.
+pub(crate) fn append_record(
+    txn: &redb::WriteTransaction,
+    record: RecordV1,
+) -> Result<u64, StoreError> {
+    let row = StoredRecord::V1(record)
+        .encode()
+        .map_err(StoreError::Encode)?;
+    let mut outbox = txn.open_table(tables::OUTBOX)?;
+    let mut counters = txn.open_table(tables::COUNTERS)?;
+    let get = |table: &Table<&str, u64>, name: &str| -> Result<u64, StoreError> {
+        Ok(table.get(name)?.map(|v| v.value()).unwrap_or(0))
+    };
+    let seq = get(&counters, counter::NEXT_SEQ)?.max(1);
+    let records = get(&counters, counter::OUTBOX_RECORDS)?;
+    let bytes = get(&counters, counter::OUTBOX_BYTES)?;
+    outbox.insert(seq, row.as_slice())?;
+    counters.insert(counter::NEXT_SEQ, seq + 1)?;
+    counters.insert(counter::OUTBOX_RECORDS, records + 1)?;
+    counters.insert(counter::OUTBOX_BYTES, bytes + row.len() as u64)?;
+    Ok(seq)
+}

@@ -32,6 +32,15 @@ pub enum StoreError {
         /// What postcard reported.
         source: postcard::Error,
     },
+    /// A stored fleet record (install, transfer) does not decode (written by a newer agent, or
+    /// corrupt).
+    #[error("stored {what} does not decode: {source}")]
+    CorruptState {
+        /// Which record.
+        what: &'static str,
+        /// What postcard reported.
+        source: postcard::Error,
+    },
     /// A record could not be encoded (should not happen for well-formed records).
     #[error("cannot encode outbox record: {0}")]
     Encode(postcard::Error),

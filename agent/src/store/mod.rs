@@ -137,7 +137,7 @@ impl Store {
         &self.path
     }
 
-    /// The underlying database, for the committer.
+    /// The underlying database, for the committer and the fleet updater's transactions.
     pub(crate) fn db(&self) -> &Database {
         &self.db
     }
@@ -150,6 +150,12 @@ impl Store {
         txn.open_table(tables::COUNTERS)?;
         txn.open_table(tables::TRIGGER_RUNS)?;
         txn.open_table(tables::INBOX)?;
+        txn.open_table(tables::BUNDLES)?;
+        txn.open_table(tables::INSTALLED)?;
+        txn.open_table(tables::HIGHEST)?;
+        txn.open_table(tables::TRANSFERS)?;
+        txn.open_table(tables::CHUNKS)?;
+        txn.open_table(tables::FLEET_SEEN)?;
         txn.commit()?;
         Ok(())
     }

@@ -48,3 +48,25 @@ pub mod counter {
     /// Runs skipped because the previous run of the same trigger was still going.
     pub const SKIPPED_RUNS: &str = "scheduler.skipped_runs";
 }
+
+/// Installed bundle files: `(app, version) -> bundle bytes`; the active and the previous version
+/// of each app (older ones are removed on activation).
+pub const BUNDLES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("bundles_v1");
+
+/// What is installed: `app -> postcard(fleet::state::StoredInstall)`. Activation and rollback
+/// rewrite one row in one transaction, so an app always has exactly one active version.
+pub const INSTALLED: TableDefinition<&str, &[u8]> = TableDefinition::new("installed_v1");
+
+/// Anti-rollback: `app -> highest version ever accepted`, kept even when the app is removed.
+pub const HIGHEST: TableDefinition<&str, &str> = TableDefinition::new("highest_version_v1");
+
+/// Bundle downloads in progress: `app -> postcard(fleet::state::StoredTransfer)`.
+pub const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("transfers_v1");
+
+/// Chunks received so far: `(app, index) -> bytes`, written with their transfer's progress.
+pub const CHUNKS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("chunks_v1");
+
+/// Announcements already dealt with (installed, refused, rolled back, abandoned):
+/// `app -> postcard(fleet::state::StoredSeen)`, so a retained announcement delivered again on
+/// every reconnect is not fetched or reported again.
+pub const FLEET_SEEN: TableDefinition<&str, &[u8]> = TableDefinition::new("fleet_seen_v1");

@@ -21,6 +21,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::batch::{Outgoing, Planner};
 use super::status::{self, AppVersion, SyncStats};
+use crate::fleet::updater::{FleetLink, FleetMessage, Wanted};
 use crate::inbox::{Accepted, Inbox};
 use crate::store::committer::CommitStats;
 use crate::store::{Store, tables};
@@ -59,8 +60,8 @@ pub struct SyncConfig {
     pub delete_rows: usize,
     /// Upper bound of payload bytes per second (metered links), if any.
     pub rate_limit: Option<u64>,
-    /// Installed apps, for the status.
-    pub apps: Vec<AppVersion>,
+    /// Running apps, for the status (republished when it changes).
+    pub apps: watch::Receiver<Vec<AppVersion>>,
 }
 
 /// What one inbound message looks like to the rest of the agent.
@@ -98,6 +99,8 @@ pub struct SyncEngine<T: Transport> {
     commits: Option<Arc<CommitStats>>,
     /// Inbound messages for `mqtt` triggers, if the app has any.
     inbound: Option<InboundRoute>,
+    /// Fleet updates: topics to follow and where their messages go.
+    fleet: Option<FleetLink>,
     started: Instant,
 }
 
@@ -119,6 +122,7 @@ where
             stats: Arc::default(),
             commits,
             inbound: None,
+            fleet: None,
             started: Instant::now(),
         }
     }
@@ -126,6 +130,13 @@ where
     /// Routes inbound messages to `route` (subscribing to its filters on every session).
     pub fn with_inbound(mut self, route: InboundRoute) -> Self {
         self.inbound = Some(route);
+        self
+    }
+
+    /// Follows fleet updates through `link`: subscribes to what the updater wants on every
+    /// session and hands it every message under `{prefix}/fleet/`.
+    pub fn with_fleet(mut self, link: FleetLink) -> Self {
+        self.fleet = Some(link);
         self
     }
 
@@ -151,7 +162,11 @@ where
                     self.stats.connects.fetch_add(1, Ordering::Relaxed);
                     println!("sync: connected");
                     let acked_before = self.stats.acked_rows.load(Ordering::Relaxed);
-                    match self.session(client, connection, &mut stop).await {
+                    let end = self.session(client, connection, &mut stop).await;
+                    if let Some(fleet) = &self.fleet {
+                        fleet.connected.send_replace(false);
+                    }
+                    match end {
                         End::Shutdown => return,
                         End::Disconnected => {
                             println!("sync: disconnected");
@@ -246,8 +261,21 @@ where
             .ok()
             .map(|c| status::significant(&c, &self.stats));
         let mut bucket = RateBucket::new(self.config.rate_limit);
-        if self.publish_status(client).await.is_err() || self.subscribe(client).await.is_err() {
+        let mut apps = self.config.apps.clone();
+        let mut wanted = self.fleet.as_ref().map(|f| f.wanted.clone());
+        // What this session subscribed to for the fleet, with each filter's fetch generation.
+        let mut subscribed = Wanted::new();
+        if self.publish_status(client).await.is_err()
+            || self.subscribe(client).await.is_err()
+            || self
+                .follow(client, wanted.as_mut(), &mut subscribed)
+                .await
+                .is_err()
+        {
             return End::Disconnected;
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.connected.send_replace(true);
         }
         loop {
             // Fill the window from the outbox, oldest first.
@@ -338,6 +366,16 @@ where
                     }
                 }
                 () = wait_commit(commits), if room && outbox_empty => {}
+                () = changed(wanted.as_mut()) => {
+                    if self.follow(client, wanted.as_mut(), &mut subscribed).await.is_err() {
+                        return End::Disconnected;
+                    }
+                }
+                () = changed(Some(&mut apps)) => {
+                    if self.publish_status(client).await.is_err() {
+                        return End::Disconnected;
+                    }
+                }
                 _ = stop.wait_for(|s| *s) => {
                     self.delete(&mut acked).await;
                     let _ = client.publish(&self.status_topic(), QoS::AtLeastOnce, true, &status::offline(&self.config.planner.device)).await;
@@ -363,9 +401,56 @@ where
         Ok(())
     }
 
+    /// Brings the session's fleet subscriptions in line with what the updater wants: subscribes
+    /// to new filters and to those whose fetch generation changed (so the broker sends their
+    /// retained message again), unsubscribes from the rest.
+    async fn follow(
+        &self,
+        client: &mut T::Client,
+        wanted: Option<&mut watch::Receiver<Wanted>>,
+        subscribed: &mut Wanted,
+    ) -> Result<(), ()> {
+        let Some(wanted) = wanted else {
+            return Ok(());
+        };
+        let now = wanted.borrow_and_update().clone();
+        for (filter, generation) in &now {
+            if subscribed.get(filter) == Some(generation) {
+                continue;
+            }
+            if let Err(error) = client.subscribe(filter, QoS::AtLeastOnce).await {
+                self.stats
+                    .error(format!("subscribe to {filter} failed: {error:?}"));
+                return Err(());
+            }
+        }
+        for filter in subscribed.keys().filter(|f| !now.contains_key(*f)) {
+            if let Err(error) = client.unsubscribe(filter).await {
+                self.stats
+                    .error(format!("unsubscribe from {filter} failed: {error:?}"));
+                return Err(());
+            }
+        }
+        *subscribed = now;
+        Ok(())
+    }
+
     /// Stores an inbound message, then acknowledges it, then wakes the dispatcher. A message
     /// that cannot be stored is not acknowledged, so the broker delivers it again.
     async fn receive(&self, client: &mut T::Client, inbound: Inbound) -> Result<(), ()> {
+        // Fleet messages are retained on the broker and the updater keeps its own progress,
+        // so they are acknowledged on arrival: one lost in a crash is fetched again.
+        if let Some(fleet) = &self.fleet
+            && inbound.topic.starts_with(&fleet.root)
+        {
+            let _ = fleet.inbound.send(FleetMessage {
+                topic: inbound.topic,
+                data: inbound.data,
+            });
+            return client.ack(inbound.id).await.map_err(|error| {
+                self.stats.error(format!("ack failed: {error:?}"));
+            });
+        }
         let Some(route) = self.inbound.clone() else {
             return client.ack(inbound.id).await.map_err(|_| ());
         };
@@ -454,7 +539,7 @@ where
         let counters = self.store.counters().unwrap_or_default();
         let body = status::online(
             &self.config.planner.device,
-            &self.config.apps,
+            &self.config.apps.borrow(),
             &counters,
             &self.stats,
             self.started.elapsed().as_secs(),
@@ -491,6 +576,18 @@ where
             }
             Err(error) => self.stats.error(format!("delete task failed: {error}")),
         }
+    }
+}
+
+/// Resolves when `wanted` changes; never if there is none or its sender is gone.
+async fn changed<T>(wanted: Option<&mut watch::Receiver<T>>) {
+    match wanted {
+        Some(wanted) => {
+            if wanted.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

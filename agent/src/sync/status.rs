@@ -59,6 +59,15 @@ pub struct AppVersion {
     pub name: String,
     /// App version.
     pub version: String,
+    /// The version kept to roll back to (fleet-installed apps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// Whether the version is still in its health window.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub on_trial: bool,
+    /// The last update result, as one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -182,6 +191,9 @@ mod tests {
             ..Counters::default()
         };
         let apps = [AppVersion {
+            previous: None,
+            on_trial: false,
+            last_update: None,
             name: "a".into(),
             version: "1.0.0".into(),
         }];

@@ -1,0 +1,143 @@
+//! Fleet updates: signed bundles announced over MQTT, fetched in resumable chunks, verified,
+//! activated atomically and rolled back automatically when the new version is unhealthy.
+//!
+//! - [`topics`]: the topic layout under `{prefix}/fleet/`.
+//! - [`state`]: what is kept in redb (installs, downloads, chunks) and each transaction.
+//! - [`report`]: the update reports on `{prefix}/{device}/updates`.
+//! - [`prepare`]: turning a verified bundle into a runnable app (manifest, compile, checks).
+//! - [`updater`]: the download state machine: announcements in, chunk subscriptions out.
+//! - [`supervisor`]: runs the installed apps and watches each new version's health window.
+//!
+//! The path of one update: the operator's retained announcement arrives (engine → updater);
+//! its signed header is checked (trusted signer, newer version) before anything is fetched;
+//! the updater subscribes to a few missing chunk topics at a time, storing each chunk with the
+//! download's progress in one transaction; once all are in, the bundle is verified and compiled,
+//! then one transaction makes it active; the supervisor swaps the running app and counts the
+//! new version's failures, rolling back if they pass the limit.
+
+pub mod prepare;
+pub mod report;
+pub mod state;
+pub mod supervisor;
+pub mod topics;
+pub mod updater;
+
+use std::time::Duration;
+
+use outpost_bundle::{Limits, TrustStore};
+
+/// How the fleet updater behaves.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// This device's id (reports).
+    pub device: String,
+    /// Topic prefix (`{prefix}/fleet/{group}/apps/{app}`).
+    pub prefix: String,
+    /// Groups this device follows.
+    pub groups: Vec<String>,
+    /// Publisher keys bundles must be signed by.
+    pub trust: TrustStore,
+    /// Decoder bounds (largest bundle accepted, ...).
+    pub limits: Limits,
+    /// Chunks requested at once; bounds memory and what a cut link costs.
+    pub window: usize,
+    /// A download that makes no progress for this long while connected is abandoned.
+    pub stall_deadline: Duration,
+    /// Fetches of one chunk whose digest does not match before the download is abandoned.
+    pub chunk_attempts: u32,
+    /// The health window of a new version.
+    pub health: HealthPolicy,
+}
+
+/// When a new version counts as unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// Invocations the health window lasts.
+    pub trial_invocations: u32,
+    /// Failed invocations tolerated within it; one more rolls back.
+    pub max_failures: u32,
+}
+
+impl Default for HealthPolicy {
+    /// 10 invocations, 2 failures tolerated.
+    fn default() -> Self {
+        HealthPolicy {
+            trial_invocations: 10,
+            max_failures: 2,
+        }
+    }
+}
+
+impl FleetConfig {
+    /// The defaults for `device` under `prefix`: 4 chunks in flight, 10 minutes of stall
+    /// allowed, 3 fetches per chunk.
+    pub fn new(device: String, prefix: String, groups: Vec<String>, trust: TrustStore) -> Self {
+        FleetConfig {
+            device,
+            prefix,
+            groups,
+            trust,
+            limits: Limits::default(),
+            window: 4,
+            stall_deadline: Duration::from_secs(600),
+            chunk_attempts: 3,
+            health: HealthPolicy::default(),
+        }
+    }
+}
+
+/// Why the trust store could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// A key file or directory could not be read.
+    #[error("trust key {path}: cannot read: {source}")]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A key file is not a usable public key.
+    #[error("trust key {path}: {source}")]
+    Key {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was wrong.
+        source: outpost_bundle::KeyError,
+    },
+}
+
+/// Loads the trusted publisher keys from `paths`: each a `.pub` file, or a directory whose
+/// `*.pub` files are all trusted. A missing directory trusts nothing from it; an unreadable or
+/// malformed key file is an error (a key silently skipped could lock a fleet out).
+pub fn load_trust(paths: &[std::path::PathBuf]) -> Result<TrustStore, TrustError> {
+    let mut store = TrustStore::default();
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| TrustError::Io { path, source }
+    };
+    for path in paths {
+        let files = if path.is_dir() {
+            let mut files: Vec<_> = std::fs::read_dir(path)
+                .map_err(io(path))?
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "pub"))
+                .collect();
+            files.sort();
+            files
+        } else if !path.exists() && path.extension().is_none() {
+            Vec::new()
+        } else {
+            vec![path.clone()]
+        };
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+            let key = outpost_bundle::PublicKey::parse(&text)
+                .map_err(|source| TrustError::Key { path: file, source })?;
+            store.add(key);
+        }
+    }
+    Ok(store)
+}

@@ -1,0 +1,446 @@
+//! What the fleet updater keeps in redb, and every transaction it makes. Each step of an update
+//! (start a download, store a chunk, activate, roll back, refuse, abandon) is one durable
+//! transaction, and its report is appended to the outbox inside that same transaction: a report
+//! is never lost, and never sent for something that did not happen.
+
+use outpost_bundle::{Digest, KeyId};
+use redb::{Durability, ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::report::UpdateReport;
+use std::sync::Arc;
+
+use crate::store::apply::append_record;
+use crate::store::committer::CommitStats;
+use crate::store::records::{RecordBody, RecordV1};
+use crate::store::{Store, StoreError, tables};
+
+/// One installed version of an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledVersion {
+    /// Its version (semver text).
+    pub version: String,
+    /// SHA-256 of its bundle file.
+    pub digest: Digest,
+    /// Who signed it.
+    pub key_id: KeyId,
+    /// When it was activated, ms since the epoch.
+    pub installed_ms: i64,
+}
+
+/// The health window of a freshly activated version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Trial {
+    /// Invocations finished so far.
+    pub invocations: u32,
+    /// Of those, how many failed (trap, limit, error status).
+    pub failures: u32,
+}
+
+/// What is installed for one app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Install {
+    /// The version that runs.
+    pub active: InstalledVersion,
+    /// The version to roll back to, if any.
+    pub previous: Option<InstalledVersion>,
+    /// Set while the active version is on trial.
+    pub trial: Option<Trial>,
+}
+
+/// A download in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// The group whose topics it comes from.
+    pub group: String,
+    /// The announcement message it follows.
+    pub announcement: Vec<u8>,
+    /// One bit per chunk: stored or not.
+    pub received: Vec<u8>,
+    /// Chunk payload bytes received, repeats and bad ones included (link cost).
+    pub bytes_received: u64,
+    /// When it started, ms since the epoch.
+    pub started_ms: i64,
+}
+
+impl Transfer {
+    /// Whether chunk `index` is stored.
+    pub fn has(&self, index: usize) -> bool {
+        self.received
+            .get(index / 8)
+            .is_some_and(|byte| byte & (1 << (index % 8)) != 0)
+    }
+
+    /// Marks chunk `index` stored.
+    pub fn set(&mut self, index: usize) {
+        if let Some(byte) = self.received.get_mut(index / 8) {
+            *byte |= 1 << (index % 8);
+        }
+    }
+
+    /// Chunks stored.
+    pub fn count(&self) -> usize {
+        self.received.iter().map(|b| b.count_ones() as usize).sum()
+    }
+}
+
+/// An announcement already dealt with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// The bundle it announced.
+    pub digest: Digest,
+    /// What became of it (`accepted`, `refused`, `rolled-back`, `abandoned`).
+    pub result: String,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Stored<T> {
+    V1(T),
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(&Stored::V1(value)).map_err(StoreError::Encode)
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes::<Stored<T>>(bytes)
+        .map(|Stored::V1(value)| value)
+        .map_err(|source| StoreError::CorruptState {
+            what: "fleet record",
+            source,
+        })
+}
+
+/// The fleet updater's view of the store.
+#[derive(Clone)]
+pub struct FleetState {
+    store: Store,
+    /// `{prefix}/{device}/updates`.
+    report_topic: String,
+    /// Woken after a report is written, so the sync engine sends it at once.
+    wake: Option<Arc<CommitStats>>,
+}
+
+impl FleetState {
+    /// The fleet state in `store`, reporting to `report_topic`.
+    pub fn new(store: Store, report_topic: String) -> FleetState {
+        FleetState {
+            store,
+            report_topic,
+            wake: None,
+        }
+    }
+
+    /// Wakes the sync engine through `stats` (the agent committer's) after each report.
+    pub fn with_wake(mut self, stats: Arc<CommitStats>) -> FleetState {
+        self.wake = Some(stats);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// What is installed for `app`.
+    pub fn install(&self, app: &str) -> Result<Option<Install>, StoreError> {
+        self.get(tables::INSTALLED, app)
+    }
+
+    /// Every installed app, by name.
+    pub fn installs(&self) -> Result<Vec<(String, Install)>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let table = txn.open_table(tables::INSTALLED)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (app, value) = row?;
+            out.push((app.value().to_string(), decode(value.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The highest version of `app` ever accepted.
+    pub fn highest(&self, app: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let table = txn.open_table(tables::HIGHEST)?;
+        Ok(table.get(app)?.map(|v| v.value().to_string()))
+    }
+
+    /// The last announcement of `app` dealt with.
+    pub fn seen(&self, app: &str) -> Result<Option<Seen>, StoreError> {
+        self.get(tables::FLEET_SEEN, app)
+    }
+
+    /// The download of `app` in progress.
+    pub fn transfer(&self, app: &str) -> Result<Option<Transfer>, StoreError> {
+        self.get(tables::TRANSFERS, app)
+    }
+
+    /// Every download in progress, by app.
+    pub fn transfers(&self) -> Result<Vec<(String, Transfer)>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let table = txn.open_table(tables::TRANSFERS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (app, value) = row?;
+            out.push((app.value().to_string(), decode(value.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The stored bundle file of `app` at `version`.
+    pub fn bundle(&self, app: &str, version: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let table = txn.open_table(tables::BUNDLES)?;
+        Ok(table.get((app, version))?.map(|v| v.value().to_vec()))
+    }
+
+    /// The stored chunks of `app`'s download, concatenated in order (`count` of them).
+    pub fn assemble(&self, app: &str, count: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let table = txn.open_table(tables::CHUNKS)?;
+        let mut out = Vec::new();
+        for index in 0..count {
+            match table.get((app, index))? {
+                Some(chunk) => out.extend_from_slice(chunk.value()),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Starts (or restarts) the download of `app`, dropping chunks of any earlier one.
+    pub fn begin_transfer(&self, app: &str, transfer: &Transfer) -> Result<(), StoreError> {
+        self.write(|txn| {
+            clear_chunks(txn, app)?;
+            txn.open_table(tables::TRANSFERS)?
+                .insert(app, encode(transfer)?.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Stores chunk `index` with the transfer's new progress, in one transaction.
+    pub fn put_chunk(
+        &self,
+        app: &str,
+        index: u32,
+        data: &[u8],
+        transfer: &Transfer,
+    ) -> Result<(), StoreError> {
+        self.write(|txn| {
+            txn.open_table(tables::CHUNKS)?.insert((app, index), data)?;
+            txn.open_table(tables::TRANSFERS)?
+                .insert(app, encode(transfer)?.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Records progress without a new chunk (repeated or bad chunks still cost link bytes).
+    pub fn save_transfer(&self, app: &str, transfer: &Transfer) -> Result<(), StoreError> {
+        self.write(|txn| {
+            txn.open_table(tables::TRANSFERS)?
+                .insert(app, encode(transfer)?.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Ends `app`'s download without installing (abandoned or refused after download), marks its
+    /// announcement seen and reports why.
+    pub fn end_transfer(
+        &self,
+        app: &str,
+        seen: &Seen,
+        report: &UpdateReport,
+    ) -> Result<(), StoreError> {
+        self.write(|txn| {
+            clear_chunks(txn, app)?;
+            txn.open_table(tables::TRANSFERS)?.remove(app)?;
+            put(txn, tables::FLEET_SEEN, app, seen)?;
+            self.report(txn, report)
+        })
+    }
+
+    /// Marks an announcement seen and reports why it was refused (nothing was downloaded).
+    pub fn refuse(&self, app: &str, seen: &Seen, report: &UpdateReport) -> Result<(), StoreError> {
+        self.write(|txn| {
+            put(txn, tables::FLEET_SEEN, app, seen)?;
+            self.report(txn, report)
+        })
+    }
+
+    /// Makes `version` (whose verified bundle file is `bundle`) the active version of `app` in
+    /// one transaction: stores the bundle, keeps the old active version as the previous one
+    /// (dropping the one before it), starts its trial, raises the anti-rollback floor, ends the
+    /// download and reports. Power loss leaves either the old or the new version active.
+    pub fn activate(
+        &self,
+        app: &str,
+        bundle: &[u8],
+        version: InstalledVersion,
+        report: &UpdateReport,
+    ) -> Result<Install, StoreError> {
+        self.write(|txn| {
+            let old: Option<Install> = get_in(txn, tables::INSTALLED, app)?;
+            let mut bundles = txn.open_table(tables::BUNDLES)?;
+            if let Some(stale) = old.as_ref().and_then(|o| o.previous.as_ref()) {
+                bundles.remove((app, stale.version.as_str()))?;
+            }
+            bundles.insert((app, version.version.as_str()), bundle)?;
+            drop(bundles);
+            let install = Install {
+                previous: old.map(|o| o.active),
+                active: version,
+                trial: Some(Trial::default()),
+            };
+            put(txn, tables::INSTALLED, app, &install)?;
+            txn.open_table(tables::HIGHEST)?
+                .insert(app, install.active.version.as_str())?;
+            clear_chunks(txn, app)?;
+            txn.open_table(tables::TRANSFERS)?.remove(app)?;
+            put(
+                txn,
+                tables::FLEET_SEEN,
+                app,
+                &Seen {
+                    digest: install.active.digest,
+                    result: "accepted".into(),
+                },
+            )?;
+            self.report(txn, report)?;
+            Ok(install)
+        })
+    }
+
+    /// Rolls `app` back to its previous version (or removes it if there is none) and reports
+    /// why; the failed version's bundle is deleted and its announcement marked seen, so it is not
+    /// fetched again. Returns what is installed now.
+    pub fn roll_back(
+        &self,
+        app: &str,
+        report: &UpdateReport,
+    ) -> Result<Option<Install>, StoreError> {
+        self.write(|txn| {
+            let Some(old): Option<Install> = get_in(txn, tables::INSTALLED, app)? else {
+                return Ok(None);
+            };
+            txn.open_table(tables::BUNDLES)?
+                .remove((app, old.active.version.as_str()))?;
+            put(
+                txn,
+                tables::FLEET_SEEN,
+                app,
+                &Seen {
+                    digest: old.active.digest,
+                    result: "rolled-back".into(),
+                },
+            )?;
+            let now = old.previous.map(|previous| Install {
+                active: previous,
+                previous: None,
+                trial: None,
+            });
+            match &now {
+                Some(install) => put(txn, tables::INSTALLED, app, install)?,
+                None => {
+                    txn.open_table(tables::INSTALLED)?.remove(app)?;
+                }
+            }
+            self.report(txn, report)?;
+            Ok(now)
+        })
+    }
+
+    /// Records the trial's progress of `app`'s active version (`None` ends the trial: the
+    /// version is confirmed), with an optional report.
+    pub fn set_trial(
+        &self,
+        app: &str,
+        version: &str,
+        trial: Option<Trial>,
+        report: Option<&UpdateReport>,
+    ) -> Result<(), StoreError> {
+        self.write(|txn| {
+            let Some(mut install): Option<Install> = get_in(txn, tables::INSTALLED, app)? else {
+                return Ok(());
+            };
+            // A late outcome of a version already replaced must not touch the new one's trial.
+            if install.active.version != version {
+                return Ok(());
+            }
+            install.trial = trial;
+            put(txn, tables::INSTALLED, app, &install)?;
+            if let Some(report) = report {
+                self.report(txn, report)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn report(&self, txn: &WriteTransaction, report: &UpdateReport) -> Result<(), StoreError> {
+        append_record(
+            txn,
+            RecordV1 {
+                time_ms: report.time_ms,
+                app: report.app.clone(),
+                component: "outpost.fleet".into(),
+                body: RecordBody::Publish {
+                    topic: self.report_topic.clone(),
+                    payload: report.to_json(),
+                    qos: 1,
+                    retain: false,
+                },
+            },
+        )?;
+        Ok(())
+    }
+
+    fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        table: redb::TableDefinition<&str, &[u8]>,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let table = txn.open_table(table)?;
+        table.get(key)?.map(|v| decode(v.value())).transpose()
+    }
+
+    fn write<T>(
+        &self,
+        body: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut txn = self.store.db().begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let value = body(&txn)?;
+        txn.commit()?;
+        if let Some(wake) = &self.wake {
+            wake.committed.notify_one();
+        }
+        Ok(value)
+    }
+}
+
+fn get_in<T: for<'de> Deserialize<'de>>(
+    txn: &WriteTransaction,
+    table: redb::TableDefinition<&str, &[u8]>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    let table = txn.open_table(table)?;
+    table.get(key)?.map(|v| decode(v.value())).transpose()
+}
+
+fn put<T: Serialize>(
+    txn: &WriteTransaction,
+    table: redb::TableDefinition<&str, &[u8]>,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    txn.open_table(table)?
+        .insert(key, encode(value)?.as_slice())?;
+    Ok(())
+}
+
+fn clear_chunks(txn: &WriteTransaction, app: &str) -> Result<(), StoreError> {
+    let mut chunks = txn.open_table(tables::CHUNKS)?;
+    chunks.retain_in((app, 0)..=(app, u32::MAX), |_, _| false)?;
+    Ok(())
+}

@@ -1,0 +1,605 @@
+//! The download state machine. Announcements and chunks come in from the sync engine; the set of
+//! topics the device wants goes out to it (a watch), so the engine subscribes to exactly the next
+//! few missing chunks on every session. Each stored chunk is durable with the download's
+//! progress, so a cut link or a reboot costs at most the chunks that were in flight.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use outpost_bundle::{Announcement, BundleHeader, Digest, sha256};
+use outpost_hal::Clock;
+use tokio::sync::{mpsc, watch};
+
+use super::FleetConfig;
+use super::prepare::{ServicesFactory, prepare};
+use super::report::{UpdateReport, UpdateResult};
+use super::state::{FleetState, InstalledVersion, Seen, Transfer, Trial};
+use super::supervisor::{Command, SupervisorHandle};
+use super::topics::{self, FleetTopic};
+
+/// Topic filters the updater wants subscribed, each with a fetch generation: bumping it asks
+/// the engine to subscribe again, which makes the broker send the retained message again.
+pub type Wanted = BTreeMap<String, u32>;
+
+/// A message on a topic under `{prefix}/fleet/`.
+#[derive(Debug, Clone)]
+pub struct FleetMessage {
+    /// Its topic.
+    pub topic: String,
+    /// Its body.
+    pub data: Vec<u8>,
+}
+
+/// The sync engine's end of the link to the updater.
+pub struct FleetLink {
+    /// `{prefix}/fleet/`: inbound messages below it go to the updater.
+    pub root: String,
+    /// Where those messages go.
+    pub inbound: mpsc::UnboundedSender<FleetMessage>,
+    /// What to subscribe to.
+    pub wanted: watch::Receiver<Wanted>,
+    /// Whether a broker session is up (stall time only counts while connected).
+    pub connected: watch::Sender<bool>,
+}
+
+/// One download in progress.
+struct Download {
+    transfer: Transfer,
+    announcement: Announcement,
+    header: BundleHeader,
+    /// Connected time without a new chunk.
+    stalled: Duration,
+    /// Fetches per chunk whose digest did not match.
+    bad: HashMap<u32, u32>,
+}
+
+/// Follows announcements for the device's groups and downloads what is newer.
+pub struct Updater {
+    config: Arc<FleetConfig>,
+    state: FleetState,
+    services: ServicesFactory,
+    supervisor: SupervisorHandle,
+    clock: Arc<dyn Clock>,
+    rx: mpsc::UnboundedReceiver<FleetMessage>,
+    wanted: watch::Sender<Wanted>,
+    connected: watch::Receiver<bool>,
+    downloads: HashMap<String, Download>,
+}
+
+impl Updater {
+    /// An updater and the link the sync engine serves it through.
+    pub fn new(
+        config: Arc<FleetConfig>,
+        state: FleetState,
+        services: ServicesFactory,
+        supervisor: SupervisorHandle,
+        clock: Arc<dyn Clock>,
+    ) -> (Updater, FleetLink) {
+        let (inbound, rx) = mpsc::unbounded_channel();
+        let (wanted, wanted_rx) = watch::channel(Wanted::new());
+        let (connected_tx, connected) = watch::channel(false);
+        let link = FleetLink {
+            root: topics::fleet_root(&config.prefix),
+            inbound,
+            wanted: wanted_rx,
+            connected: connected_tx,
+        };
+        let updater = Updater {
+            config,
+            state,
+            services,
+            supervisor,
+            clock,
+            rx,
+            wanted,
+            connected,
+            downloads: HashMap::new(),
+        };
+        (updater, link)
+    }
+
+    /// Resumes stored downloads, then follows messages until `stop` turns true.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        self.resume().await;
+        // A download whose last chunk was stored but whose activation did not commit (power
+        // lost while verifying) is complete: activate it now.
+        let complete: Vec<String> = self
+            .downloads
+            .iter()
+            .filter(|(_, d)| d.transfer.count() == d.announcement.chunks.count())
+            .map(|(app, _)| app.clone())
+            .collect();
+        for app in complete {
+            self.complete(&app).await;
+        }
+        self.publish_wanted();
+        let tick_every = Duration::from_secs(1);
+        let mut tick = tokio::time::interval(tick_every);
+        loop {
+            tokio::select! {
+                message = self.rx.recv() => match message {
+                    Some(message) => self.message(message).await,
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    if *self.connected.borrow() {
+                        self.count_stall(tick_every).await;
+                    }
+                }
+                () = stopped(&mut stop) => return,
+            }
+        }
+    }
+
+    async fn resume(&mut self) {
+        let state = self.state.clone();
+        let transfers = match blocking(move || state.transfers()).await {
+            Ok(transfers) => transfers,
+            Err(error) => {
+                println!("fleet: cannot read stored downloads: {error}");
+                return;
+            }
+        };
+        for (app, transfer) in transfers {
+            let parsed = Announcement::decode(&transfer.announcement, &self.config.limits)
+                .and_then(|a| a.verify(&self.config.trust).map(|h| (a, h)));
+            match parsed {
+                Ok((announcement, header)) => {
+                    println!(
+                        "fleet: resuming {app} {}: {}/{} chunks stored",
+                        header.version,
+                        transfer.count(),
+                        announcement.chunks.count()
+                    );
+                    self.downloads.insert(
+                        app,
+                        Download {
+                            transfer,
+                            announcement,
+                            header,
+                            stalled: Duration::ZERO,
+                            bad: HashMap::new(),
+                        },
+                    );
+                }
+                // E.g. its signer was removed from the trust store since: drop it, say why.
+                Err(error) => {
+                    self.finish(&app, None, UpdateResult::Abandoned, error.to_string(), None)
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn message(&mut self, message: FleetMessage) {
+        match topics::parse(&self.config.prefix, &message.topic) {
+            Some(FleetTopic::Announcement { group, app })
+                if self.config.groups.contains(&group) && !message.data.is_empty() =>
+            {
+                self.announcement(group, app, &message.data).await;
+            }
+            Some(FleetTopic::Chunk {
+                app,
+                digest16,
+                index,
+                ..
+            }) => self.chunk(&app, &digest16, index, &message.data).await,
+            _ => {}
+        }
+    }
+
+    async fn announcement(&mut self, group: String, app: String, data: &[u8]) {
+        let announcement = match Announcement::decode(data, &self.config.limits) {
+            Ok(announcement) => announcement,
+            Err(error) => {
+                let seen = sha256(data);
+                if !self.already_seen(&app, &seen).await {
+                    let reason = format!("announcement does not decode: {error}");
+                    self.refuse(&app, seen, None, reason).await;
+                }
+                return;
+            }
+        };
+        let digest = announcement.chunks.bundle_digest;
+        if self
+            .downloads
+            .get(&app)
+            .is_some_and(|d| d.announcement.chunks.bundle_digest == digest)
+        {
+            return;
+        }
+        let state = self.state.clone();
+        let name = app.clone();
+        let Ok((install, seen, highest)) = blocking(move || {
+            Ok::<_, crate::store::StoreError>((
+                state.install(&name)?,
+                state.seen(&name)?,
+                state.highest(&name)?,
+            ))
+        })
+        .await
+        else {
+            println!("fleet: cannot read the install state of {app}; announcement ignored");
+            return;
+        };
+        let running = install.as_ref().map(|i| i.active.version.clone());
+        if install.as_ref().is_some_and(|i| i.active.digest == digest)
+            || seen.is_some_and(|s| s.digest == digest)
+        {
+            return;
+        }
+        let header = match announcement.verify(&self.config.trust) {
+            Ok(header) => header,
+            Err(error) => {
+                let version = announcement
+                    .header_unverified()
+                    .ok()
+                    .map(|h| h.version.to_string());
+                self.refuse(
+                    &app,
+                    digest,
+                    version,
+                    format!("refused before download: {error}"),
+                )
+                .await;
+                return;
+            }
+        };
+        let version = header.version.to_string();
+        if header.app != app {
+            let reason = format!(
+                "announced as app '{app}' but the signed bundle is for app '{}'",
+                header.app
+            );
+            self.refuse(&app, digest, Some(version), reason).await;
+            return;
+        }
+        if let Some(floor) = highest.as_deref()
+            && let Ok(floor_version) = outpost_bundle::parse_version(floor)
+            && header.version <= floor_version
+        {
+            let installed = running.as_deref().unwrap_or("none");
+            let reason = format!(
+                "downgrade refused: version {version} is not newer than the installed {installed} (highest ever accepted: {floor})"
+            );
+            self.refuse(&app, digest, Some(version), reason).await;
+            return;
+        }
+        let count = announcement.chunks.count();
+        let transfer = Transfer {
+            group,
+            announcement: data.to_vec(),
+            received: vec![0; count.div_ceil(8)],
+            bytes_received: 0,
+            started_ms: self.clock.wall_ms(),
+        };
+        let (state, name, stored) = (self.state.clone(), app.clone(), transfer.clone());
+        if let Err(error) = blocking(move || state.begin_transfer(&name, &stored)).await {
+            println!("fleet: cannot start the download of {app} {version}: {error}");
+            return;
+        }
+        println!(
+            "fleet: fetching {app} {version}: {} bytes in {count} chunks",
+            announcement.chunks.bundle_len
+        );
+        self.downloads.insert(
+            app,
+            Download {
+                transfer,
+                announcement,
+                header,
+                stalled: Duration::ZERO,
+                bad: HashMap::new(),
+            },
+        );
+        self.publish_wanted();
+    }
+
+    async fn chunk(&mut self, app: &str, digest16: &str, index: u32, data: &[u8]) {
+        let attempts = self.config.chunk_attempts;
+        let Some(download) = self.downloads.get_mut(app) else {
+            return;
+        };
+        if download.announcement.chunks.bundle_digest.short() != digest16 {
+            return;
+        }
+        download.transfer.bytes_received += data.len() as u64;
+        let slot = index as usize;
+        if slot >= download.announcement.chunks.count() || download.transfer.has(slot) {
+            return;
+        }
+        if !download.announcement.chunks.chunk_matches(slot, data) {
+            let bad = download.bad.entry(index).or_default();
+            *bad += 1;
+            if *bad >= attempts {
+                let reason = format!(
+                    "chunk {index} did not match its announced digest in {attempts} fetches"
+                );
+                self.abandon(app, reason).await;
+            } else {
+                println!(
+                    "fleet: chunk {index} of {app} does not match its digest; fetching it again"
+                );
+                self.publish_wanted();
+            }
+            return;
+        }
+        download.transfer.set(slot);
+        download.stalled = Duration::ZERO;
+        let (state, name, transfer, chunk) = (
+            self.state.clone(),
+            app.to_string(),
+            download.transfer.clone(),
+            data.to_vec(),
+        );
+        if let Err(error) = blocking(move || state.put_chunk(&name, index, &chunk, &transfer)).await
+        {
+            // Not stored: forget it, so it is fetched again.
+            println!("fleet: cannot store chunk {index} of {app}: {error}");
+            if let Some(download) = self.downloads.get_mut(app) {
+                download.transfer.received[slot / 8] &= !(1 << (slot % 8));
+            }
+            return;
+        }
+        let complete = self
+            .downloads
+            .get(app)
+            .is_some_and(|d| d.transfer.count() == d.announcement.chunks.count());
+        if complete {
+            self.complete(app).await;
+        }
+        self.publish_wanted();
+    }
+
+    /// Verifies, compiles and activates a complete download.
+    async fn complete(&mut self, app: &str) {
+        let Some(download) = self.downloads.remove(app) else {
+            return;
+        };
+        let version = download.header.version.to_string();
+        println!("fleet: verifying {app} {version}");
+        let (state, config, services) = (
+            self.state.clone(),
+            self.config.clone(),
+            self.services.clone(),
+        );
+        let name = app.to_string();
+        let now = self.clock.wall_ms();
+        let device = self.config.device.clone();
+        let bytes_received = download.transfer.bytes_received;
+        let announced = download.announcement.clone();
+        let activated = blocking(move || {
+            let chunks = announced.chunks.count() as u32;
+            let bytes = state
+                .assemble(&name, chunks)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "a stored chunk is missing".to_string())?;
+            if sha256(&bytes) != announced.chunks.bundle_digest {
+                return Err(format!(
+                    "the assembled bundle does not match the announced digest {:?}",
+                    announced.chunks.bundle_digest
+                ));
+            }
+            let verified = outpost_bundle::verify(&bytes, &config.trust, &config.limits)
+                .map_err(|e| e.to_string())?;
+            if verified.header_bytes != announced.header_bytes {
+                return Err("the bundle's signed header differs from the announced one".into());
+            }
+            let prepared = prepare(&verified, &services).map_err(|e| e.to_string())?;
+            let previous = state
+                .install(&name)
+                .map_err(|e| e.to_string())?
+                .map(|i| i.active.version);
+            let installed = InstalledVersion {
+                version: verified.header.version.to_string(),
+                digest: verified.file_digest,
+                key_id: verified.header.key_id,
+                installed_ms: now,
+            };
+            let report = UpdateReport {
+                device,
+                app: name.clone(),
+                result: UpdateResult::Accepted,
+                from_version: previous.clone(),
+                to_version: Some(installed.version.clone()),
+                reason: format!(
+                    "signature by {} and all digests verified, {} components compiled; activated, health window started",
+                    verified.header.key_id,
+                    verified.modules.len()
+                ),
+                bytes_received: Some(bytes_received),
+                bundle_bytes: Some(bytes.len() as u64),
+                time_ms: now,
+            };
+            state
+                .activate(&name, &bytes, installed.clone(), &report)
+                .map_err(|e| e.to_string())?;
+            Ok((installed, prepared, report, previous))
+        })
+        .await;
+        match activated {
+            Ok((installed, prepared, report, previous)) => {
+                println!("fleet: {}", report.line());
+                self.supervisor.send(Command::Run {
+                    app: app.to_string(),
+                    version: installed,
+                    prepared,
+                    trial: Some(Trial::default()),
+                    previous,
+                });
+            }
+            Err(reason) => {
+                self.finish(
+                    app,
+                    Some(&download),
+                    UpdateResult::Refused,
+                    format!("refused after download: {reason}"),
+                    Some(version),
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn count_stall(&mut self, by: Duration) {
+        let deadline = self.config.stall_deadline;
+        let mut stalled = Vec::new();
+        for (app, download) in &mut self.downloads {
+            download.stalled += by;
+            if download.stalled >= deadline {
+                stalled.push(app.clone());
+            }
+        }
+        for app in stalled {
+            let reason = format!(
+                "no progress for {} while connected",
+                humantime::format_duration(deadline)
+            );
+            self.abandon(&app, reason).await;
+        }
+    }
+
+    async fn abandon(&mut self, app: &str, reason: String) {
+        if let Some(download) = self.downloads.remove(app) {
+            let version = Some(download.header.version.to_string());
+            let reason = format!(
+                "{reason} ({}/{} chunks stored); publish the bundle again to retry",
+                download.transfer.count(),
+                download.announcement.chunks.count()
+            );
+            self.finish(
+                app,
+                Some(&download),
+                UpdateResult::Abandoned,
+                reason,
+                version,
+            )
+            .await;
+            self.publish_wanted();
+        }
+    }
+
+    /// Ends a download (or a stored one that cannot resume) without installing, and reports.
+    async fn finish(
+        &mut self,
+        app: &str,
+        download: Option<&Download>,
+        result: UpdateResult,
+        reason: String,
+        to_version: Option<String>,
+    ) {
+        let digest = download
+            .map(|d| d.announcement.chunks.bundle_digest)
+            .unwrap_or(Digest([0; 32]));
+        let report = self.report(app, result, to_version, reason).await;
+        let report = UpdateReport {
+            bytes_received: download.map(|d| d.transfer.bytes_received),
+            bundle_bytes: download.map(|d| d.announcement.chunks.bundle_len),
+            ..report
+        };
+        println!("fleet: {}", report.line());
+        let seen = Seen {
+            digest,
+            result: result.as_str().into(),
+        };
+        let (state, name) = (self.state.clone(), app.to_string());
+        if let Err(error) = blocking(move || state.end_transfer(&name, &seen, &report)).await {
+            println!("fleet: cannot record the end of the download of {app}: {error}");
+        }
+    }
+
+    async fn refuse(&mut self, app: &str, digest: Digest, version: Option<String>, reason: String) {
+        let report = self
+            .report(app, UpdateResult::Refused, version, reason)
+            .await;
+        println!("fleet: {}", report.line());
+        let seen = Seen {
+            digest,
+            result: "refused".into(),
+        };
+        let (state, name) = (self.state.clone(), app.to_string());
+        if let Err(error) = blocking(move || state.refuse(&name, &seen, &report)).await {
+            println!("fleet: cannot record the refusal for {app}: {error}");
+        }
+    }
+
+    async fn already_seen(&self, app: &str, digest: &Digest) -> bool {
+        let (state, name) = (self.state.clone(), app.to_string());
+        matches!(blocking(move || state.seen(&name)).await, Ok(Some(seen)) if seen.digest == *digest)
+    }
+
+    /// A report about `app`, with the version running now as `from_version`.
+    async fn report(
+        &self,
+        app: &str,
+        result: UpdateResult,
+        to_version: Option<String>,
+        reason: String,
+    ) -> UpdateReport {
+        let (state, name) = (self.state.clone(), app.to_string());
+        let running = blocking(move || state.install(&name))
+            .await
+            .ok()
+            .flatten()
+            .map(|i| i.active.version);
+        UpdateReport {
+            device: self.config.device.clone(),
+            app: app.to_string(),
+            result,
+            from_version: running,
+            to_version,
+            reason,
+            bytes_received: None,
+            bundle_bytes: None,
+            time_ms: self.clock.wall_ms(),
+        }
+    }
+
+    /// Announcement filters of every group, plus the next `window` missing chunks of each
+    /// download; a chunk fetched again gets a new generation.
+    fn publish_wanted(&self) {
+        let prefix = &self.config.prefix;
+        let mut wanted: Wanted = self
+            .config
+            .groups
+            .iter()
+            .map(|g| (topics::announcements(prefix, g), 0))
+            .collect();
+        for (app, download) in &self.downloads {
+            let digest = download.announcement.chunks.bundle_digest;
+            let missing = (0..download.announcement.chunks.count())
+                .filter(|&i| !download.transfer.has(i))
+                .take(self.config.window);
+            for index in missing {
+                let index = index as u32;
+                let topic = topics::chunk(prefix, &download.transfer.group, app, &digest, index);
+                let generation = download.bad.get(&index).copied().unwrap_or(0);
+                wanted.insert(topic, generation);
+            }
+        }
+        self.wanted.send_if_modified(|current| {
+            if *current == wanted {
+                false
+            } else {
+                *current = wanted;
+                true
+            }
+        });
+    }
+}
+
+/// Runs blocking store work off the async thread.
+async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(error) => Err(format!("task failed: {error}")),
+    }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

@@ -1,0 +1,419 @@
+//! Fleet updates end to end: a real mosquitto, the real `outpost` binary as operator
+//! (`keygen`, `bundle build`, `fleet publish`) and as device (`outpost agent`), bundles built
+//! from a WAT guest in this repo.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::broker::Broker;
+use common::mqtt::{Agent, EVENTS_FILTER, STATUS_FILTER, Seen, Subscriber, data_dir, open_state};
+use common::proxy::Proxy;
+use outpost::fleet::state::FleetState;
+use serde_json::Value;
+
+const UPDATES_FILTER: &str = "outpost/+/updates";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Runs the `outpost` binary, asserting success; returns stdout.
+fn outpost(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(args)
+        .output()
+        .expect("outpost runs");
+    assert!(
+        output.status.success(),
+        "outpost {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// A key pair in `dir`; returns (secret, public).
+fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    outpost(&["keygen", "--out", s(dir), "--name", name]);
+    (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.pub")),
+    )
+}
+
+/// Builds version `version` of the `beacon` app emitting `mode` every 100 ms, padded with
+/// `padding` bytes of custom section; returns the bundle file.
+fn beacon_bundle(dir: &Path, key: &Path, version: &str, mode: &str, padding: usize) -> PathBuf {
+    let app = dir.join(format!("beacon-{version}-{mode}"));
+    std::fs::create_dir_all(&app).expect("app dir");
+    let mut wasm = wat::parse_file(common::repo_root().join("tests/guests/beacon.wat"))
+        .expect("beacon.wat compiles");
+    if padding > 0 {
+        // A custom section: id 0, LEB128 size, name "pad", bytes. Engines skip its contents.
+        let mut body = vec![3u8];
+        body.extend_from_slice(b"pad");
+        body.extend((0..padding).map(|i| (i * 7 + i / 251) as u8));
+        wasm.push(0);
+        let mut size = body.len();
+        loop {
+            let byte = (size & 0x7f) as u8;
+            size >>= 7;
+            wasm.push(if size == 0 { byte } else { byte | 0x80 });
+            if size == 0 {
+                break;
+            }
+        }
+        wasm.extend(body);
+    }
+    std::fs::write(app.join("beacon.wasm"), wasm).expect("wasm written");
+    std::fs::write(
+        app.join("outpost.toml"),
+        format!(
+            r#"manifest_version = 1
+[app]
+name = "beacon"
+version = "{version}"
+[variables]
+mode = "{mode}"
+[[component]]
+id = "beacon"
+source = "beacon.wasm"
+[component.grants]
+streams = ["beat"]
+config = ["mode"]
+[[component.trigger]]
+interval = "100ms"
+"#
+        ),
+    )
+    .expect("manifest written");
+    let out = dir.join(format!("beacon-{version}-{mode}.bundle"));
+    outpost(&[
+        "bundle",
+        "build",
+        s(&app),
+        "--key",
+        s(key),
+        "--out",
+        s(&out),
+    ]);
+    out
+}
+
+fn publish(bundle: &Path, broker: &Broker, extra: &[&str]) {
+    let mut args = vec!["fleet", "publish", s(bundle), "--broker"];
+    let url = broker.url();
+    args.push(&url);
+    args.extend(["--group", "field"]);
+    args.extend(extra);
+    outpost(&args);
+}
+
+/// Update reports of `device` seen so far, in order.
+fn reports(seen: &Seen, device: &str) -> Vec<Value> {
+    seen.messages
+        .iter()
+        .filter(|m| m.topic == format!("outpost/{device}/updates"))
+        .filter_map(|m| serde_json::from_slice(&m.payload).ok())
+        .collect()
+}
+
+fn has_report(seen: &Seen, device: &str, result: &str, to: &str, reason: &str) -> bool {
+    reports(seen, device).iter().any(|r| {
+        r["result"] == result
+            && r["to_version"] == to
+            && r["reason"].as_str().is_some_and(|t| t.contains(reason))
+    })
+}
+
+/// Events of `device` on `beat` whose data is `mode`.
+fn beats(seen: &Seen, device: &str, mode: &str) -> usize {
+    seen.events_of(device)
+        .filter(|a| a.stream == "beat" && a.event["data"] == mode)
+        .count()
+}
+
+#[test]
+fn upgrade_rollback_and_every_refusal_keep_a_good_version_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start();
+    let sub = Subscriber::start_with(
+        broker.port(),
+        &[EVENTS_FILTER, STATUS_FILTER, UPDATES_FILTER],
+    );
+    let (key, public) = keygen(dir.path(), "release");
+    let (other_key, _) = keygen(dir.path(), "stranger");
+    let data = data_dir(dir.path());
+    let agent = Agent::start(
+        "pi-1",
+        &broker.url(),
+        &data,
+        &[
+            "--trust",
+            s(&public),
+            "--group",
+            "field",
+            "--health-invocations",
+            "5",
+            "--health-max-failures",
+            "1",
+        ],
+    );
+    let wait = |what: &str, condition: &dyn Fn(&Seen) -> bool| {
+        assert!(
+            sub.wait_for(WAIT, condition),
+            "{what}; agent output:\n{}",
+            agent.output_tail(40)
+        );
+    };
+
+    let v1 = beacon_bundle(dir.path(), &key, "1.0.0", "v1", 0);
+    publish(&v1, &broker, &[]);
+    wait("v1 runs", &|seen| beats(seen, "pi-1", "v1") >= 2);
+
+    publish(
+        &beacon_bundle(dir.path(), &key, "2.0.0", "v2", 0),
+        &broker,
+        &[],
+    );
+    wait("v2 is accepted and its behaviour shows", &|seen| {
+        has_report(seen, "pi-1", "accepted", "2.0.0", "verified") && beats(seen, "pi-1", "v2") >= 1
+    });
+    wait("v2 passes its health window", &|seen| {
+        has_report(seen, "pi-1", "confirmed", "2.0.0", "healthy")
+    });
+
+    publish(
+        &beacon_bundle(dir.path(), &key, "3.0.0", "trap", 0),
+        &broker,
+        &[],
+    );
+    wait("v3 rolls back to v2", &|seen| {
+        reports(seen, "pi-1").iter().any(|r| {
+            r["result"] == "rolled-back"
+                && r["from_version"] == "3.0.0"
+                && r["to_version"] == "2.0.0"
+                && r["reason"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("invocations failed"))
+        })
+    });
+    let v2_after_rollback = sub.with(|seen| beats(seen, "pi-1", "v2"));
+    wait("v2 runs again after the rollback", &|seen| {
+        beats(seen, "pi-1", "v2") > v2_after_rollback + 2
+    });
+
+    publish(
+        &beacon_bundle(dir.path(), &other_key, "4.0.0", "v4", 0),
+        &broker,
+        &[],
+    );
+    wait("a bundle signed by an unknown key is refused", &|seen| {
+        has_report(seen, "pi-1", "refused", "4.0.0", "signed by unknown key")
+    });
+
+    let flipped = beacon_bundle(dir.path(), &key, "5.0.0", "v5", 0);
+    let mut bytes = std::fs::read(&flipped).expect("bundle");
+    let module = bytes
+        .windows(4)
+        .position(|w| w == b"\0asm")
+        .expect("module inside the bundle");
+    bytes[module + 40] ^= 0x04;
+    std::fs::write(&flipped, bytes).expect("rewritten");
+    publish(&flipped, &broker, &["--force"]);
+    wait(
+        "a bundle with a flipped bit in a module is refused",
+        &|seen| {
+            has_report(
+                seen,
+                "pi-1",
+                "refused",
+                "5.0.0",
+                "module 'beacon' does not match its digest",
+            )
+        },
+    );
+
+    let truncated = beacon_bundle(dir.path(), &key, "6.0.0", "v6", 0);
+    let bytes = std::fs::read(&truncated).expect("bundle");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).expect("truncated");
+    publish(&truncated, &broker, &["--force"]);
+    wait("a truncated bundle is refused", &|seen| {
+        has_report(seen, "pi-1", "refused", "6.0.0", "truncated")
+    });
+
+    publish(&v1, &broker, &[]);
+    wait("a re-published v1 is refused as a downgrade", &|seen| {
+        has_report(seen, "pi-1", "refused", "1.0.0", "downgrade refused")
+    });
+
+    let v2_now = sub.with(|seen| beats(seen, "pi-1", "v2"));
+    wait("v2 keeps running through all of it", &|seen| {
+        beats(seen, "pi-1", "v2") > v2_now + 2
+            && seen.status("pi-1").is_some_and(|s| {
+                s["apps"][0]["name"] == "beacon" && s["apps"][0]["version"] == "2.0.0"
+            })
+    });
+    sub.with(|seen| {
+        for mode in ["trap", "v4", "v5", "v6"] {
+            assert_eq!(beats(seen, "pi-1", mode), 0, "{mode} never ran");
+        }
+        let refused = reports(seen, "pi-1")
+            .iter()
+            .filter(|r| r["result"] == "refused")
+            .count();
+        assert_eq!(
+            refused,
+            4,
+            "each refusal reported once: {:?}",
+            reports(seen, "pi-1")
+        );
+    });
+    let status = outpost(&["fleet", "status", "--broker", &broker.url()]);
+    assert!(status.contains("beacon@2.0.0"), "{status}");
+    drop(agent);
+}
+
+#[test]
+fn a_large_download_resumes_across_cuts_and_a_reboot_without_refetching() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start();
+    let proxy = Proxy::start(broker.port());
+    let sub = Subscriber::start_with(broker.port(), &[EVENTS_FILTER, UPDATES_FILTER]);
+    let (key, public) = keygen(dir.path(), "release");
+    let bundle = beacon_bundle(dir.path(), &key, "1.0.0", "big", 1_100_000);
+    let size = std::fs::metadata(&bundle).expect("bundle").len();
+    assert!(size >= 1 << 20, "the bundle is at least 1 MiB ({size})");
+    let data = data_dir(dir.path());
+    let args = [
+        "--trust",
+        s(&public),
+        "--group",
+        "field",
+        "--chunk-window",
+        "2",
+    ];
+    let mut agent = Agent::start("pi-2", &proxy.url(), &data, &args);
+    assert!(
+        agent.wait_line("sync: connected", 1, WAIT),
+        "{}",
+        agent.output_tail(20)
+    );
+    // Small chunks, so the download takes long enough to be cut several times.
+    publish(&bundle, &broker, &["--chunk-size", "8192"]);
+    assert!(
+        agent.wait_line("fleet: fetching beacon 1.0.0", 1, WAIT),
+        "{}",
+        agent.output_tail(20)
+    );
+    let base = proxy.downstream_bytes();
+    let mut cuts = 0;
+    for fraction in [0.15, 0.3, 0.45] {
+        let target = base + (size as f64 * fraction) as u64;
+        while proxy.downstream_bytes() < target {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        cuts += usize::from(proxy.cut() > 0);
+    }
+    // A reboot mid-download: kill -9, start again on the same state.
+    let target = base + (size as f64 * 0.6) as u64;
+    while proxy.downstream_bytes() < target {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    agent.kill();
+    let agent = Agent::start("pi-2", &proxy.url(), &data, &args);
+    assert!(
+        agent.wait_line("fleet: resuming beacon 1.0.0", 1, WAIT),
+        "{}",
+        agent.output_tail(20)
+    );
+    assert!(
+        sub.wait_for(WAIT, |seen| beats(seen, "pi-2", "big") >= 1),
+        "the downloaded version runs; agent output:\n{}",
+        agent.output_tail(40)
+    );
+    assert_eq!(cuts, 3, "the link was cut three times during the download");
+    let received = proxy.downstream_bytes() - base;
+    assert!(
+        (received as f64) < 1.5 * size as f64,
+        "{received} bytes reached the device for a {size}-byte bundle (over 1.5x)"
+    );
+    println!(
+        "received {received} bytes for a {size}-byte bundle: {:.3}x",
+        received as f64 / size as f64
+    );
+    drop(agent);
+}
+
+#[test]
+fn kill_during_activation_leaves_exactly_one_complete_version_active() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start();
+    let sub = Subscriber::start_with(broker.port(), &[EVENTS_FILTER, UPDATES_FILTER]);
+    let (key, public) = keygen(dir.path(), "release");
+    let data = data_dir(dir.path());
+    let args = ["--trust", s(&public), "--group", "field"];
+    let agent = Agent::start("pi-3", &broker.url(), &data, &args);
+    publish(
+        &beacon_bundle(dir.path(), &key, "1.0.0", "uno", 0),
+        &broker,
+        &[],
+    );
+    assert!(
+        sub.wait_for(WAIT, |seen| beats(seen, "pi-3", "uno") >= 1),
+        "{}",
+        agent.output_tail(20)
+    );
+    let mut agent = agent;
+    // A large v2 takes a while to verify and compile: the kill lands inside activation.
+    publish(
+        &beacon_bundle(dir.path(), &key, "2.0.0", "dos", 2_000_000),
+        &broker,
+        &[],
+    );
+    assert!(
+        agent.wait_line("fleet: verifying beacon 2.0.0", 1, WAIT),
+        "{}",
+        agent.output_tail(20)
+    );
+    agent.kill();
+
+    let active = |data: &Path| {
+        let store = open_state(data);
+        let state = FleetState::new(store, "unused".into());
+        let install = state
+            .install("beacon")
+            .expect("readable")
+            .expect("installed");
+        let bytes = state
+            .bundle("beacon", &install.active.version)
+            .expect("readable")
+            .expect("the active version's bundle is stored");
+        let verified = outpost_bundle::reopen(&bytes, &install.active.digest, &Default::default())
+            .expect("the active bundle is complete");
+        assert_eq!(verified.header.version.to_string(), install.active.version);
+        install.active.version
+    };
+    let version = active(&data);
+    assert!(["1.0.0", "2.0.0"].contains(&version.as_str()), "{version}");
+
+    let agent = Agent::start("pi-3", &broker.url(), &data, &args);
+    assert!(
+        agent.wait_line(&format!("fleet: running beacon {version}"), 1, WAIT),
+        "the active version {version} starts after the restart; output:\n{}",
+        agent.output_tail(40)
+    );
+    // If v1 was still active, the retained announcement makes the device fetch v2 again.
+    assert!(
+        sub.wait_for(WAIT, |seen| beats(seen, "pi-3", "dos") >= 1),
+        "v2 ends up running; output:\n{}",
+        agent.output_tail(40)
+    );
+    let mut agent = agent;
+    agent.terminate();
+    assert_eq!(active(&data), "2.0.0");
+}
