@@ -44,9 +44,9 @@ log=$(mktemp)
 
 # The tests that run in-process. The others spawn target/<target>/debug/outpost, which the kernel
 # can only exec through a qemu binfmt_misc registration: --full runs them through a shim instead.
-subset=(-p outpost-abi -p outpost-manifest -p outpost-hal -p outpost --lib --bins
+subset=(-p outpost-abi -p outpost-manifest -p outpost-hal -p outpost-bundle -p outpost --lib --bins
   --test isolation --test examples --test scheduling --test mqtt_broker --test linux_board
-  --test accepted --test errors)
+  --test accepted --test errors --test format)
 
 # --full: tests that cannot run on a foreign architecture, as `--skip` filters per test binary.
 # packaging's .deb tests strip and package the test build of `outpost` with the host's tools.

@@ -255,7 +255,11 @@ fn upgrade_rollback_and_every_refusal_keep_a_good_version_running() {
     wait("v2 keeps running through all of it", &|seen| {
         beats(seen, "pi-1", "v2") > v2_now + 2
             && seen.status("pi-1").is_some_and(|s| {
-                s["apps"][0]["name"] == "beacon" && s["apps"][0]["version"] == "2.0.0"
+                s["apps"][0]["name"] == "beacon"
+                    && s["apps"][0]["version"] == "2.0.0"
+                    && s["apps"][0]["last_update"]
+                        .as_str()
+                        .is_some_and(|u| u.contains("downgrade refused"))
             })
     });
     sub.with(|seen| {

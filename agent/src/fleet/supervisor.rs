@@ -34,6 +34,8 @@ pub enum Command {
         /// The version kept to roll back to, if any.
         previous: Option<String>,
     },
+    /// Show `report` as its app's last update result in the status.
+    Reported(UpdateReport),
 }
 
 /// One finished invocation of a version on trial.
@@ -186,13 +188,20 @@ impl Supervisor {
     }
 
     async fn command(&mut self, command: Command) {
-        let Command::Run {
-            app,
-            version,
-            prepared,
-            trial,
-            previous,
-        } = command;
+        let (app, version, prepared, trial, previous) = match command {
+            Command::Run {
+                app,
+                version,
+                prepared,
+                trial,
+                previous,
+            } => (app, version, prepared, trial, previous),
+            Command::Reported(report) => {
+                self.last_update.insert(report.app.clone(), report.line());
+                self.publish_apps();
+                return;
+            }
+        };
         if let Some(old) = self.slots.remove(&app) {
             let _ = old.stop.send(true);
             let _ = old.task.await;

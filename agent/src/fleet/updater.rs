@@ -421,6 +421,7 @@ impl Updater {
         match activated {
             Ok((installed, prepared, report, previous)) => {
                 println!("fleet: {}", report.line());
+                self.supervisor.send(Command::Reported(report));
                 self.supervisor.send(Command::Run {
                     app: app.to_string(),
                     version: installed,
@@ -499,6 +500,7 @@ impl Updater {
             ..report
         };
         println!("fleet: {}", report.line());
+        self.supervisor.send(Command::Reported(report.clone()));
         let seen = Seen {
             digest,
             result: result.as_str().into(),
@@ -514,6 +516,7 @@ impl Updater {
             .report(app, UpdateResult::Refused, version, reason)
             .await;
         println!("fleet: {}", report.line());
+        self.supervisor.send(Command::Reported(report.clone()));
         let seen = Seen {
             digest,
             result: "refused".into(),
