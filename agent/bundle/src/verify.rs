@@ -167,8 +167,8 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<InspectedBundle, BundleE
     })
 }
 
-/// Checks size and magic and decodes the envelope, borrowing from `bytes`.
-fn split<'a>(bytes: &'a [u8], limits: &Limits) -> Result<SignedV1<'a>, BundleError> {
+/// What follows the magic of a bundle within the size limit.
+fn after_magic<'a>(bytes: &'a [u8], limits: &Limits) -> Result<&'a [u8], BundleError> {
     if bytes.len() as u64 > limits.max_bundle_bytes {
         return Err(BundleError::TooLarge {
             size: bytes.len() as u64,
@@ -178,6 +178,12 @@ fn split<'a>(bytes: &'a [u8], limits: &Limits) -> Result<SignedV1<'a>, BundleErr
     let rest = bytes
         .strip_prefix(BUNDLE_MAGIC.as_slice())
         .ok_or(BundleError::BadMagic { what: "bundle" })?;
+    Ok(rest)
+}
+
+/// Checks size and magic and decodes the envelope, borrowing from `bytes`.
+fn split<'a>(bytes: &'a [u8], limits: &Limits) -> Result<SignedV1<'a>, BundleError> {
+    let rest = after_magic(bytes, limits)?;
     let (envelope, trailing) = postcard::take_from_bytes::<Envelope<'_>>(rest)
         .map_err(|e| decode_error("bundle", "envelope", e))?;
     if !trailing.is_empty() {
@@ -205,15 +211,7 @@ enum PrefixEnvelope<'a> {
 }
 
 fn split_prefix<'a>(bytes: &'a [u8], limits: &Limits) -> Result<SignedPrefix<'a>, BundleError> {
-    if bytes.len() as u64 > limits.max_bundle_bytes {
-        return Err(BundleError::TooLarge {
-            size: bytes.len() as u64,
-            limit: limits.max_bundle_bytes,
-        });
-    }
-    let rest = bytes
-        .strip_prefix(BUNDLE_MAGIC.as_slice())
-        .ok_or(BundleError::BadMagic { what: "bundle" })?;
+    let rest = after_magic(bytes, limits)?;
     let (PrefixEnvelope::V1(prefix), _) = postcard::take_from_bytes::<PrefixEnvelope<'_>>(rest)
         .map_err(|e| decode_error("bundle", "envelope", e))?;
     Ok(prefix)

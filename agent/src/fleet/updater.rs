@@ -54,6 +54,18 @@ struct Download {
     bad: HashMap<u32, u32>,
 }
 
+impl Download {
+    fn new(transfer: Transfer, announcement: Announcement, header: BundleHeader) -> Download {
+        Download {
+            transfer,
+            announcement,
+            header,
+            stalled: Duration::ZERO,
+            bad: HashMap::new(),
+        }
+    }
+}
+
 /// Follows announcements for the device's groups and downloads what is newer.
 pub struct Updater {
     config: Arc<FleetConfig>,
@@ -152,16 +164,8 @@ impl Updater {
                         transfer.count(),
                         announcement.chunks.count()
                     );
-                    self.downloads.insert(
-                        app,
-                        Download {
-                            transfer,
-                            announcement,
-                            header,
-                            stalled: Duration::ZERO,
-                            bad: HashMap::new(),
-                        },
-                    );
+                    self.downloads
+                        .insert(app, Download::new(transfer, announcement, header));
                 }
                 // E.g. its signer was removed from the trust store since: drop it, say why.
                 Err(error) => {
@@ -283,16 +287,8 @@ impl Updater {
             "fleet: fetching {app} {version}: {} bytes in {count} chunks",
             announcement.chunks.bundle_len
         );
-        self.downloads.insert(
-            app,
-            Download {
-                transfer,
-                announcement,
-                header,
-                stalled: Duration::ZERO,
-                bad: HashMap::new(),
-            },
-        );
+        self.downloads
+            .insert(app, Download::new(transfer, announcement, header));
         self.publish_wanted();
     }
 
