@@ -421,3 +421,80 @@ fn kill_during_activation_leaves_exactly_one_complete_version_active() {
     agent.terminate();
     assert_eq!(active(&data), "2.0.0");
 }
+
+#[test]
+fn keygen_and_bundle_inspect_tell_a_good_bundle_from_a_bad_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, public) = keygen(dir.path(), "release");
+    let (_, stranger) = keygen(dir.path(), "stranger");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the secret key is private");
+    }
+    let again = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["keygen", "--out", s(dir.path()), "--name", "release"])
+        .output()
+        .expect("runs");
+    assert!(
+        !again.status.success(),
+        "an existing key is never overwritten"
+    );
+
+    let bundle = beacon_bundle(dir.path(), &key, "1.2.3", "ok", 0);
+    let inspect = |file: &Path, trust: &Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args(["bundle", "inspect", s(file), "--trust", s(trust)])
+            .output()
+            .expect("runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = inspect(&bundle, &public);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("app:       beacon 1.2.3") && text.contains("signature: valid"),
+        "{text}"
+    );
+    assert!(
+        text.contains("module:    beacon") && text.contains("mode = \"ok\""),
+        "{text}"
+    );
+
+    let (ok, text) = inspect(&bundle, &stranger);
+    assert!(!ok, "a bundle from another key does not check out: {text}");
+    assert!(
+        text.contains("signature: NOT VALID: signed by unknown key"),
+        "{text}"
+    );
+
+    let mut bytes = std::fs::read(&bundle).expect("bundle");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&bundle, bytes).expect("tampered");
+    let (ok, text) = inspect(&bundle, &public);
+    assert!(!ok, "a tampered bundle does not check out: {text}");
+    assert!(text.contains("integrity: BROKEN"), "{text}");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args([
+            "fleet",
+            "publish",
+            s(&bundle),
+            "--broker",
+            "mqtt://127.0.0.1:1",
+            "--group",
+            "g",
+        ])
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("not published (--force"),
+        "a damaged bundle is not published: {stderr}"
+    );
+}

@@ -444,3 +444,131 @@ fn clear_chunks(txn: &WriteTransaction, app: &str) -> Result<(), StoreError> {
     chunks.retain_in((app, 0)..=(app, u32::MAX), |_, _| false)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::report::UpdateResult;
+
+    fn report(app: &str, result: UpdateResult) -> UpdateReport {
+        UpdateReport {
+            device: "d".into(),
+            app: app.into(),
+            result,
+            from_version: None,
+            to_version: None,
+            reason: "test".into(),
+            bytes_received: None,
+            bundle_bytes: None,
+            time_ms: 0,
+        }
+    }
+
+    fn version(v: &str, byte: u8) -> InstalledVersion {
+        InstalledVersion {
+            version: v.into(),
+            digest: Digest([byte; 32]),
+            key_id: KeyId([0; 8]),
+            installed_ms: 0,
+        }
+    }
+
+    #[test]
+    fn activation_keeps_one_previous_version_and_rollback_restores_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = FleetState::new(Store::open_dir(dir.path()).expect("store"), "t".into());
+        let accepted = report("app", UpdateResult::Accepted);
+        state
+            .activate("app", b"one", version("1.0.0", 1), &accepted)
+            .expect("v1");
+        state
+            .activate("app", b"two", version("2.0.0", 2), &accepted)
+            .expect("v2");
+        let install = state
+            .activate("app", b"three", version("3.0.0", 3), &accepted)
+            .expect("v3");
+        assert_eq!(
+            install.previous.map(|p| p.version).as_deref(),
+            Some("2.0.0")
+        );
+        assert_eq!(
+            state.bundle("app", "1.0.0").expect("read"),
+            None,
+            "older than previous: gone"
+        );
+        let now = state
+            .roll_back("app", &report("app", UpdateResult::RolledBack))
+            .expect("rollback")
+            .expect("a previous version");
+        assert_eq!(now.active.version, "2.0.0");
+        assert_eq!(now.trial, None);
+        assert_eq!(state.bundle("app", "3.0.0").expect("read"), None);
+        assert_eq!(
+            state.seen("app").expect("read").map(|s| s.digest),
+            Some(Digest([3; 32]))
+        );
+        assert_eq!(
+            state.highest("app").expect("read").as_deref(),
+            Some("3.0.0")
+        );
+        // Every step queued its report in the outbox, in order.
+        assert_eq!(
+            state.store().counters().expect("counters").outbox_records,
+            4
+        );
+    }
+
+    #[test]
+    fn a_removed_app_keeps_its_anti_rollback_floor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = FleetState::new(Store::open_dir(dir.path()).expect("store"), "t".into());
+        let accepted = report("app", UpdateResult::Accepted);
+        state
+            .activate("app", b"five", version("5.0.0", 5), &accepted)
+            .expect("v5");
+        let now = state
+            .roll_back("app", &report("app", UpdateResult::RolledBack))
+            .expect("rollback");
+        assert_eq!(now, None, "no previous version: the app is removed");
+        assert_eq!(state.install("app").expect("read"), None);
+        assert_eq!(
+            state.highest("app").expect("read").as_deref(),
+            Some("5.0.0")
+        );
+    }
+
+    #[test]
+    fn chunks_are_stored_with_progress_and_assembled_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = FleetState::new(Store::open_dir(dir.path()).expect("store"), "t".into());
+        let mut transfer = Transfer {
+            group: "g".into(),
+            announcement: vec![1, 2, 3],
+            received: vec![0; 1],
+            bytes_received: 0,
+            started_ms: 0,
+        };
+        state.begin_transfer("app", &transfer).expect("begin");
+        for (index, chunk) in [(1u32, b"cd".as_slice()), (0, b"ab"), (2, b"e")] {
+            transfer.set(index as usize);
+            transfer.bytes_received += chunk.len() as u64;
+            state
+                .put_chunk("app", index, chunk, &transfer)
+                .expect("chunk");
+        }
+        assert_eq!(
+            state.assemble("app", 3).expect("read").as_deref(),
+            Some(b"abcde".as_slice())
+        );
+        assert_eq!(
+            state.assemble("app", 4).expect("read"),
+            None,
+            "a missing chunk"
+        );
+        let stored = state.transfer("app").expect("read").expect("stored");
+        assert_eq!((stored.count(), stored.bytes_received), (3, 5));
+        // A new download of the same app starts clean.
+        state.begin_transfer("app", &transfer).expect("restart");
+        assert_eq!(state.assemble("app", 1).expect("read"), None);
+    }
+}
