@@ -1,10 +1,13 @@
 //! Command-line parsing and dispatch.
 
 mod agent;
+#[cfg(feature = "operator")]
 mod bundle;
+#[cfg(feature = "operator")]
 mod fleet;
 mod hal;
 mod invoke;
+#[cfg(feature = "operator")]
 mod provision;
 mod state;
 mod up;
@@ -33,6 +36,7 @@ enum Command {
     Agent(Box<agent::AgentArgs>),
     /// Watch devices through the broker.
     #[command(subcommand)]
+    #[cfg(feature = "operator")]
     Fleet(fleet::FleetCommand),
     /// Inspect this board's hardware.
     #[command(subcommand)]
@@ -52,6 +56,7 @@ enum Command {
     #[command(subcommand)]
     Outbox(state::OutboxCommand),
     /// Write one device's config, TLS files and trust keys as a tree to copy onto its SD card.
+    #[cfg(feature = "operator")]
     Provision(Box<provision::ProvisionArgs>),
     /// Create a bundle-signing key pair: NAME.key (secret, mode 0600) and NAME.pub.
     #[cfg(feature = "operator")]
@@ -65,6 +70,7 @@ enum Command {
     },
     /// Build, pack and sign app bundles; inspect them.
     #[command(subcommand)]
+    #[cfg(feature = "operator")]
     Bundle(bundle::BundleCommand),
 }
 
@@ -109,6 +115,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up::run(args),
         Command::Agent(args) => agent::run(*args),
+        #[cfg(feature = "operator")]
         Command::Fleet(command) => fleet::run(command),
         Command::Hal(command) => hal::run(command),
         Command::Build { dir } => {
@@ -120,9 +127,11 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Invoke(args) => invoke::run(args),
         Command::Kv(command) => state::kv(command),
         Command::Outbox(command) => state::outbox(command),
+        #[cfg(feature = "operator")]
         Command::Provision(args) => provision::run(*args),
         #[cfg(feature = "operator")]
         Command::Keygen { out, name } => bundle::keygen(&out, &name),
+        #[cfg(feature = "operator")]
         Command::Bundle(command) => bundle::run(command),
     }
 }
