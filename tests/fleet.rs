@@ -498,3 +498,114 @@ fn keygen_and_bundle_inspect_tell_a_good_bundle_from_a_bad_one() {
         "a damaged bundle is not published: {stderr}"
     );
 }
+
+/// Publishes `payload` retained at QoS 1 to `topic` and waits for the broker's PUBACK.
+fn publish_raw(port: u16, topic: &str, payload: &[u8]) {
+    use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
+    let mut options = MqttOptions::new(common::mqtt::unique_client_id("raw"), "127.0.0.1", port);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut connection) = Client::new(options, 10);
+    client
+        .publish(topic, QoS::AtLeastOnce, true, payload.to_vec())
+        .expect("queued");
+    let mut sent = false;
+    for event in connection.iter() {
+        match event.expect("broker reachable") {
+            Event::Outgoing(Outgoing::Publish(_)) => sent = true,
+            Event::Incoming(Packet::PubAck(_)) if sent => return,
+            _ => {}
+        }
+    }
+}
+
+/// Publishes `bundle`'s announcement to group `field` by hand, with the chunks `chunk` returns
+/// (`None`: not published at all).
+fn publish_by_hand(port: u16, bundle: &Path, chunk: impl Fn(usize, &[u8]) -> Option<Vec<u8>>) {
+    let bytes = std::fs::read(bundle).expect("bundle");
+    let limits = outpost_bundle::Limits::default();
+    let inspected = outpost_bundle::inspect(&bytes, &limits).expect("inspects");
+    let announcement =
+        outpost_bundle::Announcement::for_bundle(&inspected, &bytes, 1024).expect("cuts");
+    let digest = announcement.chunks.bundle_digest.short();
+    for index in 0..announcement.chunks.count() {
+        if let Some(data) = chunk(index, &bytes[announcement.chunks.range(index)]) {
+            let topic = format!("outpost/fleet/field/apps/beacon/chunks/{digest}/{index}");
+            publish_raw(port, &topic, &data);
+        }
+    }
+    let message = announcement.encode().expect("encodes");
+    publish_raw(port, "outpost/fleet/field/apps/beacon", &message);
+}
+
+#[test]
+fn a_stalled_download_and_a_chunk_that_never_matches_are_abandoned_and_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start();
+    let sub = Subscriber::start_with(broker.port(), &[EVENTS_FILTER, UPDATES_FILTER]);
+    let (key, public) = keygen(dir.path(), "release");
+    let data = data_dir(dir.path());
+    let agent = Agent::start(
+        "pi-4",
+        &broker.url(),
+        &data,
+        &[
+            "--trust",
+            s(&public),
+            "--group",
+            "field",
+            "--stall-deadline",
+            "2s",
+        ],
+    );
+    assert!(
+        agent.wait_line("sync: connected", 1, WAIT),
+        "{}",
+        agent.output_tail(20)
+    );
+    let abandoned = |seen: &Seen, version: &str, reason: &str| {
+        reports(seen, "pi-4").iter().any(|r| {
+            r["result"] == "abandoned"
+                && r["to_version"] == version
+                && r["reason"].as_str().is_some_and(|t| t.contains(reason))
+        })
+    };
+
+    // v1 is announced but its chunks never reach the broker: no progress.
+    let v1 = beacon_bundle(dir.path(), &key, "1.0.0", "v1", 5000);
+    publish_by_hand(broker.port(), &v1, |_, _| None);
+    assert!(
+        sub.wait_for(WAIT, |seen| abandoned(seen, "1.0.0", "no progress for 2s")),
+        "the stalled download is abandoned; output:\n{}",
+        agent.output_tail(30)
+    );
+
+    // v2's chunk 3 is garbage on the broker: fetched again (3 times), then given up on.
+    let v2 = beacon_bundle(dir.path(), &key, "2.0.0", "v2", 5000);
+    publish_by_hand(broker.port(), &v2, |index, data| {
+        Some(if index == 3 {
+            vec![0; data.len()]
+        } else {
+            data.to_vec()
+        })
+    });
+    assert!(
+        sub.wait_for(WAIT, |seen| abandoned(
+            seen,
+            "2.0.0",
+            "chunk 3 did not match its announced digest in 3 fetches"
+        )),
+        "a chunk that never matches ends the download; output:\n{}",
+        agent.output_tail(30)
+    );
+    assert!(
+        agent.count_lines("chunk 3 of beacon does not match its digest; fetching it again") >= 2
+    );
+    sub.with(|seen| {
+        assert_eq!(
+            beats(seen, "pi-4", "v1") + beats(seen, "pi-4", "v2"),
+            0,
+            "neither ran"
+        );
+    });
+    drop(agent);
+}
