@@ -48,6 +48,18 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 /// Builds version `version` of the `beacon` app emitting `mode` every 100 ms, padded with
 /// `padding` bytes of custom section; returns the bundle file.
 fn beacon_bundle(dir: &Path, key: &Path, version: &str, mode: &str, padding: usize) -> PathBuf {
+    beacon_bundle_with(dir, key, version, mode, padding, "interval = \"100ms\"")
+}
+
+/// [`beacon_bundle`] with `trigger` as the body of its one `[[component.trigger]]`.
+fn beacon_bundle_with(
+    dir: &Path,
+    key: &Path,
+    version: &str,
+    mode: &str,
+    padding: usize,
+    trigger: &str,
+) -> PathBuf {
     let app = dir.join(format!("beacon-{version}-{mode}"));
     std::fs::create_dir_all(&app).expect("app dir");
     let mut wasm = wat::parse_file(common::repo_root().join("tests/guests/beacon.wat"))
@@ -86,7 +98,7 @@ source = "beacon.wasm"
 streams = ["beat"]
 config = ["mode"]
 [[component.trigger]]
-interval = "100ms"
+{trigger}
 "#
         ),
     )
@@ -607,5 +619,52 @@ fn a_stalled_download_and_a_chunk_that_never_matches_are_abandoned_and_reported(
             "neither ran"
         );
     });
+    drop(agent);
+}
+
+#[test]
+fn a_failing_on_start_trigger_rolls_back_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start();
+    let sub = Subscriber::start_with(broker.port(), &[EVENTS_FILTER, UPDATES_FILTER]);
+    let (key, public) = keygen(dir.path(), "release");
+    let data = data_dir(dir.path());
+    let agent = Agent::start(
+        "pi-5",
+        &broker.url(),
+        &data,
+        &["--trust", s(&public), "--group", "field"],
+    );
+    publish(
+        &beacon_bundle(dir.path(), &key, "1.0.0", "v1", 0),
+        &broker,
+        &[],
+    );
+    assert!(
+        sub.wait_for(WAIT, |seen| beats(seen, "pi-5", "v1") >= 1),
+        "{}",
+        agent.output_tail(20)
+    );
+    // Two failures are tolerated in the window, but not a failed on-start trigger.
+    let v2 = beacon_bundle_with(dir.path(), &key, "2.0.0", "trap", 0, "on_start = true");
+    publish(&v2, &broker, &[]);
+    assert!(
+        sub.wait_for(WAIT, |seen| reports(seen, "pi-5").iter().any(|r| {
+            r["result"] == "rolled-back"
+                && r["from_version"] == "2.0.0"
+                && r["to_version"] == "1.0.0"
+                && r["reason"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("its on-start trigger 'beacon#1' failed"))
+        })),
+        "a failed on-start trigger rolls back; output:\n{}",
+        agent.output_tail(30)
+    );
+    let before = sub.with(|seen| beats(seen, "pi-5", "v1"));
+    assert!(
+        sub.wait_for(WAIT, |seen| beats(seen, "pi-5", "v1") > before),
+        "v1 runs again; output:\n{}",
+        agent.output_tail(30)
+    );
     drop(agent);
 }
