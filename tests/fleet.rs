@@ -432,6 +432,15 @@ fn kill_during_activation_leaves_exactly_one_complete_version_active() {
     let mut agent = agent;
     agent.terminate();
     assert_eq!(active(&data), "2.0.0");
+    // The last result is kept for the status across restarts.
+    let last = FleetState::new(open_state(&data), "unused".into())
+        .last_updates()
+        .expect("readable");
+    assert!(
+        last.iter()
+            .any(|(app, line)| app == "beacon" && line.contains("-> 2.0.0")),
+        "{last:?}"
+    );
 }
 
 #[test]

@@ -376,7 +376,21 @@ impl FleetState {
         })
     }
 
+    /// The last update report line of every app that has one.
+    pub fn last_updates(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let table = txn.open_table(tables::LAST_UPDATE)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (app, line) = row?;
+            out.push((app.value().to_string(), line.value().to_string()));
+        }
+        Ok(out)
+    }
+
     fn report(&self, txn: &WriteTransaction, report: &UpdateReport) -> Result<(), StoreError> {
+        txn.open_table(tables::LAST_UPDATE)?
+            .insert(report.app.as_str(), report.line().as_str())?;
         append_record(
             txn,
             RecordV1 {
@@ -511,7 +525,10 @@ mod tests {
             state.highest("app").expect("read").as_deref(),
             Some("3.0.0")
         );
-        // Every step queued its report in the outbox, in order.
+        // Every step queued its report in the outbox, and the last one is kept per app.
+        let last = state.last_updates().expect("read");
+        assert_eq!(last.len(), 1);
+        assert!(last[0].1.starts_with("update rolled-back: app"), "{last:?}");
         assert_eq!(
             state.store().counters().expect("counters").outbox_records,
             4

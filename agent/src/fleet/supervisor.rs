@@ -108,6 +108,11 @@ impl Supervisor {
         fixed: Vec<AppVersion>,
     ) -> Supervisor {
         let (tx, rx) = mpsc::unbounded_channel();
+        // The last results survive restarts, so the status shows them before the next update.
+        let last_update = state
+            .last_updates()
+            .map(|lines| lines.into_iter().collect())
+            .unwrap_or_default();
         Supervisor {
             config,
             state,
@@ -116,7 +121,7 @@ impl Supervisor {
             clock,
             print,
             slots: HashMap::new(),
-            last_update: HashMap::new(),
+            last_update,
             apps,
             fixed,
             tx,

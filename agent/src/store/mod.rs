@@ -156,6 +156,7 @@ impl Store {
         txn.open_table(tables::TRANSFERS)?;
         txn.open_table(tables::CHUNKS)?;
         txn.open_table(tables::FLEET_SEEN)?;
+        txn.open_table(tables::LAST_UPDATE)?;
         txn.commit()?;
         Ok(())
     }

@@ -66,6 +66,10 @@ pub const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("transf
 /// Chunks received so far: `(app, index) -> bytes`, written with their transfer's progress.
 pub const CHUNKS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("chunks_v1");
 
+/// The last update report of each app, as one line: `app -> line`, for the status after a
+/// restart (the reports themselves leave through the outbox).
+pub const LAST_UPDATE: TableDefinition<&str, &str> = TableDefinition::new("last_update_v1");
+
 /// Announcements already dealt with (installed, refused, rolled back, abandoned):
 /// `app -> postcard(fleet::state::StoredSeen)`, so a retained announcement delivered again on
 /// every reconnect is not fetched or reported again.
