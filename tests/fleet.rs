@@ -60,49 +60,14 @@ fn beacon_bundle_with(
     padding: usize,
     trigger: &str,
 ) -> PathBuf {
-    let app = dir.join(format!("beacon-{version}-{mode}"));
-    std::fs::create_dir_all(&app).expect("app dir");
-    let mut wasm = wat::parse_file(common::repo_root().join("tests/guests/beacon.wat"))
-        .expect("beacon.wat compiles");
-    if padding > 0 {
-        // A custom section: id 0, LEB128 size, name "pad", bytes. Engines skip its contents.
-        let mut body = vec![3u8];
-        body.extend_from_slice(b"pad");
-        body.extend((0..padding).map(|i| (i * 7 + i / 251) as u8));
-        wasm.push(0);
-        let mut size = body.len();
-        loop {
-            let byte = (size & 0x7f) as u8;
-            size >>= 7;
-            wasm.push(if size == 0 { byte } else { byte | 0x80 });
-            if size == 0 {
-                break;
-            }
-        }
-        wasm.extend(body);
-    }
-    std::fs::write(app.join("beacon.wasm"), wasm).expect("wasm written");
-    std::fs::write(
-        app.join("outpost.toml"),
-        format!(
-            r#"manifest_version = 1
-[app]
-name = "beacon"
-version = "{version}"
-[variables]
-mode = "{mode}"
-[[component]]
-id = "beacon"
-source = "beacon.wasm"
-[component.grants]
-streams = ["beat"]
-config = ["mode"]
-[[component.trigger]]
-{trigger}
-"#
-        ),
-    )
-    .expect("manifest written");
+    let app = common::beacon::app(
+        dir,
+        &format!("beacon-{version}-{mode}"),
+        version,
+        mode,
+        padding,
+        trigger,
+    );
     let out = dir.join(format!("beacon-{version}-{mode}.bundle"));
     outpost(&[
         "bundle",

@@ -25,6 +25,8 @@
 //! Run with `cargo bench -p outpost --bench fleet` (~20 s). Needs `/usr/sbin/mosquitto`. Figures
 //! are wall-clock on a shared machine: the header prints the load average.
 
+#[path = "../../tests/common/beacon.rs"]
+mod beacon;
 #[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 #[path = "../../tests/common/broker.rs"]
 mod broker;
@@ -210,52 +212,14 @@ fn sized_bundle(dir: &Path, key: &Path, k: u32) -> PathBuf {
 /// Builds version `k.0.0` of the `beacon` app emitting `mK` every 100 ms (as `beacon_bundle` in
 /// tests/fleet.rs), its module padded with `padding` bytes of a custom section.
 fn beacon_bundle(dir: &Path, key: &Path, k: u32, padding: usize) -> PathBuf {
-    let app = dir.join(format!("beacon-{k}"));
-    std::fs::create_dir_all(&app).expect("app dir");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agent/ has a parent");
-    let mut wasm =
-        wat::parse_file(root.join("tests/guests/beacon.wat")).expect("beacon.wat compiles");
-    if padding > 0 {
-        // A custom section: id 0, LEB128 size, name "pad", bytes. Engines skip its contents.
-        let mut body = vec![3u8];
-        body.extend_from_slice(b"pad");
-        body.extend((0..padding).map(|i| (i * 7 + i / 251) as u8));
-        wasm.push(0);
-        let mut size = body.len();
-        loop {
-            let byte = (size & 0x7f) as u8;
-            size >>= 7;
-            wasm.push(if size == 0 { byte } else { byte | 0x80 });
-            if size == 0 {
-                break;
-            }
-        }
-        wasm.extend(body);
-    }
-    std::fs::write(app.join("beacon.wasm"), wasm).expect("wasm written");
-    std::fs::write(
-        app.join("outpost.toml"),
-        format!(
-            r#"manifest_version = 1
-[app]
-name = "beacon"
-version = "{k}.0.0"
-[variables]
-mode = "m{k}"
-[[component]]
-id = "beacon"
-source = "beacon.wasm"
-[component.grants]
-streams = ["beat"]
-config = ["mode"]
-[[component.trigger]]
-interval = "100ms"
-"#
-        ),
-    )
-    .expect("manifest written");
+    let app = beacon::app(
+        dir,
+        &format!("beacon-{k}"),
+        &format!("{k}.0.0"),
+        &format!("m{k}"),
+        padding,
+        "interval = \"100ms\"",
+    );
     let out = dir.join(format!("beacon-{k}.bundle"));
     outpost(&[
         "bundle",

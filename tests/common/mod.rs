@@ -4,6 +4,7 @@
 //! subscriber, the agent process and the delivery verdict ([`mqtt`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod beacon;
 pub mod broker;
 pub mod mqtt;
 pub mod proxy;
