@@ -25,6 +25,10 @@
 //! Run with `cargo bench -p outpost --bench fleet` (~20 s). Needs `/usr/sbin/mosquitto`. Figures
 //! are wall-clock on a shared machine: the header prints the load average.
 
+mod support;
+
+use support::{cpu_model, load_average};
+
 #[path = "../../tests/common/beacon.rs"]
 mod beacon;
 #[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -771,24 +775,4 @@ fn summary(name: &str, rounds: &[(Round, Baseline)]) {
 /// Milliseconds as a float.
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// The CPU model from /proc/cpuinfo.
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-/// The 1, 5 and 15 minute load averages from /proc/loadavg.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }

@@ -11,6 +11,10 @@
 //! `-- throughput` for one section). The guests are built from `bundles/` first.
 //! Figures are wall-clock on a shared machine: compare ratios, not absolute values, across runs.
 
+mod support;
+
+use support::{cpu_model, load_average};
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -63,9 +67,7 @@ fn main() {
         "outpost runtime benchmark ({} cores, {}, load average {})",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpu_model(),
-        std::fs::read_to_string("/proc/loadavg")
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_else(|_| "unknown".into())
+        load_average()
     );
     println!();
 
@@ -527,16 +529,4 @@ fn read_guest(name: &str) -> Vec<u8> {
         .join("target/wasm32-unknown-unknown/release")
         .join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }

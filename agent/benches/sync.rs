@@ -15,6 +15,10 @@
 //! (1), then the small and the large drain, so machine noise hits all alike; medians are shown.
 //! Figures are wall-clock on a shared machine: compare ratios, not absolute values, across runs.
 
+mod support;
+
+use support::{cpu_model, load_average};
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -63,10 +67,11 @@ const TARGET_RSS_GROWTH_KIB: i64 = 2 * 1024;
 
 fn main() {
     println!(
-        "outpost sync benchmark ({} cores, {}, mosquitto {})",
+        "outpost sync benchmark ({} cores, {}, mosquitto {}, load average {})",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpu_model(),
-        mosquitto_version()
+        mosquitto_version(),
+        load_average()
     );
     let broker = Broker::start();
     let work = tempfile::tempdir().expect("temp dir");
@@ -671,18 +676,6 @@ fn mib(kib: i64) -> String {
 
 fn verdict(pass: bool) -> &'static str {
     if pass { "PASS" } else { "FAIL" }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 fn running_as_root() -> bool {
