@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::broker::Broker;
+use common::fleet::outpost;
 use common::mqtt::{Agent, EVENTS_FILTER, STATUS_FILTER, Seen, Subscriber, data_dir, open_state};
 use common::proxy::Proxy;
 use outpost::fleet::state::FleetState;
@@ -16,21 +17,6 @@ use serde_json::Value;
 
 const UPDATES_FILTER: &str = "outpost/+/updates";
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Runs the `outpost` binary, asserting success; returns stdout.
-fn outpost(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(args)
-        .output()
-        .expect("outpost runs");
-    assert!(
-        output.status.success(),
-        "outpost {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
@@ -43,6 +29,43 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         dir.join(format!("{name}.key")),
         dir.join(format!("{name}.pub")),
     )
+}
+
+/// What every fleet test starts from: a broker, a subscriber to `filters`, a publisher key pair
+/// ("release") and a device's state directory, all in one temporary directory.
+struct Fleet {
+    dir: tempfile::TempDir,
+    broker: Broker,
+    sub: Subscriber,
+    key: PathBuf,
+    public: PathBuf,
+    data: PathBuf,
+}
+
+impl Fleet {
+    fn start(filters: &[&str]) -> Fleet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Broker::start();
+        let sub = Subscriber::start_with(broker.port(), filters);
+        let (key, public) = keygen(dir.path(), "release");
+        let data = data_dir(dir.path());
+        Fleet {
+            dir,
+            broker,
+            sub,
+            key,
+            public,
+            data,
+        }
+    }
+}
+
+/// `outpost agent` as `device` on `url` with state in `data`, trusting `public` and following
+/// the group `field`, plus `extra` flags.
+fn device_agent(device: &str, url: &str, data: &Path, public: &Path, extra: &[&str]) -> Agent {
+    let mut args = vec!["--trust", s(public), "--group", "field"];
+    args.extend_from_slice(extra);
+    Agent::start(device, url, data, &args)
 }
 
 /// Builds version `version` of the `beacon` app emitting `mode` every 100 ms, padded with
@@ -60,7 +83,7 @@ fn beacon_bundle_with(
     padding: usize,
     trigger: &str,
 ) -> PathBuf {
-    let app = common::beacon::app(
+    let app = common::fleet::app(
         dir,
         &format!("beacon-{version}-{mode}"),
         version,
@@ -116,29 +139,21 @@ fn beats(seen: &Seen, device: &str, mode: &str) -> usize {
 
 #[test]
 fn upgrade_rollback_and_every_refusal_keep_a_good_version_running() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start();
-    let sub = Subscriber::start_with(
-        broker.port(),
-        &[EVENTS_FILTER, STATUS_FILTER, UPDATES_FILTER],
-    );
-    let (key, public) = keygen(dir.path(), "release");
+    let Fleet {
+        dir,
+        broker,
+        sub,
+        key,
+        public,
+        data,
+    } = Fleet::start(&[EVENTS_FILTER, STATUS_FILTER, UPDATES_FILTER]);
     let (other_key, _) = keygen(dir.path(), "stranger");
-    let data = data_dir(dir.path());
-    let agent = Agent::start(
+    let agent = device_agent(
         "pi-1",
         &broker.url(),
         &data,
-        &[
-            "--trust",
-            s(&public),
-            "--group",
-            "field",
-            "--health-invocations",
-            "5",
-            "--health-max-failures",
-            "1",
-        ],
+        &public,
+        &["--health-invocations", "5", "--health-max-failures", "1"],
     );
     let wait = |what: &str, condition: &dyn Fn(&Seen) -> bool| {
         assert!(
@@ -261,24 +276,20 @@ fn upgrade_rollback_and_every_refusal_keep_a_good_version_running() {
 
 #[test]
 fn a_large_download_resumes_across_cuts_and_a_reboot_without_refetching() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start();
+    let Fleet {
+        dir,
+        broker,
+        sub,
+        key,
+        public,
+        data,
+    } = Fleet::start(&[EVENTS_FILTER, UPDATES_FILTER]);
     let proxy = Proxy::start(broker.port());
-    let sub = Subscriber::start_with(broker.port(), &[EVENTS_FILTER, UPDATES_FILTER]);
-    let (key, public) = keygen(dir.path(), "release");
     let bundle = beacon_bundle(dir.path(), &key, "1.0.0", "big", 1_100_000);
     let size = std::fs::metadata(&bundle).expect("bundle").len();
     assert!(size >= 1 << 20, "the bundle is at least 1 MiB ({size})");
-    let data = data_dir(dir.path());
-    let args = [
-        "--trust",
-        s(&public),
-        "--group",
-        "field",
-        "--chunk-window",
-        "2",
-    ];
-    let mut agent = Agent::start("pi-2", &proxy.url(), &data, &args);
+    let args = ["--chunk-window", "2"];
+    let mut agent = device_agent("pi-2", &proxy.url(), &data, &public, &args);
     assert!(
         agent.wait_line("sync: connected", 1, WAIT),
         "{}",
@@ -306,7 +317,7 @@ fn a_large_download_resumes_across_cuts_and_a_reboot_without_refetching() {
         std::thread::sleep(Duration::from_millis(1));
     }
     agent.kill();
-    let agent = Agent::start("pi-2", &proxy.url(), &data, &args);
+    let agent = device_agent("pi-2", &proxy.url(), &data, &public, &args);
     assert!(
         agent.wait_line("fleet: resuming beacon 1.0.0", 1, WAIT),
         "{}",
@@ -332,13 +343,15 @@ fn a_large_download_resumes_across_cuts_and_a_reboot_without_refetching() {
 
 #[test]
 fn kill_during_activation_leaves_exactly_one_complete_version_active() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start();
-    let sub = Subscriber::start_with(broker.port(), &[EVENTS_FILTER, UPDATES_FILTER]);
-    let (key, public) = keygen(dir.path(), "release");
-    let data = data_dir(dir.path());
-    let args = ["--trust", s(&public), "--group", "field"];
-    let agent = Agent::start("pi-3", &broker.url(), &data, &args);
+    let Fleet {
+        dir,
+        broker,
+        sub,
+        key,
+        public,
+        data,
+    } = Fleet::start(&[EVENTS_FILTER, UPDATES_FILTER]);
+    let agent = device_agent("pi-3", &broker.url(), &data, &public, &[]);
     publish(
         &beacon_bundle(dir.path(), &key, "1.0.0", "uno", 0),
         &broker,
@@ -382,7 +395,7 @@ fn kill_during_activation_leaves_exactly_one_complete_version_active() {
     let version = active(&data);
     assert!(["1.0.0", "2.0.0"].contains(&version.as_str()), "{version}");
 
-    let agent = Agent::start("pi-3", &broker.url(), &data, &args);
+    let agent = device_agent("pi-3", &broker.url(), &data, &public, &[]);
     assert!(
         agent.wait_line(&format!("fleet: running beacon {version}"), 1, WAIT),
         "the active version {version} starts after the restart; output:\n{}",
@@ -525,23 +538,20 @@ fn publish_by_hand(port: u16, bundle: &Path, chunk: impl Fn(usize, &[u8]) -> Opt
 
 #[test]
 fn a_stalled_download_and_a_chunk_that_never_matches_are_abandoned_and_reported() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start();
-    let sub = Subscriber::start_with(broker.port(), &[EVENTS_FILTER, UPDATES_FILTER]);
-    let (key, public) = keygen(dir.path(), "release");
-    let data = data_dir(dir.path());
-    let agent = Agent::start(
+    let Fleet {
+        dir,
+        broker,
+        sub,
+        key,
+        public,
+        data,
+    } = Fleet::start(&[EVENTS_FILTER, UPDATES_FILTER]);
+    let agent = device_agent(
         "pi-4",
         &broker.url(),
         &data,
-        &[
-            "--trust",
-            s(&public),
-            "--group",
-            "field",
-            "--stall-deadline",
-            "2s",
-        ],
+        &public,
+        &["--stall-deadline", "2s"],
     );
     assert!(
         agent.wait_line("sync: connected", 1, WAIT),
@@ -598,17 +608,15 @@ fn a_stalled_download_and_a_chunk_that_never_matches_are_abandoned_and_reported(
 
 #[test]
 fn a_failing_on_start_trigger_rolls_back_at_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start();
-    let sub = Subscriber::start_with(broker.port(), &[EVENTS_FILTER, UPDATES_FILTER]);
-    let (key, public) = keygen(dir.path(), "release");
-    let data = data_dir(dir.path());
-    let agent = Agent::start(
-        "pi-5",
-        &broker.url(),
-        &data,
-        &["--trust", s(&public), "--group", "field"],
-    );
+    let Fleet {
+        dir,
+        broker,
+        sub,
+        key,
+        public,
+        data,
+    } = Fleet::start(&[EVENTS_FILTER, UPDATES_FILTER]);
+    let agent = device_agent("pi-5", &broker.url(), &data, &public, &[]);
     publish(
         &beacon_bundle(dir.path(), &key, "1.0.0", "v1", 0),
         &broker,

@@ -25,18 +25,15 @@
 //! Run with `cargo bench -p outpost --bench fleet` (~20 s). Needs `/usr/sbin/mosquitto`. Figures
 //! are wall-clock on a shared machine: the header prints the load average.
 
-mod support;
-
-use support::{cpu_model, load_average};
-
-#[path = "../../tests/common/beacon.rs"]
-mod beacon;
 #[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 #[path = "../../tests/common/broker.rs"]
 mod broker;
+#[path = "../../tests/common/fleet.rs"]
+mod fleet;
 #[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 #[path = "../../tests/common/proxy.rs"]
 mod proxy;
+mod support;
 
 use std::io::{BufRead, BufReader, Read};
 use std::ops::RangeInclusive;
@@ -46,9 +43,11 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use broker::Broker;
+use fleet::outpost;
 use proxy::Proxy;
 use rumqttc::{Client, Connection, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
+use support::{cpu_model, load_average};
 
 /// Device id of the agent under test.
 const DEVICE: &str = "bench";
@@ -216,7 +215,7 @@ fn sized_bundle(dir: &Path, key: &Path, k: u32) -> PathBuf {
 /// Builds version `k.0.0` of the `beacon` app emitting `mK` every 100 ms (as `beacon_bundle` in
 /// tests/fleet.rs), its module padded with `padding` bytes of a custom section.
 fn beacon_bundle(dir: &Path, key: &Path, k: u32, padding: usize) -> PathBuf {
-    let app = beacon::app(
+    let app = fleet::app(
         dir,
         &format!("beacon-{k}"),
         &format!("{k}.0.0"),
@@ -523,21 +522,6 @@ impl Reports {
 
 // ---------------------------------------------------------------------------------------------
 // The `outpost` binary.
-
-/// Runs the `outpost` binary, asserting success; returns stdout.
-fn outpost(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(args)
-        .output()
-        .expect("outpost runs");
-    assert!(
-        output.status.success(),
-        "outpost {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// `outpost fleet publish FILE --broker URL --group GROUP` (32 KiB chunks, the default).
 fn publish(bundle: &Path, broker_url: &str) {

@@ -13,8 +13,6 @@
 
 mod support;
 
-use support::{cpu_model, load_average};
-
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -32,6 +30,7 @@ use outpost_hal::sim::SimBoard;
 use outpost_hal::{Clock, SystemClock};
 use outpost_manifest::{ComponentSpec, Grants, Limits};
 use redb::{Database, Durability};
+use support::{cpu_model, load_average};
 
 /// App name used for KV namespacing and outbox rows.
 const APP: &str = "bench";

@@ -17,8 +17,6 @@
 
 mod support;
 
-use support::{cpu_model, load_average};
-
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -31,6 +29,7 @@ use outpost::config::{MqttSettings, SyncSettings};
 use outpost::store::{Commit, Effects, OutboxLimits, RecordBody, Store, committer};
 use outpost::sync::batch::Planner;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use support::{cpu_model, load_average};
 
 /// The mosquitto binary (Debian's package installs it here).
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";

@@ -4,8 +4,8 @@
 //! subscriber, the agent process and the delivery verdict ([`mqtt`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-pub mod beacon;
 pub mod broker;
+pub mod fleet;
 pub mod mqtt;
 pub mod proxy;
 

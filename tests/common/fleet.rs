@@ -1,10 +1,26 @@
-//! The `beacon` test app of the fleet tests and bench: `tests/guests/beacon.wat` emits its config
-//! variable `mode` to the stream `beat` on every run (a mode starting with "t" traps), so each
-//! version's behaviour shows in the events.
+//! What the fleet tests and the fleet bench share: running the `outpost` CLI, and the `beacon`
+//! test app (`tests/guests/beacon.wat` emits its config variable `mode` to the stream `beat` on
+//! every run; a mode starting with "t" traps), so each version's behaviour shows in the events.
 
 #![allow(dead_code, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs the `outpost` binary with `args`, asserting success; returns its stdout.
+pub fn outpost(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(args)
+        .output()
+        .expect("outpost runs");
+    assert!(
+        output.status.success(),
+        "outpost {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
 
 /// `tests/guests/beacon.wat` compiled, with `padding` bytes of a custom section appended
 /// (engines skip its contents; it makes bundles as large as a test needs).
