@@ -1,21 +1,17 @@
 //! `outpost keygen` and `outpost bundle build|inspect`: the publisher's side of signed bundles.
 
 use std::fs;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-#[cfg(feature = "operator")]
-use anyhow::ensure;
-#[cfg(feature = "operator")]
-use outpost_bundle::SecretKey;
-use outpost_bundle::{Limits, PublicKey, TrustStore};
+use anyhow::{Context, ensure};
+use outpost_bundle::{Limits, PublicKey, SecretKey, TrustStore};
 
 /// `outpost bundle ...`
 #[derive(clap::Subcommand)]
 pub enum BundleCommand {
     /// Build the app's components, then pack and sign them into one bundle file.
-    #[cfg(feature = "operator")]
     Build {
         /// App directory (holding outpost.toml).
         #[arg(default_value = ".")]
@@ -38,7 +34,6 @@ pub enum BundleCommand {
 }
 
 /// Runs `outpost keygen --out DIR [--name NAME]`.
-#[cfg(feature = "operator")]
 pub fn keygen(out: &Path, name: &str) -> anyhow::Result<ExitCode> {
     ensure!(
         !name.is_empty()
@@ -70,7 +65,6 @@ pub fn keygen(out: &Path, name: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Creates `path` with `mode`, failing if it exists.
-#[cfg(feature = "operator")]
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -84,13 +78,12 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     let mut file = options
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    std::io::Write::write_all(&mut file, contents)
+    file.write_all(contents)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Reads a secret key file.
-#[cfg(feature = "operator")]
 fn read_secret(path: &Path) -> anyhow::Result<SecretKey> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("--key {}: cannot read", path.display()))?;
@@ -107,13 +100,11 @@ fn read_public(path: &Path) -> anyhow::Result<PublicKey> {
 /// Runs an `outpost bundle` command.
 pub fn run(command: BundleCommand) -> anyhow::Result<ExitCode> {
     match command {
-        #[cfg(feature = "operator")]
         BundleCommand::Build { dir, key, out } => build(&dir, &key, out),
         BundleCommand::Inspect { file, trust } => inspect(&file, &trust),
     }
 }
 
-#[cfg(feature = "operator")]
 fn build(dir: &Path, key: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let key = read_secret(key)?;
     let manifest = outpost_manifest::load(&super::manifest_path(dir))?;

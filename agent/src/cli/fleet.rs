@@ -34,7 +34,6 @@ pub enum FleetCommand {
         count: Option<u64>,
     },
     /// Publish a signed bundle to a fleet group: its chunks, then its announcement (retained).
-    #[cfg(feature = "operator")]
     Publish {
         /// The bundle file (from `outpost bundle build`).
         file: std::path::PathBuf,
@@ -86,7 +85,6 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
             );
             runtime.block_on(tail(&broker, &filter, count))
         }
-        #[cfg(feature = "operator")]
         FleetCommand::Publish {
             file,
             broker,
@@ -109,7 +107,6 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-#[cfg(feature = "operator")]
 #[path = "fleet_publish.rs"]
 mod publish;
 
