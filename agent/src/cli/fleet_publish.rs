@@ -53,7 +53,7 @@ pub async fn publish(
         .await
         .with_context(|| format!("connecting to {broker}"))?;
     let started = Instant::now();
-    let progress = Progress::new(bytes.len() as u64);
+    let progress = progress_bar(bytes.len() as u64);
     let mut inflight: HashSet<_> = HashSet::new();
     let mut sizes = std::collections::HashMap::new();
     let mut next = 0usize;
@@ -89,7 +89,7 @@ pub async fn publish(
             .map_err(|e| anyhow::anyhow!("connection to {broker} failed: {e:?}"))?;
         match event.payload() {
             EventPayload::Published(id) if inflight.remove(&id) => {
-                progress.advance(sizes.remove(&id).unwrap_or(0));
+                progress.inc(sizes.remove(&id).unwrap_or(0));
             }
             EventPayload::Disconnected => bail!(
                 "the broker closed the connection after {next} of {count} chunks; publish again (devices resume what they have)"
@@ -97,7 +97,7 @@ pub async fn publish(
             _ => {}
         }
     }
-    progress.finish();
+    progress.finish_and_clear();
     println!(
         "published {} {} to group {group}: {} bytes in {count} chunks of {chunk_size} bytes, sha256 {digest}, in {:.2} s",
         header.app,
@@ -108,27 +108,13 @@ pub async fn publish(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The publish progress bar.
-struct Progress {
-    bar: indicatif::ProgressBar,
-}
-
-impl Progress {
-    fn new(total: u64) -> Progress {
-        let bar = indicatif::ProgressBar::new(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        ) {
-            bar.set_style(style);
-        }
-        Progress { bar }
+/// A progress bar over `total` bytes.
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
     }
-
-    fn advance(&self, by: u64) {
-        self.bar.inc(by);
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
+    bar
 }
