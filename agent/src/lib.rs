@@ -13,12 +13,15 @@
 //! - [`inbox`]: inbound MQTT messages for `mqtt` triggers, stored before they are acknowledged.
 //! - [`sync`]: drains the outbox to an MQTT broker (store-and-forward).
 //! - [`config`]: the device configuration, `agent.toml`.
+//! - [`events`]: typed agent events (connected, drained, fetching, ...) the CLI renders and
+//!   tests wait on; the library itself never prints.
 //!
 //! `ARCHITECTURE.md` follows one invocation from trigger to commit.
 
 pub mod app;
 pub mod build;
 pub mod config;
+pub mod events;
 pub mod executor;
 pub mod fleet;
 pub mod inbox;
