@@ -6,19 +6,19 @@
 //! Every wait is for an event (a message the subscriber received, a line the agent printed, a
 //! line mosquitto logged); timeouts are safety nets that fail the test with a diagnosis.
 
-mod common;
-
+use crate::OUTPOST;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::broker::Broker;
-use common::mqtt::{
-    Agent, Arrival, Seen, Subscriber, assert_delivered, check_delivery, fetch_status, open_state,
-    outbox_seqs, prefill,
-};
 use outpost::store::OutboxLimits;
+use outpost_testkit::agent::Agent;
+use outpost_testkit::broker::Broker;
+use outpost_testkit::delivery::{assert_delivered, check_delivery};
+use outpost_testkit::prefill::{open_state, outbox_seqs, prefill};
+use outpost_testkit::seen::{Arrival, Seen};
+use outpost_testkit::subscriber::{Subscriber, fetch_status};
 use serde_json::Value;
 
 /// Safety net for any single wait.
@@ -61,7 +61,7 @@ limits = {{ fuel = 2_000_000_000 }}
 name = "on-command"
 mqtt = "cmd/{device}/#"
 "#,
-        common::wat_guest(dir, guest).display()
+        outpost_testkit::guests::wat_guest(dir, guest).display()
     );
     std::fs::write(dir.join("outpost.toml"), manifest).expect("manifest");
 }
@@ -71,7 +71,7 @@ mqtt = "cmd/{device}/#"
 fn start_with_app(broker: &Broker, device: &str, app: &Path, data: &Path) -> Agent {
     let app = app.to_str().expect("utf-8 path");
     let mark = broker.log_mark();
-    let agent = Agent::start(device, &broker.url(), data, &["--app", app]);
+    let agent = Agent::start(OUTPOST, device, &broker.url(), data, &["--app", app]);
     assert!(
         broker
             .wait_log_after(mark, WAIT, |line| {
@@ -294,6 +294,7 @@ fn refused_credentials_are_logged_counted_and_nothing_is_lost() {
     let committed = prefill(&data, PREFILLED, &STREAMS, OutboxLimits::default());
     let url = format!("mqtt://127.0.0.1:{}", broker.second_port());
     let mut agent = Agent::start(
+        OUTPOST,
         DEVICE,
         &url,
         &data,
@@ -424,7 +425,7 @@ fn a_broker_certificate_signed_by_an_unknown_ca_is_refused_and_nothing_is_lost()
     std::fs::copy(path("other-ca.pem"), &agent_ca).expect("copy the CA");
     let args = ["--ca-file", agent_ca.as_str()];
 
-    let mut agent = Agent::start(DEVICE, &url, &data, &args);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &url, &data, &args);
     assert!(
         agent.wait_line("TLS with the broker at localhost:", 2, WAIT),
         "no repeated TLS error; output:\n{}",
@@ -445,7 +446,7 @@ fn a_broker_certificate_signed_by_an_unknown_ca_is_refused_and_nothing_is_lost()
 
     // Again, and this time the operator installs the right CA while the agent retries: the
     // CA file is read at every connect, so the agent connects by itself.
-    let mut agent = Agent::start(DEVICE, &url, &data, &args);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &url, &data, &args);
     assert!(
         agent.wait_line("TLS with the broker at localhost:", 1, WAIT),
         "no TLS error; output:\n{}",
