@@ -124,3 +124,13 @@ mod tests {
         assert!(preview(&[b'a'; 500]).ends_with('…'));
     }
 }
+
+/// The agent event for one invocation's outcome.
+pub fn outcome_event(outcome: &Outcome) -> crate::events::AgentEvent {
+    crate::events::AgentEvent::Invoked {
+        component: outcome.component.to_string(),
+        trigger: outcome.trigger.to_string(),
+        ok: outcome.result.is_ok(),
+        line: outcome_line(outcome),
+    }
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use outpost::app::{App, AppOptions};
 use outpost::config::{self, AgentConfig, MqttSettings, SyncSettings};
+use outpost::events::{AgentEvent, Events};
 use outpost::fleet::prepare::ServicesFactory;
 use outpost::fleet::state::FleetState;
 use outpost::fleet::supervisor::{Command, Supervisor};
@@ -112,6 +113,50 @@ pub struct AgentArgs {
     /// Abandon a download without progress for this long while connected, e.g. 10m.
     #[arg(long, value_parser = humantime::parse_duration)]
     stall_deadline: Option<Duration>,
+    /// How events are printed on stdout: `text` (a line each, for people and journald) or
+    /// `json` (one JSON object per line, for scripts and tests).
+    #[arg(long, value_enum, default_value_t = EventFormat::Text)]
+    events: EventFormat,
+}
+
+/// How `outpost agent` prints its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventFormat {
+    /// One line per event, for people.
+    Text,
+    /// One JSON object per line (`{"event":"connected"}`), for scripts.
+    Json,
+}
+
+/// Prints every event on stdout, off the async thread, until [`AgentEvent::Stopped`].
+fn render_events(events: &Events, format: EventFormat) -> std::thread::JoinHandle<()> {
+    let mut rx = events.subscribe();
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        loop {
+            let event = match rx.blocking_recv() {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    AgentEvent::problem(
+                        "events",
+                        format!("{missed} events not shown (output too slow)"),
+                    )
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let line = match format {
+                EventFormat::Text => event.line(),
+                EventFormat::Json => serde_json::to_string(&event).unwrap_or_default(),
+            };
+            let mut out = std::io::stdout().lock();
+            // stdout gone (a closed pipe): nothing left to tell, the agent goes on.
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+            if event == AgentEvent::Stopped {
+                return;
+            }
+        }
+    })
 }
 
 /// Inbound messages above this are refused (the ABI's payload limit).
@@ -193,7 +238,10 @@ fn device_gpio() -> Option<Arc<dyn outpost_hal::GpioBoard>> {
 
 /// Runs `outpost agent`.
 pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let format = args.events;
     let config = resolve(args)?;
+    let events = Events::new();
+    let renderer = render_events(&events, format);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let store = Store::open_dir(&config.data_dir)?;
     // One commit thread for every app on the device, so all commits share its batches.
@@ -225,7 +273,10 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let (apps_tx, apps_rx) = watch::channel(local_apps.clone());
-    let reporter: Reporter = Arc::new(|outcome| println!("{}", report::outcome_line(outcome)));
+    let reporter: Reporter = {
+        let events = events.clone();
+        Arc::new(move |outcome| events.emit(report::outcome_event(outcome)))
+    };
     let fleet = if config.fleet.groups.is_empty() {
         None
     } else {
@@ -238,6 +289,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             reporter.clone(),
             apps_tx,
             local_apps,
+            events.clone(),
         )?;
         Some(parts)
     };
@@ -287,7 +339,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         store.clone(),
         sync_config,
         Some(committer.stats_handle()),
-    );
+    )
+    .with_events(events.clone());
     let (fleet_tasks, fleet_link) = match fleet {
         Some((supervisor, initial, updater, link)) => {
             (Some((supervisor, initial, updater)), Some(link))
@@ -313,12 +366,11 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             clock: clock.clone(),
         });
     }
-    println!(
-        "outpost agent: device {} -> {} (state in {})",
-        config.device_id,
-        config.mqtt.broker,
-        config.data_dir.display()
-    );
+    events.emit(AgentEvent::Started {
+        device: config.device_id.clone(),
+        broker: config.mqtt.broker.clone(),
+        data_dir: config.data_dir.display().to_string(),
+    });
     let runtime = super::device_runtime()?;
     runtime.block_on(async {
         let (stop_tx, stop) = watch::channel(false);
@@ -359,7 +411,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         tokio::select! {
             () = &mut engine => systemd::notify("STOPPING=1"),
             () = wait_for_signal() => {
-                println!("outpost agent: stopping");
+                events.emit(AgentEvent::Stopping);
                 systemd::notify("STOPPING=1");
                 let _ = stop_tx.send(true);
                 engine.await;
@@ -380,7 +432,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     }
     drop(committer);
     committer_thread.join();
-    println!("outpost agent: stopped");
+    events.emit(AgentEvent::Stopped);
+    let _ = renderer.join();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -399,12 +452,14 @@ fn start_fleet(
     reporter: Reporter,
     apps: watch::Sender<Vec<AppVersion>>,
     local_apps: Vec<AppVersion>,
+    events: Events,
 ) -> anyhow::Result<FleetParts> {
     let trust = fleet::load_trust(&config.fleet.trust)?;
     if trust.is_empty() {
-        println!(
-            "fleet: no trusted publisher keys ([fleet] trust / --trust): every bundle will be refused"
-        );
+        events.emit(AgentEvent::problem(
+            "fleet",
+            "no trusted publisher keys ([fleet] trust / --trust): every bundle will be refused",
+        ));
     }
     let prefix = config.mqtt.topic_prefix.clone();
     let mut fleet_config = FleetConfig::new(
@@ -416,6 +471,7 @@ fn start_fleet(
     fleet_config.limits.max_bundle_bytes = config.fleet.max_bundle_bytes;
     fleet_config.window = config.fleet.chunk_window;
     fleet_config.stall_deadline = config.fleet.stall_deadline;
+    fleet_config.events = events;
     fleet_config.health = HealthPolicy {
         trial_invocations: config.fleet.health_invocations,
         max_failures: config.fleet.health_max_failures,
@@ -455,7 +511,7 @@ fn start_fleet(
         supervisor.handle(),
         clock,
     );
-    println!(
+    tracing::info!(
         "fleet: following groups {} with {} trusted key(s); {} installed app(s)",
         fleet_config.groups.join(", "),
         fleet_config.trust.keys().len(),

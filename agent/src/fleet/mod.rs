@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use outpost_bundle::{Limits, TrustStore};
 
+use crate::events::Events;
+
 /// How the fleet updater behaves.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
@@ -47,6 +49,8 @@ pub struct FleetConfig {
     pub chunk_attempts: u32,
     /// The health window of a new version.
     pub health: HealthPolicy,
+    /// Where the updater and the supervisor say what they do (fetching, running, reports).
+    pub events: Events,
 }
 
 /// When a new version counts as unhealthy.
@@ -82,6 +86,7 @@ impl FleetConfig {
             stall_deadline: Duration::from_secs(600),
             chunk_attempts: 3,
             health: HealthPolicy::default(),
+            events: Events::new(),
         }
     }
 }

@@ -14,6 +14,7 @@ use super::FleetConfig;
 use super::prepare::{Prepared, ServicesFactory, prepare};
 use super::report::{UpdateReport, UpdateResult};
 use super::state::{FleetState, Install, InstalledVersion, Trial};
+use crate::events::AgentEvent;
 use crate::executor::Executor;
 use crate::scheduler::{Reporter, Scheduler};
 use crate::store::committer::Committer;
@@ -162,10 +163,10 @@ impl Supervisor {
                     trial: install.trial,
                     previous: install.previous.map(|p| p.version),
                 }),
-                Err(error) => println!(
-                    "fleet: cannot start {app} {}: {error}",
-                    install.active.version
-                ),
+                Err(error) => self.config.events.emit(AgentEvent::problem(
+                    "fleet",
+                    format!("cannot start {app} {}: {error}", install.active.version),
+                )),
             }
         }
         commands
@@ -232,11 +233,11 @@ impl Supervisor {
             .flat_map(|c| c.triggers.iter().map(|t| (c.id.clone(), t.clone())))
             .collect();
         let (stop_tx, stop_rx) = watch::channel(false);
-        println!(
-            "fleet: running {app} {}{}",
-            version.version,
-            if on_trial { " (health window)" } else { "" }
-        );
+        self.config.events.emit(AgentEvent::FleetRunning {
+            app: app.clone(),
+            version: version.version.to_string(),
+            on_trial,
+        });
         let task = tokio::spawn(scheduler.run(triggers, stop_rx));
         self.slots.insert(
             app,
@@ -396,16 +397,22 @@ impl Supervisor {
             }
             Ok(Ok(None)) => self.publish_apps(),
             Ok(Err(error)) => {
-                println!("fleet: rollback of {app} failed: {error}");
+                self.config.events.emit(AgentEvent::problem(
+                    "fleet",
+                    format!("rollback of {app} failed: {error}"),
+                ));
                 self.publish_apps();
             }
-            Err(error) => println!("fleet: rollback of {app} failed: {error}"),
+            Err(error) => self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("rollback of {app} failed: {error}"),
+            )),
         }
     }
 
     /// Logs a report and keeps it as the app's last update result for the status.
     fn note(&mut self, report: &UpdateReport) {
-        println!("fleet: {}", report.line());
+        self.config.events.emit(report.event());
         self.last_update.insert(report.app.clone(), report.line());
         self.publish_apps();
     }

@@ -17,6 +17,7 @@ use super::report::{UpdateReport, UpdateResult};
 use super::state::{FleetState, InstalledVersion, Seen, Transfer, Trial};
 use super::supervisor::{Command, SupervisorHandle};
 use super::topics::{self, FleetTopic};
+use crate::events::AgentEvent;
 
 /// Topic filters the updater wants subscribed, each with a fetch generation: bumping it asks
 /// the engine to subscribe again, which makes the broker send the retained message again.
@@ -149,7 +150,10 @@ impl Updater {
         let transfers = match blocking(move || state.transfers()).await {
             Ok(transfers) => transfers,
             Err(error) => {
-                println!("fleet: cannot read stored downloads: {error}");
+                self.config.events.emit(AgentEvent::problem(
+                    "fleet",
+                    format!("cannot read stored downloads: {error}"),
+                ));
                 return;
             }
         };
@@ -158,12 +162,12 @@ impl Updater {
                 .and_then(|a| a.verify(&self.config.trust).map(|h| (a, h)));
             match parsed {
                 Ok((announcement, header)) => {
-                    println!(
-                        "fleet: resuming {app} {}: {}/{} chunks stored",
-                        header.version,
-                        transfer.count(),
-                        announcement.chunks.count()
-                    );
+                    self.config.events.emit(AgentEvent::FleetResuming {
+                        app: app.clone(),
+                        version: header.version.to_string(),
+                        stored: transfer.count() as u32,
+                        chunks: announcement.chunks.count() as u32,
+                    });
                     self.downloads
                         .insert(app, Download::new(transfer, announcement, header));
                 }
@@ -224,7 +228,10 @@ impl Updater {
         })
         .await
         else {
-            println!("fleet: cannot read the install state of {app}; announcement ignored");
+            self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("cannot read the install state of {app}; announcement ignored"),
+            ));
             return;
         };
         let running = install.as_ref().map(|i| i.active.version.clone());
@@ -280,13 +287,18 @@ impl Updater {
         };
         let (state, name, stored) = (self.state.clone(), app.clone(), transfer.clone());
         if let Err(error) = blocking(move || state.begin_transfer(&name, &stored)).await {
-            println!("fleet: cannot start the download of {app} {version}: {error}");
+            self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("cannot start the download of {app} {version}: {error}"),
+            ));
             return;
         }
-        println!(
-            "fleet: fetching {app} {version}: {} bytes in {count} chunks",
-            announcement.chunks.bundle_len
-        );
+        self.config.events.emit(AgentEvent::FleetFetching {
+            app: app.clone(),
+            version: version.to_string(),
+            bytes: announcement.chunks.bundle_len,
+            chunks: count as u32,
+        });
         self.downloads
             .insert(app, Download::new(transfer, announcement, header));
         self.publish_wanted();
@@ -314,9 +326,10 @@ impl Updater {
                 );
                 self.abandon(app, reason).await;
             } else {
-                println!(
-                    "fleet: chunk {index} of {app} does not match its digest; fetching it again"
-                );
+                self.config.events.emit(AgentEvent::problem(
+                    "fleet",
+                    format!("chunk {index} of {app} does not match its digest; fetching it again"),
+                ));
                 self.publish_wanted();
             }
             return;
@@ -332,7 +345,10 @@ impl Updater {
         if let Err(error) = blocking(move || state.put_chunk(&name, index, &chunk, &transfer)).await
         {
             // Not stored: forget it, so it is fetched again.
-            println!("fleet: cannot store chunk {index} of {app}: {error}");
+            self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("cannot store chunk {index} of {app}: {error}"),
+            ));
             if let Some(download) = self.downloads.get_mut(app) {
                 download.transfer.received[slot / 8] &= !(1 << (slot % 8));
             }
@@ -354,7 +370,10 @@ impl Updater {
             return;
         };
         let version = download.header.version.to_string();
-        println!("fleet: verifying {app} {version}");
+        self.config.events.emit(AgentEvent::FleetVerifying {
+            app: app.to_string(),
+            version: version.to_string(),
+        });
         let (state, config, services) = (
             self.state.clone(),
             self.config.clone(),
@@ -416,7 +435,7 @@ impl Updater {
         .await;
         match activated {
             Ok((installed, prepared, report, previous)) => {
-                println!("fleet: {}", report.line());
+                self.config.events.emit(report.event());
                 self.supervisor.send(Command::Reported(report));
                 self.supervisor.send(Command::Run {
                     app: app.to_string(),
@@ -495,7 +514,7 @@ impl Updater {
             bundle_bytes: download.map(|d| d.announcement.chunks.bundle_len),
             ..report
         };
-        println!("fleet: {}", report.line());
+        self.config.events.emit(report.event());
         self.supervisor.send(Command::Reported(report.clone()));
         let seen = Seen {
             digest,
@@ -503,7 +522,10 @@ impl Updater {
         };
         let (state, name) = (self.state.clone(), app.to_string());
         if let Err(error) = blocking(move || state.end_transfer(&name, &seen, &report)).await {
-            println!("fleet: cannot record the end of the download of {app}: {error}");
+            self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("cannot record the end of the download of {app}: {error}"),
+            ));
         }
     }
 
@@ -511,7 +533,7 @@ impl Updater {
         let report = self
             .report(app, UpdateResult::Refused, version, reason)
             .await;
-        println!("fleet: {}", report.line());
+        self.config.events.emit(report.event());
         self.supervisor.send(Command::Reported(report.clone()));
         let seen = Seen {
             digest,
@@ -519,7 +541,10 @@ impl Updater {
         };
         let (state, name) = (self.state.clone(), app.to_string());
         if let Err(error) = blocking(move || state.refuse(&name, &seen, &report)).await {
-            println!("fleet: cannot record the refusal for {app}: {error}");
+            self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("cannot record the refusal for {app}: {error}"),
+            ));
         }
     }
 

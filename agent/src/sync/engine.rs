@@ -21,6 +21,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::batch::{Outgoing, Planner};
 use super::status::{self, AppVersion, SyncStats};
+use crate::events::{AgentEvent, Events};
 use crate::fleet::updater::{FleetLink, FleetMessage, Wanted};
 use crate::inbox::{Accepted, Inbox};
 use crate::store::committer::CommitStats;
@@ -102,6 +103,8 @@ pub struct SyncEngine<T: Transport> {
     /// Fleet updates: topics to follow and where their messages go.
     fleet: Option<FleetLink>,
     started: Instant,
+    /// Where the engine says what it does (connected, drained, problems).
+    events: Events,
 }
 
 impl<T: Transport> SyncEngine<T>
@@ -124,7 +127,20 @@ where
             inbound: None,
             fleet: None,
             started: Instant::now(),
+            events: Events::new(),
         }
+    }
+
+    /// Tells `events` what the engine does (connected, drained, problems).
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Records `message` as the last error (shown in the status) and emits it as a problem.
+    fn problem(&self, message: String) {
+        self.stats.error(message.clone());
+        self.events.emit(AgentEvent::problem("sync", message));
     }
 
     /// Routes inbound messages to `route` (subscribing to its filters on every session).
@@ -160,7 +176,7 @@ where
             match connected {
                 Ok((client, connection)) => {
                     self.stats.connects.fetch_add(1, Ordering::Relaxed);
-                    println!("sync: connected");
+                    self.events.emit(AgentEvent::Connected);
                     let acked_before = self.stats.acked_rows.load(Ordering::Relaxed);
                     let end = self.session(client, connection, &mut stop).await;
                     if let Some(fleet) = &self.fleet {
@@ -169,7 +185,9 @@ where
                     match end {
                         End::Shutdown => return,
                         End::Disconnected => {
-                            println!("sync: disconnected");
+                            self.events.emit(AgentEvent::Disconnected {
+                                reason: "the link ended".into(),
+                            });
                             if self.stats.acked_rows.load(Ordering::Relaxed) > acked_before {
                                 delay = self.config.reconnect_min;
                             }
@@ -180,6 +198,9 @@ where
                     self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
                     self.persist(tables::counter::CONNECT_FAILURES).await;
                     self.stats.error(format!("cannot connect: {error}"));
+                    self.events.emit(AgentEvent::ConnectFailed {
+                        error: error.to_string(),
+                    });
                 }
             }
             // Exponential backoff with full jitter, so a fleet does not reconnect in step.
@@ -284,7 +305,7 @@ where
                 let rows = match self.store.outbox_read(cursor, self.config.page_rows) {
                     Ok(rows) => rows,
                     Err(error) => {
-                        self.stats.error(format!("cannot read the outbox: {error}"));
+                        self.problem(format!("cannot read the outbox: {error}"));
                         break;
                     }
                 };
@@ -298,7 +319,7 @@ where
                     self.stats
                         .oversize_rows
                         .fetch_add(oversize.len() as u64, Ordering::Relaxed);
-                    self.stats.error(format!(
+                    self.problem(format!(
                         "{} outbox row(s) (first seq {}) exceed the packet limit of {} bytes and can never be sent; removed",
                         oversize.len(),
                         oversize[0].seq,
@@ -318,7 +339,7 @@ where
             }
             if outbox_empty && inflight.is_empty() && acked.is_empty() {
                 if !drained_said {
-                    println!("sync: drained");
+                    self.events.emit(AgentEvent::Drained);
                     drained_said = true;
                 }
             } else {
@@ -344,7 +365,7 @@ where
                             return End::Disconnected;
                         }
                     }
-                    Some(Ev::Error(error)) => self.stats.error(error),
+                    Some(Ev::Error(error)) => self.problem(error),
                     Some(Ev::Disconnected) | None => {
                         self.delete(&mut acked).await;
                         return End::Disconnected;
@@ -448,7 +469,7 @@ where
                 data: inbound.data,
             });
             return client.ack(inbound.id).await.map_err(|error| {
-                self.stats.error(format!("ack failed: {error:?}"));
+                self.problem(format!("ack failed: {error:?}"));
             });
         }
         let Some(route) = self.inbound.clone() else {
@@ -465,17 +486,17 @@ where
             Ok(Ok(Accepted::NoRoute)) => {
                 self.stats.inbound_rejected.fetch_add(1, Ordering::Relaxed);
                 self.persist(tables::counter::INBOUND_REJECTED).await;
-                self.stats.error(format!(
+                self.problem(format!(
                     "inbound message on {shown} matches no mqtt trigger; dropped"
                 ));
             }
             Ok(Ok(Accepted::TooLarge { bytes, limit })) => {
                 self.stats.inbound_rejected.fetch_add(1, Ordering::Relaxed);
                 self.persist(tables::counter::INBOUND_REJECTED).await;
-                self.stats.error(format!("inbound message on {shown} is {bytes} bytes, over the {limit}-byte limit; dropped"));
+                self.problem(format!("inbound message on {shown} is {bytes} bytes, over the {limit}-byte limit; dropped"));
             }
             Ok(Err(error)) => {
-                self.stats.error(format!(
+                self.problem(format!(
                     "cannot store inbound message on {shown}: {error}; not acknowledged"
                 ));
                 return Ok(());
@@ -487,11 +508,11 @@ where
             }
         }
         client.ack(id).await.map_err(|error| {
-            self.stats.error(format!("ack failed: {error:?}"));
+            self.problem(format!("ack failed: {error:?}"));
         })?;
         // A refused message was acknowledged too (so it is not redelivered), but not stored.
         if stored {
-            println!("inbox: stored and acknowledged a message on {shown}");
+            self.events.emit(AgentEvent::InboundStored { topic: shown });
         }
         Ok(())
     }
@@ -574,7 +595,7 @@ where
                     .error(format!("cannot delete acknowledged rows: {error}"));
                 *acked = seqs;
             }
-            Err(error) => self.stats.error(format!("delete task failed: {error}")),
+            Err(error) => self.problem(format!("delete task failed: {error}")),
         }
     }
 }

@@ -33,10 +33,9 @@ pub struct SyncStats {
 pub const LAST_ERROR_CAP: usize = 256;
 
 impl SyncStats {
-    /// Records `error` as the last error and logs it.
+    /// Records `error` as the last error (the engine also emits it as an event, which logs it).
     pub fn error(&self, error: impl Into<String>) {
         let error = error.into();
-        tracing::warn!("sync: {error}");
         let mut kept = heapless::String::new();
         for c in error.chars() {
             if kept.push(c).is_err() {
