@@ -113,6 +113,16 @@ pub fn clock_time(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// The agent event for one invocation's outcome.
+pub fn outcome_event(outcome: &Outcome) -> crate::events::AgentEvent {
+    crate::events::AgentEvent::Invoked {
+        component: outcome.component.to_string(),
+        trigger: outcome.trigger.to_string(),
+        ok: outcome.result.is_ok(),
+        line: outcome_line(outcome),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,15 +132,5 @@ mod tests {
         assert_eq!(preview(b"{\"v\":1}"), "{\"v\":1}");
         assert_eq!(preview(&[0, 255]), "0x00ff");
         assert!(preview(&[b'a'; 500]).ends_with('…'));
-    }
-}
-
-/// The agent event for one invocation's outcome.
-pub fn outcome_event(outcome: &Outcome) -> crate::events::AgentEvent {
-    crate::events::AgentEvent::Invoked {
-        component: outcome.component.to_string(),
-        trigger: outcome.trigger.to_string(),
-        ok: outcome.result.is_ok(),
-        line: outcome_line(outcome),
     }
 }
