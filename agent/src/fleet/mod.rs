@@ -22,7 +22,10 @@ pub mod supervisor;
 pub mod topics;
 pub mod updater;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use outpost_hal::Clock;
 
 use outpost_bundle::{Limits, TrustStore};
 
@@ -51,6 +54,20 @@ pub struct FleetConfig {
     pub health: HealthPolicy,
     /// Where the updater and the supervisor say what they do (fetching, running, reports).
     pub events: Events,
+}
+
+/// What the updater and the supervisor share: how they behave, the fleet's persistent state,
+/// the services each installed app gets, and the clock.
+#[derive(Clone)]
+pub struct FleetContext {
+    /// How they behave, and where they report.
+    pub config: Arc<FleetConfig>,
+    /// Installs, downloads and chunks in the store.
+    pub state: state::FleetState,
+    /// Builds the services (sensors, GPIO, KV, clock, variables) of one installed app.
+    pub services: prepare::ServicesFactory,
+    /// Wall clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// When a new version counts as unhealthy.

@@ -10,15 +10,15 @@ use outpost_hal::Clock;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::FleetConfig;
 use super::prepare::{Prepared, ServicesFactory, prepare};
 use super::report::{UpdateReport, UpdateResult};
 use super::state::{FleetState, Install, InstalledVersion, Trial};
+use super::{FleetConfig, FleetContext};
+use crate::apps::AppVersion;
 use crate::events::AgentEvent;
 use crate::executor::Executor;
 use crate::scheduler::{Reporter, Scheduler};
 use crate::store::committer::Committer;
-use crate::sync::status::AppVersion;
 
 /// What the supervisor is asked to do.
 pub enum Command {
@@ -96,18 +96,19 @@ pub struct Supervisor {
 impl Supervisor {
     /// A supervisor running apps through `committer`, printing outcomes with `print`, and
     /// publishing the list of running apps on `apps` (after the `fixed` ones).
-    // Each is a distinct shared service of the agent; a struct of them would only be unpacked.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        config: Arc<FleetConfig>,
-        state: FleetState,
-        services: ServicesFactory,
+        context: FleetContext,
         committer: Committer,
-        clock: Arc<dyn Clock>,
         print: Reporter,
         apps: watch::Sender<Vec<AppVersion>>,
         fixed: Vec<AppVersion>,
     ) -> Supervisor {
+        let FleetContext {
+            config,
+            state,
+            services,
+            clock,
+        } = context;
         let (tx, rx) = mpsc::unbounded_channel();
         // The last results survive restarts, so the status shows them before the next update.
         let last_update = state

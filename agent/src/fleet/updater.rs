@@ -3,7 +3,7 @@
 //! few missing chunks on every session. Each stored chunk is durable with the download's
 //! progress, so a cut link or a reboot costs at most the chunks that were in flight.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,17 +11,16 @@ use outpost_bundle::{Announcement, BundleHeader, Digest, sha256};
 use outpost_hal::Clock;
 use tokio::sync::{mpsc, watch};
 
-use super::FleetConfig;
 use super::prepare::{ServicesFactory, prepare};
 use super::report::{UpdateReport, UpdateResult};
 use super::state::{FleetState, InstalledVersion, Seen, Transfer, Trial};
 use super::supervisor::{Command, SupervisorHandle};
 use super::topics::{self, FleetTopic};
+use super::{FleetConfig, FleetContext};
 use crate::events::AgentEvent;
+use crate::inbound::{Delivery, InboundRoute};
 
-/// Topic filters the updater wants subscribed, each with a fetch generation: bumping it asks
-/// the engine to subscribe again, which makes the broker send the retained message again.
-pub type Wanted = BTreeMap<String, u32>;
+pub use crate::inbound::Wanted;
 
 /// A message on a topic under `{prefix}/fleet/`.
 #[derive(Debug, Clone)]
@@ -32,7 +31,8 @@ pub struct FleetMessage {
     pub data: Vec<u8>,
 }
 
-/// The sync engine's end of the link to the updater.
+/// The updater's inbound route: what the sync engine subscribes to for it, and where messages
+/// under `{prefix}/fleet/` go.
 pub struct FleetLink {
     /// `{prefix}/fleet/`: inbound messages below it go to the updater.
     pub root: String,
@@ -42,6 +42,39 @@ pub struct FleetLink {
     pub wanted: watch::Receiver<Wanted>,
     /// Whether a broker session is up (stall time only counts while connected).
     pub connected: watch::Sender<bool>,
+}
+
+/// Fleet messages are retained on the broker and the updater keeps its own progress, so they
+/// are acknowledged on arrival: one lost in a crash is fetched again.
+impl InboundRoute for FleetLink {
+    fn name(&self) -> &'static str {
+        "fleet"
+    }
+
+    fn wanted(&self) -> watch::Receiver<Wanted> {
+        self.wanted.clone()
+    }
+
+    fn claims(&self, topic: &str) -> bool {
+        topic.starts_with(&self.root)
+    }
+
+    fn deliver(&self, topic: &str, payload: &[u8]) -> Delivery {
+        let message = FleetMessage {
+            topic: topic.to_string(),
+            data: payload.to_vec(),
+        };
+        match self.inbound.send(message) {
+            Ok(()) => Delivery::Accepted,
+            Err(_) => Delivery::Refused {
+                reason: "the fleet updater has stopped".into(),
+            },
+        }
+    }
+
+    fn session(&self, up: bool) {
+        self.connected.send_replace(up);
+    }
 }
 
 /// One download in progress.
@@ -82,13 +115,13 @@ pub struct Updater {
 
 impl Updater {
     /// An updater and the link the sync engine serves it through.
-    pub fn new(
-        config: Arc<FleetConfig>,
-        state: FleetState,
-        services: ServicesFactory,
-        supervisor: SupervisorHandle,
-        clock: Arc<dyn Clock>,
-    ) -> (Updater, FleetLink) {
+    pub fn new(context: FleetContext, supervisor: SupervisorHandle) -> (Updater, FleetLink) {
+        let FleetContext {
+            config,
+            state,
+            services,
+            clock,
+        } = context;
         let (inbound, rx) = mpsc::unbounded_channel();
         let (wanted, wanted_rx) = watch::channel(Wanted::new());
         let (connected_tx, connected) = watch::channel(false);

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+pub use crate::apps::AppVersion;
 use crate::store::Counters;
 
 /// Live sync counters, shown in the status document.
@@ -49,24 +50,6 @@ impl SyncStats {
         let kept = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
         kept.as_ref().map(|s| s.as_str().to_string())
     }
-}
-
-/// An installed app, as listed in the status.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct AppVersion {
-    /// App name.
-    pub name: String,
-    /// App version.
-    pub version: String,
-    /// The version kept to roll back to (fleet-installed apps).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous: Option<String>,
-    /// Whether the version is still in its health window.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub on_trial: bool,
-    /// The last update result, as one line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_update: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -162,9 +145,12 @@ pub fn offline(device: &str) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// The counters whose change triggers an early status refresh.
+pub type Significant = [u64; 7];
+
 /// The part of the counters whose change triggers an early status refresh (not the outbox
 /// depth, which changes all the time while draining).
-pub fn significant(counters: &Counters, stats: &SyncStats) -> [u64; 7] {
+pub fn significant(counters: &Counters, stats: &SyncStats) -> Significant {
     [
         counters.failed_invocations,
         counters.dropped_records,
