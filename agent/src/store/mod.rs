@@ -460,3 +460,6 @@ impl KvReader for Store {
         self.kv_keys(app, ns, prefix, limit).map_err(KvError::new)
     }
 }
+
+#[cfg(test)]
+mod tests;
