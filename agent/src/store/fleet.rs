@@ -44,6 +44,7 @@ pub struct FleetStore<'a> {
 }
 
 impl<'a> FleetStore<'a> {
+    /// The fleet tables of `store`.
     pub(super) fn new(store: &'a Store) -> FleetStore<'a> {
         FleetStore { store }
     }
