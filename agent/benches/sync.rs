@@ -26,7 +26,8 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use outpost::config::{MqttSettings, SyncSettings};
-use outpost::store::{Commit, Effects, OutboxLimits, RecordBody, Store, committer};
+use outpost::runtime::{Effects, OutboxEffect};
+use outpost::store::{Commit, OutboxLimits, Store, committer};
 use outpost::sync::batch::Planner;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use support::{cpu_model, load_average};
@@ -266,7 +267,7 @@ fn prefill(dir: &Path, count: usize) -> Template {
     while i < count {
         let end = (i + PREFILL_CHUNK).min(count);
         let records = (i..end)
-            .map(|n| RecordBody::Event {
+            .map(|n| OutboxEffect::Event {
                 stream: STREAM.into(),
                 data: payload(n),
             })

@@ -3,8 +3,9 @@
 //! # Layout
 //! - [`runtime`]: wasmi engines, loading and checking components, the ABI v1 host functions, and
 //!   one fresh sandbox per invocation.
-//! - [`store`]: the redb state file: key-value data, the bounded outbox, counters, and the
-//!   group-commit thread that makes each invocation's effects durable all at once.
+//! - [`store`]: the redb state file (the only module that names redb): key-value data, the
+//!   bounded outbox, counters, fleet state, and the group-commit thread that makes each
+//!   invocation's effects durable all at once.
 //! - [`executor`]: runs one invocation and commits its effects — the path every trigger takes.
 //! - [`scheduler`]: cron, interval, on-start and sensor triggers.
 //! - [`app`]: assembles the above from an `outpost.toml`.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::executor::Outcome;
-use crate::store::RecordBody;
+use crate::runtime::OutboxEffect;
 
 /// Longest payload preview printed; the full bytes are in the outbox.
 const PREVIEW_BYTES: usize = 160;
@@ -66,10 +66,10 @@ pub fn effect_lines(outcome: &Outcome) -> Vec<String> {
 }
 
 /// A record as text: where it goes and a preview of its payload.
-pub fn record_line(record: &RecordBody) -> String {
+pub fn record_line(record: &OutboxEffect) -> String {
     match record {
-        RecordBody::Event { stream, data } => format!("event {stream}: {}", preview(data)),
-        RecordBody::Publish {
+        OutboxEffect::Event { stream, data } => format!("event {stream}: {}", preview(data)),
+        OutboxEffect::Publish {
             topic,
             payload,
             qos,
@@ -79,7 +79,7 @@ pub fn record_line(record: &RecordBody) -> String {
             if *retain { ", retained" } else { "" },
             preview(payload)
         ),
-        RecordBody::Kv { ns, key, value } => match value {
+        OutboxEffect::Kv { ns, key, value } => match value {
             Some(value) => format!("kv {ns}/{key} = {}", preview(value)),
             None => format!("kv {ns}/{key} deleted"),
         },

@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use outpost::store::{Commit, Effects, OutboxLimits, RecordBody, Store};
+use outpost::runtime::{Effects, OutboxEffect};
+use outpost::store::{Commit, OutboxLimits, RecordBody, Store};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 
@@ -556,7 +557,7 @@ pub fn prefill(
     while i < count {
         let end = (i + chunk).min(count);
         let records = (i..end)
-            .map(|n| RecordBody::Event {
+            .map(|n| OutboxEffect::Event {
                 stream: streams[n % streams.len()].to_string(),
                 data: format!("{{\"i\":{n}}}").into_bytes(),
             })
