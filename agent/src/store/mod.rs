@@ -115,8 +115,6 @@ pub struct Counters {
     pub skipped_runs: u64,
     /// Invocations that failed (trap, limit, error status); their effects were discarded.
     pub failed_invocations: u64,
-    /// Connection attempts to the broker that failed, over the device's life.
-    pub connect_failures: u64,
     /// Inbound messages refused (too large, or on no trigger's topic), over the device's life.
     pub inbound_rejected: u64,
 }
@@ -386,10 +384,17 @@ impl Store {
         })
     }
 
-    /// Adds `by` to a persistent counter, in its own durable transaction; for rare events
-    /// (a failed connection, a refused message), never for each invocation. The outbox's own
-    /// counters are not for this: only the outbox's row writer changes them, with the rows.
-    pub fn add_counter(&self, name: &str, by: u64) -> Result<(), StoreError> {
+    /// Counts one inbound message that was refused (and acknowledged, so the broker stops
+    /// delivering it), in its own durable transaction: refusals are rare, and the count must
+    /// survive restarts so a device that keeps refusing shows it.
+    pub fn count_inbound_refused(&self) -> Result<(), StoreError> {
+        self.add_counter(tables::counter::INBOUND_REJECTED, 1)
+    }
+
+    /// Adds `by` to a persistent counter, in its own durable transaction; for rare events,
+    /// never for each invocation. The outbox's own counters are not for this: only the outbox's
+    /// row writer changes them, with the rows.
+    fn add_counter(&self, name: &str, by: u64) -> Result<(), StoreError> {
         debug_assert!(
             !is_outbox_counter(name),
             "outbox counter {name} changed outside the outbox"
@@ -428,7 +433,6 @@ impl Store {
                 rejected_invocations: get(c::REJECTED_INVOCATIONS)?,
                 skipped_runs: get(c::SKIPPED_RUNS)?,
                 failed_invocations: get(c::FAILED_INVOCATIONS)?,
-                connect_failures: get(c::CONNECT_FAILURES)?,
                 inbound_rejected: get(c::INBOUND_REJECTED)?,
             })
         })

@@ -18,7 +18,7 @@ pub const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox_v1");
 
 /// Counters that must survive restarts (next sequence number, outbox size, drop counts). The
 /// outbox's counters change only with its rows (`outbox_rows`); the rest through
-/// [`Store::add_counter`](super::Store::add_counter) or the commit batch.
+/// [`Store::count_inbound_refused`](super::Store::count_inbound_refused) or the commit batch.
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1");
 
 /// Last run of each trigger: `(app, trigger) -> wall ms`, to decide about runs missed while off.
@@ -43,8 +43,6 @@ pub mod counter {
     pub const REJECTED_INVOCATIONS: &str = "outbox.rejected_invocations";
     /// Invocations that trapped, hit a limit or returned an error (their effects discarded).
     pub const FAILED_INVOCATIONS: &str = "invocations.failed";
-    /// Connection attempts to the broker that failed (credentials, TLS, unreachable).
-    pub const CONNECT_FAILURES: &str = "sync.connect_failures";
     /// Inbound messages refused (too large, or on no trigger's topic).
     pub const INBOUND_REJECTED: &str = "sync.inbound_rejected";
     /// The id the next inbox row gets.

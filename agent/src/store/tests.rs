@@ -196,19 +196,11 @@ fn effects_are_stored_in_the_versioned_layout_and_read_back_through_kv_reader() 
 }
 
 #[test]
-fn rare_event_counters_are_read_back() {
+fn refused_inbound_messages_are_counted_and_read_back() {
     let store = Store::in_memory().expect("store");
-    store
-        .add_counter(tables::counter::CONNECT_FAILURES, 3)
-        .expect("count");
-    store
-        .add_counter(tables::counter::INBOUND_REJECTED, 1)
-        .expect("count");
-    let counters = store.counters().expect("counters");
-    assert_eq!(
-        (counters.connect_failures, counters.inbound_rejected),
-        (3, 1)
-    );
+    store.count_inbound_refused().expect("count");
+    store.count_inbound_refused().expect("count");
+    assert_eq!(store.counters().expect("counters").inbound_rejected, 2);
 }
 
 #[test]

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, watch};
 
 use super::batch::Planner;
 use super::drain::{Drain, DrainLimits};
+use super::offload::Offloaded;
 use super::session::{End, Session};
 use super::status::{AppVersion, SyncStats};
 use crate::events::{AgentEvent, Events};
@@ -66,8 +67,8 @@ impl SyncConfig {
 /// What every session of the engine shares: where rows come from, where messages go, and who
 /// hears about it.
 pub(super) struct Shared {
-    /// The state file: outbox, counters.
-    pub store: Store,
+    /// The state file (outbox, counters), reachable only off the async thread.
+    pub store: Offloaded,
     /// How the engine behaves.
     pub config: SyncConfig,
     /// Live counters for the status.
@@ -110,7 +111,7 @@ impl<T: Transport> SyncEngine<T> {
         SyncEngine {
             transport,
             shared: Shared {
-                store,
+                store: Offloaded::new(store),
                 config,
                 stats: Arc::default(),
                 events: Events::new(),

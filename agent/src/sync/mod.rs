@@ -6,6 +6,7 @@
 //! - [`drain`]: the drain's rules as a pure state machine (what to read and send next, what a
 //!   PUBACK releases, what a session's end means).
 //! - [`subscriptions`]: which subscribe/unsubscribe calls match what the inbound routes want.
+//! - [`offload`]: the engine's only way to the store, off the async thread.
 //! - `session` (private): one broker session's I/O loop around the drain.
 //! - [`engine`]: connect, session, back off, reconnect, over the
 //!   [`outpost_hal::mqtt::Transport`] boundary.
@@ -15,6 +16,7 @@
 pub mod batch;
 pub mod drain;
 pub mod engine;
+pub mod offload;
 mod rate;
 mod session;
 pub mod status;

@@ -1,6 +1,7 @@
 //! One broker session's I/O loop: moves events between the transport, the store and the pure
-//! [`Drain`], and keeps the status and subscriptions current. Every store access runs off the
-//! async thread (`spawn_blocking`), so a slow SD card never holds up triggers or the watchdog.
+//! [`Drain`], and keeps the status and subscriptions current. Every store access and every
+//! route's delivery runs off the async thread ([`Offloaded`]), so a slow SD card never holds up
+//! triggers or the watchdog.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -15,12 +16,13 @@ use tokio::time::Instant;
 use super::batch::Outgoing;
 use super::drain::Drain;
 use super::engine::Shared;
+use super::offload::Offloaded;
 use super::rate::RateBucket;
 use super::status;
 use super::subscriptions;
 use crate::events::AgentEvent;
 use crate::inbound::{Delivery, Wanted};
-use crate::store::{OutboxEntry, Store, StoreError, tables};
+use crate::store::OutboxEntry;
 
 /// Why a session ended.
 pub(super) enum End {
@@ -29,10 +31,6 @@ pub(super) enum End {
     /// The link ended (the transport's reason).
     Lost(String),
 }
-
-/// Inbound events buffered between the transport's pump and the session's logic. Bounded, so a
-/// flood of inbound messages pushes back on the socket instead of filling memory.
-const PUMP_BUFFER: usize = 64;
 
 /// After a commit, how long the session waits before checking whether the status changed (one
 /// read of the counters per quiet second at most, not one per commit).
@@ -84,7 +82,12 @@ impl<'a, T: Transport> Session<'a, T> {
         mut connection: T::Connection,
         stop: &mut watch::Receiver<bool>,
     ) -> End {
-        let (tx, mut rx) = mpsc::channel(PUMP_BUFFER);
+        // Unbounded on purpose: the pump must never wait for the logic, because the logic may be
+        // waiting in `publish` for the transport's event loop, which only the pump drives (a
+        // bounded channel deadlocks a fast drain). What it buffers is bounded elsewhere: acks by
+        // the window, QoS 1 inbound messages by the broker's in-flight limit (they are
+        // acknowledged only once taken).
+        let (tx, mut rx) = mpsc::unbounded_channel();
         // The pump is never cancelled mid-`next()`: it runs beside the logic until the link ends.
         let pump = async move {
             loop {
@@ -105,7 +108,7 @@ impl<'a, T: Transport> Session<'a, T> {
                     Err(error) => Ev::Ended(format!("{error:?}")),
                 };
                 let last = matches!(ev, Ev::Ended(_));
-                if tx.send(ev).await.is_err() || last {
+                if tx.send(ev).is_err() || last {
                     return;
                 }
             }
@@ -126,7 +129,7 @@ impl<'a, T: Transport> Session<'a, T> {
 
     async fn serve(
         &mut self,
-        rx: &mut mpsc::Receiver<Ev>,
+        rx: &mut mpsc::UnboundedReceiver<Ev>,
         stop: &mut watch::Receiver<bool>,
     ) -> End {
         let shared = self.shared;
@@ -220,9 +223,7 @@ impl<'a, T: Transport> Session<'a, T> {
     async fn fill_window(&mut self) -> Result<(), Fill> {
         let shared = self.shared;
         while let Some(request) = self.drain.next_read() {
-            let store = shared.store.clone();
-            let rows = off_thread(move || store.outbox_read(request.from, request.limit)).await;
-            let rows = match rows {
+            let rows = match shared.store.outbox_read(request.from, request.limit).await {
                 Ok(rows) => rows,
                 Err(error) => {
                     shared.problem(format!("cannot read the outbox: {error}"));
@@ -292,7 +293,7 @@ impl<'a, T: Transport> Session<'a, T> {
         let delivery = match route {
             Some(route) => {
                 let shown = topic.clone();
-                off_thread(move || Ok::<_, StoreError>(route.deliver(&shown, &data)))
+                Offloaded::run(move || route.deliver(&shown, &data))
                     .await
                     .unwrap_or_else(|error| Delivery::Retry {
                         reason: error.to_string(),
@@ -305,15 +306,7 @@ impl<'a, T: Transport> Session<'a, T> {
         match delivery {
             Delivery::Accepted => shared.events.emit(AgentEvent::InboundStored { topic }),
             Delivery::Refused { reason } => {
-                shared
-                    .stats
-                    .inbound_rejected
-                    .fetch_add(1, Ordering::Relaxed);
-                let store = shared.store.clone();
-                let counted =
-                    off_thread(move || store.add_counter(tables::counter::INBOUND_REJECTED, 1))
-                        .await;
-                if let Err(error) = counted {
+                if let Err(error) = shared.store.count_inbound_refused().await {
                     tracing::warn!(%error, "cannot count a refused inbound message");
                 }
                 shared
@@ -371,10 +364,7 @@ impl<'a, T: Transport> Session<'a, T> {
 
     /// Publishes the status if the counters that matter changed since the last one.
     async fn refresh_status(&mut self) -> Result<(), String> {
-        let store = self.shared.store.clone();
-        let counters = off_thread(move || store.counters())
-            .await
-            .unwrap_or_default();
+        let counters = self.shared.store.counters().await.unwrap_or_default();
         if self.last_significant == Some(status::significant(&counters, &self.shared.stats)) {
             return Ok(());
         }
@@ -389,12 +379,7 @@ impl<'a, T: Transport> Session<'a, T> {
         let shared = self.shared;
         let counters = match counters {
             Some(counters) => counters,
-            None => {
-                let store = shared.store.clone();
-                off_thread(move || store.counters())
-                    .await
-                    .unwrap_or_default()
-            }
+            None => shared.store.counters().await.unwrap_or_default(),
         };
         self.last_significant = Some(status::significant(&counters, &shared.stats));
         let body = status::online(
@@ -424,10 +409,8 @@ impl<'a, T: Transport> Session<'a, T> {
         if rows.is_empty() {
             return;
         }
-        let store: Store = self.shared.store.clone();
         let count = rows.len() as u64;
-        let handed = rows.clone();
-        match off_thread(move || store.outbox_remove(&handed)).await {
+        match self.shared.store.outbox_remove(rows.clone()).await {
             Ok(_) => {
                 self.shared
                     .stats
@@ -449,28 +432,6 @@ enum Fill {
     Lost(String),
     /// The outbox could not be read; try again shortly.
     ReadFailed,
-}
-
-/// Runs a blocking store call on tokio's blocking pool. A panicked task is reported as an
-/// error of the call, never propagated into the async loop.
-async fn off_thread<R: Send + 'static>(
-    work: impl FnOnce() -> Result<R, StoreError> + Send + 'static,
-) -> Result<R, OffThreadError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(OffThreadError::Store),
-        Err(join) => Err(OffThreadError::Task(join.to_string())),
-    }
-}
-
-/// Why an off-thread store call failed.
-#[derive(Debug, thiserror::Error)]
-enum OffThreadError {
-    /// The store refused.
-    #[error("{0}")]
-    Store(StoreError),
-    /// The blocking task itself failed (panicked or was cancelled).
-    #[error("store task failed: {0}")]
-    Task(String),
 }
 
 /// Resolves at `at`; never when `None` (the arm is disabled then anyway).

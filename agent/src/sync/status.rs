@@ -19,12 +19,11 @@ pub struct SyncStats {
     pub acked_rows: AtomicU64,
     /// Sessions established.
     pub connects: AtomicU64,
-    /// Connection attempts that failed.
+    /// Connection attempts that failed since the agent started. In memory only: a device
+    /// offline for days must not write to flash for every failed attempt.
     pub connect_failures: AtomicU64,
     /// Rows that can never be sent (larger than the packet limit); removed and counted.
     pub oversize_rows: AtomicU64,
-    /// Inbound messages refused (too large, malformed, not granted).
-    pub inbound_rejected: AtomicU64,
     /// The most recent error, for a person to act on. Fixed capacity: the retained status has
     /// to fit one bounded MQTT packet however long an error message is.
     pub last_error: Mutex<Option<heapless::String<LAST_ERROR_CAP>>>,
@@ -126,7 +125,7 @@ pub fn online(
             connects: load(&stats.connects),
             connect_failures: load(&stats.connect_failures),
             oversize_rows: load(&stats.oversize_rows),
-            inbound_rejected: load(&stats.inbound_rejected),
+            inbound_rejected: counters.inbound_rejected,
         },
         last_error: stats.last_error(),
         uptime_s,
@@ -157,7 +156,7 @@ pub fn significant(counters: &Counters, stats: &SyncStats) -> Significant {
         counters.rejected_records,
         counters.skipped_runs,
         stats.oversize_rows.load(Ordering::Relaxed),
-        stats.inbound_rejected.load(Ordering::Relaxed),
+        counters.inbound_rejected,
         stats.connect_failures.load(Ordering::Relaxed),
     ]
 }
