@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use outpost::config::{MqttSettings, SyncSettings};
-use outpost::store::{OutboxLimits, RecordBody, Store};
+use outpost::runtime::OutboxEffect;
+use outpost::store::{OutboxLimits, Store};
 use outpost::sync::batch::Planner;
 use outpost_testkit::agent::{Agent, proc_status_kib};
 use outpost_testkit::broker::{Broker, mosquitto_version};
@@ -257,9 +258,11 @@ struct Template {
 /// Commits `count` events of `PAYLOAD_BYTES`-byte JSON payloads into `dir` through the library
 /// (the group committer), as an app would have.
 fn prefill(dir: &Path, count: usize) -> Template {
-    let seqs = prefill_with(dir, count, OutboxLimits::default(), |n| RecordBody::Event {
-        stream: STREAM.into(),
-        data: payload(n),
+    let seqs = prefill_with(dir, count, OutboxLimits::default(), |n| {
+        OutboxEffect::Event {
+            stream: STREAM.into(),
+            data: payload(n),
+        }
     });
     let records: usize = seqs.values().map(Vec::len).sum();
     assert_eq!(records, count, "prefill left {records} rows");

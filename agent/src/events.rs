@@ -60,8 +60,10 @@ pub enum AgentEvent {
     },
     /// An invocation finished (one line, as `outpost up` prints it).
     Invoked {
-        /// The app.
-        app: String,
+        /// The component.
+        component: String,
+        /// The trigger that started it.
+        trigger: String,
         /// Whether it succeeded (its effects are committed).
         ok: bool,
         /// The outcome line.
@@ -73,6 +75,8 @@ pub enum AgentEvent {
         app: String,
         /// Version being fetched.
         version: String,
+        /// Bundle size in bytes.
+        bytes: u64,
         /// Chunks in the bundle.
         chunks: u32,
     },
@@ -156,8 +160,9 @@ impl AgentEvent {
             AgentEvent::FleetFetching {
                 app,
                 version,
+                bytes,
                 chunks,
-            } => format!("fleet: fetching {app} {version} ({chunks} chunks)"),
+            } => format!("fleet: fetching {app} {version}: {bytes} bytes in {chunks} chunks"),
             AgentEvent::FleetResuming {
                 app,
                 version,

@@ -7,9 +7,9 @@ use std::time::Duration;
 use outpost_abi::TriggerKind;
 use outpost_hal::Clock;
 
-use crate::runtime::{Firing, InvocationError, Runtime};
+use crate::runtime::{Effects, Firing, InvocationError, Runtime};
 use crate::store::committer::Committer;
-use crate::store::{Commit, Effects, Receipt};
+use crate::store::{Commit, Receipt};
 
 /// The result of one invocation, committed or not.
 #[derive(Debug)]

@@ -9,7 +9,11 @@ use std::sync::Arc;
 use outpost_abi::TriggerKind as AbiKind;
 use outpost_manifest::{AppManifest, TopicFilter, TriggerKind};
 
+use outpost_hal::Clock;
+use tokio::sync::{Notify, watch};
+
 use crate::executor::{Executor, Outcome};
+use crate::inbound::{self, Delivery, InboundRoute, Wanted};
 use crate::runtime::Firing;
 use crate::store::{InboxEntry, Store, StoreError};
 
@@ -88,6 +92,11 @@ impl Inbox {
         filters
     }
 
+    /// Whether some `mqtt` trigger's filter matches `topic`.
+    pub fn claims(&self, topic: &str) -> bool {
+        self.routes.iter().any(|r| r.filter.matches(topic))
+    }
+
     /// Stores a message for every trigger it matches. Blocking (one durable write).
     pub fn accept(&self, topic: &str, payload: &[u8], now_ms: i64) -> Result<Accepted, StoreError> {
         if payload.len() > self.max_bytes {
@@ -136,5 +145,48 @@ impl Inbox {
             self.executor
                 .run_blocking_for(&route.component, firing, Some(entry.id)),
         )
+    }
+}
+
+/// The inbox as an inbound route of the sync engine: messages on the `mqtt` triggers' topics
+/// are stored before they are acknowledged, then the dispatcher is woken.
+pub struct InboxRoute {
+    /// Where messages are stored.
+    pub inbox: Inbox,
+    /// Woken after a message was stored, so the dispatcher runs it.
+    pub wake: Arc<Notify>,
+    /// Wall clock for the stored rows.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl InboundRoute for InboxRoute {
+    fn name(&self) -> &'static str {
+        "inbox"
+    }
+
+    fn wanted(&self) -> watch::Receiver<Wanted> {
+        inbound::fixed(self.inbox.filters())
+    }
+
+    fn claims(&self, topic: &str) -> bool {
+        self.inbox.claims(topic)
+    }
+
+    fn deliver(&self, topic: &str, payload: &[u8]) -> Delivery {
+        match self.inbox.accept(topic, payload, self.clock.wall_ms()) {
+            Ok(Accepted::Stored(_)) => {
+                self.wake.notify_one();
+                Delivery::Accepted
+            }
+            Ok(Accepted::NoRoute) => Delivery::Refused {
+                reason: "no mqtt trigger matches its topic".into(),
+            },
+            Ok(Accepted::TooLarge { bytes, limit }) => Delivery::Refused {
+                reason: format!("{bytes} bytes, over the {limit}-byte limit"),
+            },
+            Err(error) => Delivery::Retry {
+                reason: format!("cannot store it: {error}"),
+            },
+        }
     }
 }

@@ -3,13 +3,18 @@
 //! # Layout
 //! - [`runtime`]: wasmi engines, loading and checking components, the ABI v1 host functions, and
 //!   one fresh sandbox per invocation.
-//! - [`store`]: the redb state file: key-value data, the bounded outbox, counters, and the
-//!   group-commit thread that makes each invocation's effects durable all at once.
+//! - [`store`]: the redb state file (the only module that names redb): key-value data, the
+//!   bounded outbox, counters, fleet state, and the group-commit thread that makes each
+//!   invocation's effects durable all at once.
 //! - [`executor`]: runs one invocation and commits its effects — the path every trigger takes.
 //! - [`scheduler`]: cron, interval, on-start and sensor triggers.
 //! - [`app`]: assembles the above from an `outpost.toml`.
+//! - [`apps`]: the list of apps a device runs, as its status shows it.
+//! - [`device`]: one device assembled from `agent.toml` (store, board, apps, fleet, inbox,
+//!   sync) and run until shutdown — what `outpost agent` runs.
 //! - [`build`]: runs components' build commands.
 //! - [`report`]: prints outcomes and events for people.
+//! - [`inbound`]: the routes inbound MQTT messages take (the sync engine knows no consumer).
 //! - [`inbox`]: inbound MQTT messages for `mqtt` triggers, stored before they are acknowledged.
 //! - [`sync`]: drains the outbox to an MQTT broker (store-and-forward).
 //! - [`config`]: the device configuration, `agent.toml`.
@@ -19,11 +24,14 @@
 //! `ARCHITECTURE.md` follows one invocation from trigger to commit.
 
 pub mod app;
+pub mod apps;
 pub mod build;
 pub mod config;
+pub mod device;
 pub mod events;
 pub mod executor;
 pub mod fleet;
+pub mod inbound;
 pub mod inbox;
 #[cfg(feature = "operator")]
 pub mod pack;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::executor::Outcome;
-use crate::store::RecordBody;
+use crate::runtime::OutboxEffect;
 
 /// Longest payload preview printed; the full bytes are in the outbox.
 const PREVIEW_BYTES: usize = 160;
@@ -66,10 +66,10 @@ pub fn effect_lines(outcome: &Outcome) -> Vec<String> {
 }
 
 /// A record as text: where it goes and a preview of its payload.
-pub fn record_line(record: &RecordBody) -> String {
+pub fn record_line(record: &OutboxEffect) -> String {
     match record {
-        RecordBody::Event { stream, data } => format!("event {stream}: {}", preview(data)),
-        RecordBody::Publish {
+        OutboxEffect::Event { stream, data } => format!("event {stream}: {}", preview(data)),
+        OutboxEffect::Publish {
             topic,
             payload,
             qos,
@@ -79,7 +79,7 @@ pub fn record_line(record: &RecordBody) -> String {
             if *retain { ", retained" } else { "" },
             preview(payload)
         ),
-        RecordBody::Kv { ns, key, value } => match value {
+        OutboxEffect::Kv { ns, key, value } => match value {
             Some(value) => format!("kv {ns}/{key} = {}", preview(value)),
             None => format!("kv {ns}/{key} deleted"),
         },
@@ -111,6 +111,16 @@ pub fn clock_time(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map(|t| t.format("%H:%M:%S%.3f").to_string())
         .unwrap_or_else(|| ms.to_string())
+}
+
+/// The agent event for one invocation's outcome.
+pub fn outcome_event(outcome: &Outcome) -> crate::events::AgentEvent {
+    crate::events::AgentEvent::Invoked {
+        component: outcome.component.to_string(),
+        trigger: outcome.trigger.to_string(),
+        ok: outcome.result.is_ok(),
+        line: outcome_line(outcome),
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod invoke;
 #[cfg(feature = "operator")]
 mod provision;
 mod state;
+mod systemd;
 mod up;
 
 use std::path::{Path, PathBuf};

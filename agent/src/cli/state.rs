@@ -100,7 +100,7 @@ pub fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
             report::clock_time(entry.record.time_ms),
             entry.record.app,
             entry.record.component,
-            report::record_line(&entry.record.body)
+            report::record_line(&entry.record.body.into())
         );
     }
     let c = store.counters()?;

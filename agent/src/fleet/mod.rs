@@ -22,9 +22,14 @@ pub mod supervisor;
 pub mod topics;
 pub mod updater;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use outpost_hal::Clock;
+
 use outpost_bundle::{Limits, TrustStore};
+
+use crate::events::Events;
 
 /// How the fleet updater behaves.
 #[derive(Debug, Clone)]
@@ -47,6 +52,22 @@ pub struct FleetConfig {
     pub chunk_attempts: u32,
     /// The health window of a new version.
     pub health: HealthPolicy,
+    /// Where the updater and the supervisor say what they do (fetching, running, reports).
+    pub events: Events,
+}
+
+/// What the updater and the supervisor share: how they behave, the fleet's persistent state,
+/// the services each installed app gets, and the clock.
+#[derive(Clone)]
+pub struct FleetContext {
+    /// How they behave, and where they report.
+    pub config: Arc<FleetConfig>,
+    /// Installs, downloads and chunks in the store.
+    pub state: state::FleetState,
+    /// Builds the services (sensors, GPIO, KV, clock, variables) of one installed app.
+    pub services: prepare::ServicesFactory,
+    /// Wall clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// When a new version counts as unhealthy.
@@ -82,6 +103,7 @@ impl FleetConfig {
             stall_deadline: Duration::from_secs(600),
             chunk_attempts: 3,
             health: HealthPolicy::default(),
+            events: Events::new(),
         }
     }
 }

@@ -81,4 +81,13 @@ impl UpdateReport {
             self.reason
         )
     }
+
+    /// The agent event that tells listeners about this report.
+    pub fn event(&self) -> crate::events::AgentEvent {
+        crate::events::AgentEvent::UpdateReported {
+            app: self.app.clone(),
+            result: self.result.as_str().to_string(),
+            line: self.line(),
+        }
+    }
 }

@@ -1,19 +1,18 @@
-//! What the fleet updater keeps in redb, and every transaction it makes. Each step of an update
-//! (start a download, store a chunk, activate, roll back, refuse, abandon) is one durable
-//! transaction, and its report is appended to the outbox inside that same transaction: a report
-//! is never lost, and never sent for something that did not happen.
+//! What the fleet updater keeps (installs, downloads, announcements dealt with) and each step
+//! it takes. Each step of an update (start a download, store a chunk, activate, roll back,
+//! refuse, abandon) is one durable transaction of the store ([`FleetStore::step`]), and its
+//! report is appended to the outbox inside that same transaction: a report is never lost, and
+//! never sent for something that did not happen.
+
+use std::sync::Arc;
 
 use outpost_bundle::{Digest, KeyId};
-use redb::{Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::report::UpdateReport;
-use std::sync::Arc;
-
-use crate::store::apply::append_record;
 use crate::store::committer::CommitStats;
 use crate::store::records::{RecordBody, RecordV1};
-use crate::store::{Store, StoreError, tables};
+use crate::store::{FleetStep, FleetStore, Store, StoreError};
 
 /// One installed version of an app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,24 +92,6 @@ pub struct Seen {
     pub result: String,
 }
 
-#[derive(Serialize, Deserialize)]
-enum Stored<T> {
-    V1(T),
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(&Stored::V1(value)).map_err(StoreError::Encode)
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
-    postcard::from_bytes::<Stored<T>>(bytes)
-        .map(|Stored::V1(value)| value)
-        .map_err(|source| StoreError::CorruptState {
-            what: "fleet record",
-            source,
-        })
-}
-
 /// The fleet updater's view of the store.
 #[derive(Clone)]
 pub struct FleetState {
@@ -142,80 +123,56 @@ impl FleetState {
         &self.store
     }
 
+    /// The fleet tables, for reads.
+    fn tables(&self) -> FleetStore<'_> {
+        self.store.fleet()
+    }
+
     /// What is installed for `app`.
     pub fn install(&self, app: &str) -> Result<Option<Install>, StoreError> {
-        self.get(tables::INSTALLED, app)
+        self.tables().install(app)
     }
 
     /// Every installed app, by name.
     pub fn installs(&self) -> Result<Vec<(String, Install)>, StoreError> {
-        let txn = self.store.db().begin_read()?;
-        let table = txn.open_table(tables::INSTALLED)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (app, value) = row?;
-            out.push((app.value().to_string(), decode(value.value())?));
-        }
-        Ok(out)
+        self.tables().installs()
     }
 
     /// The highest version of `app` ever accepted.
     pub fn highest(&self, app: &str) -> Result<Option<String>, StoreError> {
-        let txn = self.store.db().begin_read()?;
-        let table = txn.open_table(tables::HIGHEST)?;
-        Ok(table.get(app)?.map(|v| v.value().to_string()))
+        self.tables().highest(app)
     }
 
     /// The last announcement of `app` dealt with.
     pub fn seen(&self, app: &str) -> Result<Option<Seen>, StoreError> {
-        self.get(tables::FLEET_SEEN, app)
+        self.tables().seen(app)
     }
 
     /// The download of `app` in progress.
     pub fn transfer(&self, app: &str) -> Result<Option<Transfer>, StoreError> {
-        self.get(tables::TRANSFERS, app)
+        self.tables().transfer(app)
     }
 
     /// Every download in progress, by app.
     pub fn transfers(&self) -> Result<Vec<(String, Transfer)>, StoreError> {
-        let txn = self.store.db().begin_read()?;
-        let table = txn.open_table(tables::TRANSFERS)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (app, value) = row?;
-            out.push((app.value().to_string(), decode(value.value())?));
-        }
-        Ok(out)
+        self.tables().transfers()
     }
 
     /// The stored bundle file of `app` at `version`.
     pub fn bundle(&self, app: &str, version: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.store.db().begin_read()?;
-        let table = txn.open_table(tables::BUNDLES)?;
-        Ok(table.get((app, version))?.map(|v| v.value().to_vec()))
+        self.tables().bundle(app, version)
     }
 
     /// The stored chunks of `app`'s download, concatenated in order (`count` of them).
     pub fn assemble(&self, app: &str, count: u32) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.store.db().begin_read()?;
-        let table = txn.open_table(tables::CHUNKS)?;
-        let mut out = Vec::new();
-        for index in 0..count {
-            match table.get((app, index))? {
-                Some(chunk) => out.extend_from_slice(chunk.value()),
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(out))
+        self.tables().assemble(app, count)
     }
 
     /// Starts (or restarts) the download of `app`, dropping chunks of any earlier one.
     pub fn begin_transfer(&self, app: &str, transfer: &Transfer) -> Result<(), StoreError> {
-        self.write(|txn| {
-            clear_chunks(txn, app)?;
-            txn.open_table(tables::TRANSFERS)?
-                .insert(app, encode(transfer)?.as_slice())?;
-            Ok(())
+        self.step("start a download", |step| {
+            step.clear_chunks(app)?;
+            step.put_transfer(app, transfer)
         })
     }
 
@@ -227,20 +184,9 @@ impl FleetState {
         data: &[u8],
         transfer: &Transfer,
     ) -> Result<(), StoreError> {
-        self.write(|txn| {
-            txn.open_table(tables::CHUNKS)?.insert((app, index), data)?;
-            txn.open_table(tables::TRANSFERS)?
-                .insert(app, encode(transfer)?.as_slice())?;
-            Ok(())
-        })
-    }
-
-    /// Records progress without a new chunk (repeated or bad chunks still cost link bytes).
-    pub fn save_transfer(&self, app: &str, transfer: &Transfer) -> Result<(), StoreError> {
-        self.write(|txn| {
-            txn.open_table(tables::TRANSFERS)?
-                .insert(app, encode(transfer)?.as_slice())?;
-            Ok(())
+        self.step("store a chunk", |step| {
+            step.put_chunk(app, index, data)?;
+            step.put_transfer(app, transfer)
         })
     }
 
@@ -252,19 +198,19 @@ impl FleetState {
         seen: &Seen,
         report: &UpdateReport,
     ) -> Result<(), StoreError> {
-        self.write(|txn| {
-            clear_chunks(txn, app)?;
-            txn.open_table(tables::TRANSFERS)?.remove(app)?;
-            put(txn, tables::FLEET_SEEN, app, seen)?;
-            self.report(txn, report)
+        self.step("end a download", |step| {
+            step.clear_chunks(app)?;
+            step.remove_transfer(app)?;
+            step.mark_seen(app, seen)?;
+            self.report(step, report)
         })
     }
 
     /// Marks an announcement seen and reports why it was refused (nothing was downloaded).
     pub fn refuse(&self, app: &str, seen: &Seen, report: &UpdateReport) -> Result<(), StoreError> {
-        self.write(|txn| {
-            put(txn, tables::FLEET_SEEN, app, seen)?;
-            self.report(txn, report)
+        self.step("refuse an announcement", |step| {
+            step.mark_seen(app, seen)?;
+            self.report(step, report)
         })
     }
 
@@ -279,34 +225,29 @@ impl FleetState {
         version: InstalledVersion,
         report: &UpdateReport,
     ) -> Result<Install, StoreError> {
-        self.write(|txn| {
-            let old: Option<Install> = get_in(txn, tables::INSTALLED, app)?;
-            let mut bundles = txn.open_table(tables::BUNDLES)?;
+        self.step("activate an update", |step| {
+            let old = step.install(app)?;
             if let Some(stale) = old.as_ref().and_then(|o| o.previous.as_ref()) {
-                bundles.remove((app, stale.version.as_str()))?;
+                step.remove_bundle(app, &stale.version)?;
             }
-            bundles.insert((app, version.version.as_str()), bundle)?;
-            drop(bundles);
+            step.put_bundle(app, &version.version, bundle)?;
             let install = Install {
                 previous: old.map(|o| o.active),
                 active: version,
                 trial: Some(Trial::default()),
             };
-            put(txn, tables::INSTALLED, app, &install)?;
-            txn.open_table(tables::HIGHEST)?
-                .insert(app, install.active.version.as_str())?;
-            clear_chunks(txn, app)?;
-            txn.open_table(tables::TRANSFERS)?.remove(app)?;
-            put(
-                txn,
-                tables::FLEET_SEEN,
+            step.set_install(app, Some(&install))?;
+            step.raise_floor(app, &install.active.version)?;
+            step.clear_chunks(app)?;
+            step.remove_transfer(app)?;
+            step.mark_seen(
                 app,
                 &Seen {
                     digest: install.active.digest,
                     result: "accepted".into(),
                 },
             )?;
-            self.report(txn, report)?;
+            self.report(step, report)?;
             Ok(install)
         })
     }
@@ -319,15 +260,12 @@ impl FleetState {
         app: &str,
         report: &UpdateReport,
     ) -> Result<Option<Install>, StoreError> {
-        self.write(|txn| {
-            let Some(old): Option<Install> = get_in(txn, tables::INSTALLED, app)? else {
+        self.step("roll back an update", |step| {
+            let Some(old) = step.install(app)? else {
                 return Ok(None);
             };
-            txn.open_table(tables::BUNDLES)?
-                .remove((app, old.active.version.as_str()))?;
-            put(
-                txn,
-                tables::FLEET_SEEN,
+            step.remove_bundle(app, &old.active.version)?;
+            step.mark_seen(
                 app,
                 &Seen {
                     digest: old.active.digest,
@@ -339,13 +277,8 @@ impl FleetState {
                 previous: None,
                 trial: None,
             });
-            match &now {
-                Some(install) => put(txn, tables::INSTALLED, app, install)?,
-                None => {
-                    txn.open_table(tables::INSTALLED)?.remove(app)?;
-                }
-            }
-            self.report(txn, report)?;
+            step.set_install(app, now.as_ref())?;
+            self.report(step, report)?;
             Ok(now)
         })
     }
@@ -359,8 +292,8 @@ impl FleetState {
         trial: Option<Trial>,
         report: Option<&UpdateReport>,
     ) -> Result<(), StoreError> {
-        self.write(|txn| {
-            let Some(mut install): Option<Install> = get_in(txn, tables::INSTALLED, app)? else {
+        self.step("record a trial", |step| {
+            let Some(mut install) = step.install(app)? else {
                 return Ok(());
             };
             // A late outcome of a version already replaced must not touch the new one's trial.
@@ -368,9 +301,9 @@ impl FleetState {
                 return Ok(());
             }
             install.trial = trial;
-            put(txn, tables::INSTALLED, app, &install)?;
+            step.set_install(app, Some(&install))?;
             if let Some(report) = report {
-                self.report(txn, report)?;
+                self.report(step, report)?;
             }
             Ok(())
         })
@@ -378,21 +311,13 @@ impl FleetState {
 
     /// The last update report line of every app that has one.
     pub fn last_updates(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let txn = self.store.db().begin_read()?;
-        let table = txn.open_table(tables::LAST_UPDATE)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (app, line) = row?;
-            out.push((app.value().to_string(), line.value().to_string()));
-        }
-        Ok(out)
+        self.tables().last_updates()
     }
 
-    fn report(&self, txn: &WriteTransaction, report: &UpdateReport) -> Result<(), StoreError> {
-        txn.open_table(tables::LAST_UPDATE)?
-            .insert(report.app.as_str(), report.line().as_str())?;
-        append_record(
-            txn,
+    /// Queues `report` for the broker and keeps its line as the app's last, inside `step`.
+    fn report(&self, step: &mut FleetStep<'_>, report: &UpdateReport) -> Result<(), StoreError> {
+        step.report(
+            &report.line(),
             RecordV1 {
                 time_ms: report.time_ms,
                 app: report.app.clone(),
@@ -408,55 +333,18 @@ impl FleetState {
         Ok(())
     }
 
-    fn get<T: for<'de> Deserialize<'de>>(
+    /// Runs one step in one durable transaction, then wakes the sync engine for its report.
+    fn step<T>(
         &self,
-        table: redb::TableDefinition<&str, &[u8]>,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let txn = self.store.db().begin_read()?;
-        let table = txn.open_table(table)?;
-        table.get(key)?.map(|v| decode(v.value())).transpose()
-    }
-
-    fn write<T>(
-        &self,
-        body: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+        action: &'static str,
+        body: impl FnOnce(&mut FleetStep<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut txn = self.store.db().begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        let value = body(&txn)?;
-        txn.commit()?;
+        let value = self.tables().step(action, body)?;
         if let Some(wake) = &self.wake {
             wake.committed.notify_one();
         }
         Ok(value)
     }
-}
-
-fn get_in<T: for<'de> Deserialize<'de>>(
-    txn: &WriteTransaction,
-    table: redb::TableDefinition<&str, &[u8]>,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    let table = txn.open_table(table)?;
-    table.get(key)?.map(|v| decode(v.value())).transpose()
-}
-
-fn put<T: Serialize>(
-    txn: &WriteTransaction,
-    table: redb::TableDefinition<&str, &[u8]>,
-    key: &str,
-    value: &T,
-) -> Result<(), StoreError> {
-    txn.open_table(table)?
-        .insert(key, encode(value)?.as_slice())?;
-    Ok(())
-}
-
-fn clear_chunks(txn: &WriteTransaction, app: &str) -> Result<(), StoreError> {
-    let mut chunks = txn.open_table(tables::CHUNKS)?;
-    chunks.retain_in((app, 0)..=(app, u32::MAX), |_, _| false)?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -537,8 +425,7 @@ mod tests {
 
     #[test]
     fn a_removed_app_keeps_its_anti_rollback_floor() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = FleetState::new(Store::open_dir(dir.path()).expect("store"), "t".into());
+        let state = FleetState::new(Store::in_memory().expect("store"), "t".into());
         let accepted = report("app", UpdateResult::Accepted);
         state
             .activate("app", b"five", version("5.0.0", 5), &accepted)
@@ -556,8 +443,7 @@ mod tests {
 
     #[test]
     fn chunks_are_stored_with_progress_and_assembled_in_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = FleetState::new(Store::open_dir(dir.path()).expect("store"), "t".into());
+        let state = FleetState::new(Store::in_memory().expect("store"), "t".into());
         let mut transfer = Transfer {
             group: "g".into(),
             announcement: vec![1, 2, 3],

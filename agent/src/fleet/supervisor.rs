@@ -10,14 +10,15 @@ use outpost_hal::Clock;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::FleetConfig;
 use super::prepare::{Prepared, ServicesFactory, prepare};
 use super::report::{UpdateReport, UpdateResult};
 use super::state::{FleetState, Install, InstalledVersion, Trial};
+use super::{FleetConfig, FleetContext};
+use crate::apps::AppVersion;
+use crate::events::AgentEvent;
 use crate::executor::Executor;
 use crate::scheduler::{Reporter, Scheduler};
 use crate::store::committer::Committer;
-use crate::sync::status::AppVersion;
 
 /// What the supervisor is asked to do.
 pub enum Command {
@@ -95,18 +96,19 @@ pub struct Supervisor {
 impl Supervisor {
     /// A supervisor running apps through `committer`, printing outcomes with `print`, and
     /// publishing the list of running apps on `apps` (after the `fixed` ones).
-    // Each is a distinct shared service of the agent; a struct of them would only be unpacked.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        config: Arc<FleetConfig>,
-        state: FleetState,
-        services: ServicesFactory,
+        context: FleetContext,
         committer: Committer,
-        clock: Arc<dyn Clock>,
         print: Reporter,
         apps: watch::Sender<Vec<AppVersion>>,
         fixed: Vec<AppVersion>,
     ) -> Supervisor {
+        let FleetContext {
+            config,
+            state,
+            services,
+            clock,
+        } = context;
         let (tx, rx) = mpsc::unbounded_channel();
         // The last results survive restarts, so the status shows them before the next update.
         let last_update = state
@@ -162,10 +164,10 @@ impl Supervisor {
                     trial: install.trial,
                     previous: install.previous.map(|p| p.version),
                 }),
-                Err(error) => println!(
-                    "fleet: cannot start {app} {}: {error}",
-                    install.active.version
-                ),
+                Err(error) => self.config.events.emit(AgentEvent::problem(
+                    "fleet",
+                    format!("cannot start {app} {}: {error}", install.active.version),
+                )),
             }
         }
         commands
@@ -232,11 +234,11 @@ impl Supervisor {
             .flat_map(|c| c.triggers.iter().map(|t| (c.id.clone(), t.clone())))
             .collect();
         let (stop_tx, stop_rx) = watch::channel(false);
-        println!(
-            "fleet: running {app} {}{}",
-            version.version,
-            if on_trial { " (health window)" } else { "" }
-        );
+        self.config.events.emit(AgentEvent::FleetRunning {
+            app: app.clone(),
+            version: version.version.to_string(),
+            on_trial,
+        });
         let task = tokio::spawn(scheduler.run(triggers, stop_rx));
         self.slots.insert(
             app,
@@ -396,16 +398,22 @@ impl Supervisor {
             }
             Ok(Ok(None)) => self.publish_apps(),
             Ok(Err(error)) => {
-                println!("fleet: rollback of {app} failed: {error}");
+                self.config.events.emit(AgentEvent::problem(
+                    "fleet",
+                    format!("rollback of {app} failed: {error}"),
+                ));
                 self.publish_apps();
             }
-            Err(error) => println!("fleet: rollback of {app} failed: {error}"),
+            Err(error) => self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("rollback of {app} failed: {error}"),
+            )),
         }
     }
 
     /// Logs a report and keeps it as the app's last update result for the status.
     fn note(&mut self, report: &UpdateReport) {
-        println!("fleet: {}", report.line());
+        self.config.events.emit(report.event());
         self.last_update.insert(report.app.clone(), report.line());
         self.publish_apps();
     }

@@ -3,7 +3,7 @@
 //! few missing chunks on every session. Each stored chunk is durable with the download's
 //! progress, so a cut link or a reboot costs at most the chunks that were in flight.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,16 +11,16 @@ use outpost_bundle::{Announcement, BundleHeader, Digest, sha256};
 use outpost_hal::Clock;
 use tokio::sync::{mpsc, watch};
 
-use super::FleetConfig;
 use super::prepare::{ServicesFactory, prepare};
 use super::report::{UpdateReport, UpdateResult};
 use super::state::{FleetState, InstalledVersion, Seen, Transfer, Trial};
 use super::supervisor::{Command, SupervisorHandle};
 use super::topics::{self, FleetTopic};
+use super::{FleetConfig, FleetContext};
+use crate::events::AgentEvent;
+use crate::inbound::{Delivery, InboundRoute};
 
-/// Topic filters the updater wants subscribed, each with a fetch generation: bumping it asks
-/// the engine to subscribe again, which makes the broker send the retained message again.
-pub type Wanted = BTreeMap<String, u32>;
+pub use crate::inbound::Wanted;
 
 /// A message on a topic under `{prefix}/fleet/`.
 #[derive(Debug, Clone)]
@@ -31,7 +31,8 @@ pub struct FleetMessage {
     pub data: Vec<u8>,
 }
 
-/// The sync engine's end of the link to the updater.
+/// The updater's inbound route: what the sync engine subscribes to for it, and where messages
+/// under `{prefix}/fleet/` go.
 pub struct FleetLink {
     /// `{prefix}/fleet/`: inbound messages below it go to the updater.
     pub root: String,
@@ -41,6 +42,39 @@ pub struct FleetLink {
     pub wanted: watch::Receiver<Wanted>,
     /// Whether a broker session is up (stall time only counts while connected).
     pub connected: watch::Sender<bool>,
+}
+
+/// Fleet messages are retained on the broker and the updater keeps its own progress, so they
+/// are acknowledged on arrival: one lost in a crash is fetched again.
+impl InboundRoute for FleetLink {
+    fn name(&self) -> &'static str {
+        "fleet"
+    }
+
+    fn wanted(&self) -> watch::Receiver<Wanted> {
+        self.wanted.clone()
+    }
+
+    fn claims(&self, topic: &str) -> bool {
+        topic.starts_with(&self.root)
+    }
+
+    fn deliver(&self, topic: &str, payload: &[u8]) -> Delivery {
+        let message = FleetMessage {
+            topic: topic.to_string(),
+            data: payload.to_vec(),
+        };
+        match self.inbound.send(message) {
+            Ok(()) => Delivery::Accepted,
+            Err(_) => Delivery::Refused {
+                reason: "the fleet updater has stopped".into(),
+            },
+        }
+    }
+
+    fn session(&self, up: bool) {
+        self.connected.send_replace(up);
+    }
 }
 
 /// One download in progress.
@@ -81,13 +115,13 @@ pub struct Updater {
 
 impl Updater {
     /// An updater and the link the sync engine serves it through.
-    pub fn new(
-        config: Arc<FleetConfig>,
-        state: FleetState,
-        services: ServicesFactory,
-        supervisor: SupervisorHandle,
-        clock: Arc<dyn Clock>,
-    ) -> (Updater, FleetLink) {
+    pub fn new(context: FleetContext, supervisor: SupervisorHandle) -> (Updater, FleetLink) {
+        let FleetContext {
+            config,
+            state,
+            services,
+            clock,
+        } = context;
         let (inbound, rx) = mpsc::unbounded_channel();
         let (wanted, wanted_rx) = watch::channel(Wanted::new());
         let (connected_tx, connected) = watch::channel(false);
@@ -149,7 +183,10 @@ impl Updater {
         let transfers = match blocking(move || state.transfers()).await {
             Ok(transfers) => transfers,
             Err(error) => {
-                println!("fleet: cannot read stored downloads: {error}");
+                self.config.events.emit(AgentEvent::problem(
+                    "fleet",
+                    format!("cannot read stored downloads: {error}"),
+                ));
                 return;
             }
         };
@@ -158,12 +195,12 @@ impl Updater {
                 .and_then(|a| a.verify(&self.config.trust).map(|h| (a, h)));
             match parsed {
                 Ok((announcement, header)) => {
-                    println!(
-                        "fleet: resuming {app} {}: {}/{} chunks stored",
-                        header.version,
-                        transfer.count(),
-                        announcement.chunks.count()
-                    );
+                    self.config.events.emit(AgentEvent::FleetResuming {
+                        app: app.clone(),
+                        version: header.version.to_string(),
+                        stored: transfer.count() as u32,
+                        chunks: announcement.chunks.count() as u32,
+                    });
                     self.downloads
                         .insert(app, Download::new(transfer, announcement, header));
                 }
@@ -224,7 +261,10 @@ impl Updater {
         })
         .await
         else {
-            println!("fleet: cannot read the install state of {app}; announcement ignored");
+            self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("cannot read the install state of {app}; announcement ignored"),
+            ));
             return;
         };
         let running = install.as_ref().map(|i| i.active.version.clone());
@@ -280,13 +320,18 @@ impl Updater {
         };
         let (state, name, stored) = (self.state.clone(), app.clone(), transfer.clone());
         if let Err(error) = blocking(move || state.begin_transfer(&name, &stored)).await {
-            println!("fleet: cannot start the download of {app} {version}: {error}");
+            self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("cannot start the download of {app} {version}: {error}"),
+            ));
             return;
         }
-        println!(
-            "fleet: fetching {app} {version}: {} bytes in {count} chunks",
-            announcement.chunks.bundle_len
-        );
+        self.config.events.emit(AgentEvent::FleetFetching {
+            app: app.clone(),
+            version: version.to_string(),
+            bytes: announcement.chunks.bundle_len,
+            chunks: count as u32,
+        });
         self.downloads
             .insert(app, Download::new(transfer, announcement, header));
         self.publish_wanted();
@@ -314,9 +359,10 @@ impl Updater {
                 );
                 self.abandon(app, reason).await;
             } else {
-                println!(
-                    "fleet: chunk {index} of {app} does not match its digest; fetching it again"
-                );
+                self.config.events.emit(AgentEvent::problem(
+                    "fleet",
+                    format!("chunk {index} of {app} does not match its digest; fetching it again"),
+                ));
                 self.publish_wanted();
             }
             return;
@@ -332,7 +378,10 @@ impl Updater {
         if let Err(error) = blocking(move || state.put_chunk(&name, index, &chunk, &transfer)).await
         {
             // Not stored: forget it, so it is fetched again.
-            println!("fleet: cannot store chunk {index} of {app}: {error}");
+            self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("cannot store chunk {index} of {app}: {error}"),
+            ));
             if let Some(download) = self.downloads.get_mut(app) {
                 download.transfer.received[slot / 8] &= !(1 << (slot % 8));
             }
@@ -354,7 +403,10 @@ impl Updater {
             return;
         };
         let version = download.header.version.to_string();
-        println!("fleet: verifying {app} {version}");
+        self.config.events.emit(AgentEvent::FleetVerifying {
+            app: app.to_string(),
+            version: version.to_string(),
+        });
         let (state, config, services) = (
             self.state.clone(),
             self.config.clone(),
@@ -416,7 +468,7 @@ impl Updater {
         .await;
         match activated {
             Ok((installed, prepared, report, previous)) => {
-                println!("fleet: {}", report.line());
+                self.config.events.emit(report.event());
                 self.supervisor.send(Command::Reported(report));
                 self.supervisor.send(Command::Run {
                     app: app.to_string(),
@@ -495,7 +547,7 @@ impl Updater {
             bundle_bytes: download.map(|d| d.announcement.chunks.bundle_len),
             ..report
         };
-        println!("fleet: {}", report.line());
+        self.config.events.emit(report.event());
         self.supervisor.send(Command::Reported(report.clone()));
         let seen = Seen {
             digest,
@@ -503,7 +555,10 @@ impl Updater {
         };
         let (state, name) = (self.state.clone(), app.to_string());
         if let Err(error) = blocking(move || state.end_transfer(&name, &seen, &report)).await {
-            println!("fleet: cannot record the end of the download of {app}: {error}");
+            self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("cannot record the end of the download of {app}: {error}"),
+            ));
         }
     }
 
@@ -511,7 +566,7 @@ impl Updater {
         let report = self
             .report(app, UpdateResult::Refused, version, reason)
             .await;
-        println!("fleet: {}", report.line());
+        self.config.events.emit(report.event());
         self.supervisor.send(Command::Reported(report.clone()));
         let seen = Seen {
             digest,
@@ -519,7 +574,10 @@ impl Updater {
         };
         let (state, name) = (self.state.clone(), app.to_string());
         if let Err(error) = blocking(move || state.refuse(&name, &seen, &report)).await {
-            println!("fleet: cannot record the refusal for {app}: {error}");
+            self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("cannot record the refusal for {app}: {error}"),
+            ));
         }
     }
 

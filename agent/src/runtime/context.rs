@@ -6,9 +6,9 @@ use std::sync::Arc;
 use outpost_manifest::ComponentSpec;
 use wasmi::StoreLimits;
 
+use super::effects::Effects;
 use super::services::Services;
 use super::trigger::Firing;
-use crate::store::Effects;
 
 /// A limit a host function enforces by ending the invocation (a trap), not with an error code.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,11 +7,13 @@
 //! - [`loader`]: compile and check a component at load time.
 //! - [`host`]: the ABI v1 host functions.
 //! - [`context`]: per-invocation state inside the wasmi store.
+//! - [`effects`]: what an invocation buffers (KV changes, outbox records, GPIO writes).
 //! - [`services`]: the swappable backends host functions read from.
 //! - [`trigger`]: what started an invocation.
 //! - [`error`]: load and invocation errors.
 
 pub mod context;
+pub mod effects;
 pub mod engines;
 pub mod error;
 pub mod host;
@@ -28,13 +30,12 @@ use outpost_manifest::{AppManifest, ComponentSpec, Limits};
 use wasmi::{StoreLimitsBuilder, TrapCode};
 
 pub use context::{HostTrap, InvocationContext};
+pub use effects::{Effects, GpioChange, OutboxEffect};
 pub use engines::EnginePool;
 pub use error::{InvocationError, LoadError};
 pub use loader::LoadedComponent;
-pub use services::{KvReader, Services};
+pub use services::{KvError, KvReader, Services};
 pub use trigger::Firing;
-
-use crate::store::Effects;
 
 /// Every component of one app, ready to invoke from any thread.
 pub struct Runtime {

@@ -1,5 +1,6 @@
 //! The backends behind the host interfaces. A component never sees these: swapping a backend
-//! (redb for another store, the simulated board for a Linux one) touches no component code.
+//! (one key-value store for another, the simulated board for a Linux one) touches no component
+//! code.
 //!
 //! Writes are not here on purpose: every write is buffered in the invocation's effects and
 //! committed by the transactional store, whichever backend serves the reads. The one exception
@@ -11,36 +12,26 @@ use std::sync::Arc;
 
 use outpost_hal::{Clock, GpioBoard, SensorBoard};
 
-use crate::store::{Store, StoreError};
+/// Why a committed key-value read failed, whatever the backend. The backend's own error is
+/// kept as the source for the log; a component only ever sees `unavailable`.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct KvError(Box<dyn std::error::Error + Send + Sync>);
 
-/// Read access to committed key-value data.
-pub trait KvReader: Send + Sync + 'static {
-    /// The committed value of `key` in `app`'s namespace `ns`.
-    fn get(&self, app: &str, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Committed keys of `ns` starting with `prefix`, in order, at most `limit`.
-    fn keys(
-        &self,
-        app: &str,
-        ns: &str,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError>;
+impl KvError {
+    /// Wraps a backend's error.
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> KvError {
+        KvError(source.into())
+    }
 }
 
-impl KvReader for Store {
-    fn get(&self, app: &str, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.kv_get(app, ns, key)
-    }
-
-    fn keys(
-        &self,
-        app: &str,
-        ns: &str,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        self.kv_keys(app, ns, prefix, limit)
-    }
+/// Read access to committed key-value data; the store implements it, a test may too.
+pub trait KvReader: Send + Sync + 'static {
+    /// The committed value of `key` in `app`'s namespace `ns`.
+    fn get(&self, app: &str, ns: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    /// Committed keys of `ns` starting with `prefix`, in order, at most `limit`.
+    fn keys(&self, app: &str, ns: &str, prefix: &str, limit: usize)
+    -> Result<Vec<String>, KvError>;
 }
 
 /// Everything host functions may reach, shared by all invocations of an app.

@@ -1,17 +1,20 @@
-//! Applies a batch of commits inside one redb write transaction (group commit).
+//! Applies a batch of commits inside one write transaction (group commit).
 //!
 //! Each commit is all-or-nothing on its own: a commit the outbox cannot take is refused whole
 //! (KV writes included) while the others in the batch still land. A redb failure aborts the
 //! transaction, so then nothing of the batch lands and every caller is told.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use redb::{Durability, ReadableTable, Table};
+use redb::Table;
 use thiserror::Error;
 
-use super::effects::{Commit, Receipt};
+use super::commit::{Commit, Receipt};
+use super::error::Failure;
 use super::outbox::{FullPolicy, OutboxLimits};
-use super::records::{RecordV1, StoredRecord};
+use super::outbox_rows::{OutboxRows, read_counter};
+use super::records::{RecordBody, RecordV1, StoredRecord};
 use super::tables::{self, counter};
 use super::{Store, StoreError};
 
@@ -51,52 +54,6 @@ pub enum CommitError {
     Store(Arc<StoreError>),
 }
 
-/// The persistent counters while a batch is applied; written back once at the end.
-#[derive(Debug, Default)]
-struct Tally {
-    next_seq: u64,
-    records: u64,
-    bytes: u64,
-    dropped_records: u64,
-    dropped_bytes: u64,
-    rejected_records: u64,
-    rejected_invocations: u64,
-    skipped_runs: u64,
-    failed_invocations: u64,
-}
-
-impl Tally {
-    fn load(table: &Table<&str, u64>) -> Result<Tally, StoreError> {
-        let get = |name: &str| -> Result<u64, StoreError> {
-            Ok(table.get(name)?.map(|v| v.value()).unwrap_or(0))
-        };
-        Ok(Tally {
-            next_seq: get(counter::NEXT_SEQ)?.max(1),
-            records: get(counter::OUTBOX_RECORDS)?,
-            bytes: get(counter::OUTBOX_BYTES)?,
-            dropped_records: get(counter::DROPPED_RECORDS)?,
-            dropped_bytes: get(counter::DROPPED_BYTES)?,
-            rejected_records: get(counter::REJECTED_RECORDS)?,
-            rejected_invocations: get(counter::REJECTED_INVOCATIONS)?,
-            skipped_runs: get(counter::SKIPPED_RUNS)?,
-            failed_invocations: get(counter::FAILED_INVOCATIONS)?,
-        })
-    }
-
-    fn save(&self, table: &mut Table<&str, u64>) -> Result<(), StoreError> {
-        table.insert(counter::NEXT_SEQ, self.next_seq)?;
-        table.insert(counter::OUTBOX_RECORDS, self.records)?;
-        table.insert(counter::OUTBOX_BYTES, self.bytes)?;
-        table.insert(counter::DROPPED_RECORDS, self.dropped_records)?;
-        table.insert(counter::DROPPED_BYTES, self.dropped_bytes)?;
-        table.insert(counter::REJECTED_RECORDS, self.rejected_records)?;
-        table.insert(counter::REJECTED_INVOCATIONS, self.rejected_invocations)?;
-        table.insert(counter::SKIPPED_RUNS, self.skipped_runs)?;
-        table.insert(counter::FAILED_INVOCATIONS, self.failed_invocations)?;
-        Ok(())
-    }
-}
-
 /// Applies `batch` in one durable transaction, adding `skipped_runs` to that counter; returns
 /// one result per commit, in order.
 pub fn apply_batch(
@@ -105,18 +62,16 @@ pub fn apply_batch(
     batch: &[Commit],
     skipped_runs: u64,
 ) -> Result<Vec<Result<Receipt, CommitError>>, StoreError> {
-    let mut txn = store.db().begin_write()?;
-    // Every invocation that reports success must survive power loss: never weaken this.
-    txn.set_durability(Durability::Immediate)?;
-    let mut results = Vec::with_capacity(batch.len());
-    {
+    // Every invocation that reports success must survive power loss: `write` commits with
+    // `Durability::Immediate`; never weaken this.
+    store.write("apply a commit batch", |txn| {
+        let mut results = Vec::with_capacity(batch.len());
         let mut kv = txn.open_table(tables::KV)?;
-        let mut outbox = txn.open_table(tables::OUTBOX)?;
         let mut counters = txn.open_table(tables::COUNTERS)?;
         let mut runs = txn.open_table(tables::TRIGGER_RUNS)?;
         let mut inbox = txn.open_table(tables::INBOX)?;
-        let mut tally = Tally::load(&counters)?;
-        tally.skipped_runs += skipped_runs;
+        let mut outbox = OutboxRows::open(txn, &counters)?;
+        let mut failed_invocations = 0;
 
         for commit in batch {
             if let Some((trigger, at)) = &commit.trigger_run {
@@ -128,48 +83,38 @@ pub fn apply_batch(
                 inbox.remove(id)?;
             }
             if commit.failed {
-                tally.failed_invocations += 1;
+                failed_invocations += 1;
             }
             let rows = encode_rows(commit)?;
             let new_records = rows.len() as u64;
             let new_bytes: u64 = rows.iter().map(|r| r.len() as u64).sum();
             if new_records > limits.max_records || new_bytes > limits.max_bytes {
-                tally.rejected_records += new_records;
-                tally.rejected_invocations += 1;
+                outbox.count_rejected(new_records);
                 results.push(Err(CommitError::LargerThanOutbox {
                     records: new_records,
                     bytes: new_bytes,
                 }));
                 continue;
             }
-            let overfull = |t: &Tally| {
-                t.records + new_records > limits.max_records
-                    || t.bytes + new_bytes > limits.max_bytes
+            let overfull = |o: &OutboxRows| {
+                o.records() + new_records > limits.max_records
+                    || o.bytes() + new_bytes > limits.max_bytes
             };
             let mut dropped = 0;
-            if overfull(&tally) {
+            if overfull(&outbox) {
                 match limits.policy {
                     FullPolicy::RejectNew => {
-                        tally.rejected_records += new_records;
-                        tally.rejected_invocations += 1;
+                        outbox.count_rejected(new_records);
                         results.push(Err(CommitError::OutboxFull {
-                            records: tally.records,
+                            records: outbox.records(),
                             max_records: limits.max_records,
-                            bytes: tally.bytes,
+                            bytes: outbox.bytes(),
                             max_bytes: limits.max_bytes,
                         }));
                         continue;
                     }
                     FullPolicy::DropOldest => {
-                        while overfull(&tally) {
-                            let Some((_, row)) = outbox.pop_first()? else {
-                                break;
-                            };
-                            let len = row.value().len() as u64;
-                            tally.records = tally.records.saturating_sub(1);
-                            tally.bytes = tally.bytes.saturating_sub(len);
-                            tally.dropped_records += 1;
-                            tally.dropped_bytes += len;
+                        while overfull(&outbox) && outbox.drop_oldest()? {
                             dropped += 1;
                         }
                     }
@@ -183,25 +128,37 @@ pub fn apply_batch(
                     None => kv.remove((&*commit.app, ns.as_str(), key.as_str()))?,
                 };
             }
-            let first = tally.next_seq;
+            let mut seqs: Option<RangeInclusive<u64>> = None;
             for row in &rows {
-                outbox.insert(tally.next_seq, row.as_slice())?;
-                tally.next_seq += 1;
+                let seq = outbox.append(row)?;
+                let first = seqs.map_or(seq, |s| *s.start());
+                seqs = Some(first..=seq);
             }
-            tally.records += new_records;
-            tally.bytes += new_bytes;
             results.push(Ok(Receipt {
-                seqs: (!rows.is_empty()).then(|| first..=tally.next_seq - 1),
+                seqs,
                 kv_writes: commit.effects.kv.len(),
                 dropped_records: dropped,
             }));
         }
-        tally.save(&mut counters)?;
-    }
-    txn.commit()?;
-    Ok(results)
+        outbox.finish(&mut counters)?;
+        add(&mut counters, counter::SKIPPED_RUNS, skipped_runs)?;
+        add(
+            &mut counters,
+            counter::FAILED_INVOCATIONS,
+            failed_invocations,
+        )?;
+        Ok(results)
+    })
 }
 
+/// Adds `by` to counter `name` inside the open transaction.
+fn add(counters: &mut Table<&str, u64>, name: &str, by: u64) -> Result<(), Failure> {
+    let current = read_counter(counters, name)?;
+    counters.insert(name, current.saturating_add(by))?;
+    Ok(())
+}
+
+/// The stored rows of one commit's outbox effects, in order.
 fn encode_rows(commit: &Commit) -> Result<Vec<Vec<u8>>, StoreError> {
     commit
         .effects
@@ -212,34 +169,10 @@ fn encode_rows(commit: &Commit) -> Result<Vec<Vec<u8>>, StoreError> {
                 time_ms: commit.time_ms,
                 app: commit.app.to_string(),
                 component: commit.component.to_string(),
-                body: body.clone(),
+                body: RecordBody::from(body),
             })
             .encode()
             .map_err(StoreError::Encode)
         })
         .collect()
-}
-
-/// Appends one agent-generated row (an update report) to the outbox inside `txn`, outside the
-/// outbox bounds: such rows are few and small, and dropping one would hide what a device did.
-pub(crate) fn append_record(
-    txn: &redb::WriteTransaction,
-    record: RecordV1,
-) -> Result<u64, StoreError> {
-    let row = StoredRecord::V1(record)
-        .encode()
-        .map_err(StoreError::Encode)?;
-    let mut outbox = txn.open_table(tables::OUTBOX)?;
-    let mut counters = txn.open_table(tables::COUNTERS)?;
-    let get = |table: &Table<&str, u64>, name: &str| -> Result<u64, StoreError> {
-        Ok(table.get(name)?.map(|v| v.value()).unwrap_or(0))
-    };
-    let seq = get(&counters, counter::NEXT_SEQ)?.max(1);
-    let records = get(&counters, counter::OUTBOX_RECORDS)?;
-    let bytes = get(&counters, counter::OUTBOX_BYTES)?;
-    outbox.insert(seq, row.as_slice())?;
-    counters.insert(counter::NEXT_SEQ, seq + 1)?;
-    counters.insert(counter::OUTBOX_RECORDS, records + 1)?;
-    counters.insert(counter::OUTBOX_BYTES, bytes + row.len() as u64)?;
-    Ok(seq)
 }

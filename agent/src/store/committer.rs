@@ -1,4 +1,4 @@
-//! The group-commit thread: invocations that finish together share one durable redb commit.
+//! The group-commit thread: invocations that finish together share one durable commit.
 //!
 //! One fsync costs ~0.2–1 ms on a device, so committing each invocation alone caps throughput at
 //! a few thousand per second. The committer takes whatever is queued when it becomes free, writes
@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use super::Store;
 use super::apply::{CommitError, apply_batch};
-use super::effects::{Commit, Receipt};
+use super::commit::{Commit, Receipt};
 use super::outbox::OutboxLimits;
 
 /// Most commits folded into one transaction; bounds the latency of the first one in a batch.
@@ -138,13 +138,6 @@ impl Committer {
         let (reply, answer) = oneshot::channel();
         self.submit(commit, reply)?;
         answer.blocking_recv().map_err(|_| stopped())?
-    }
-
-    /// Submits a commit and waits until it is durable or refused.
-    pub async fn commit(&self, commit: Commit) -> Result<Receipt, CommitError> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(commit, reply)?;
-        answer.await.map_err(|_| stopped())?
     }
 
     /// Counts `n` skipped trigger runs; they are written with the next commit.

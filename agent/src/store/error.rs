@@ -1,7 +1,11 @@
-//! Errors of the local store.
+//! Errors of the local store, free of the backend's types: callers learn which state file
+//! failed and what the store was doing, and the backend's own error travels boxed as the source.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+/// The backend's own error, boxed so no caller depends on (or matches on) the backend.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why the local store failed.
 #[derive(Debug, Error)]
@@ -10,24 +14,32 @@ pub enum StoreError {
     /// Another process (a running `outpost up` or agent) holds the state file.
     #[error("state file {path} is in use by another outpost process (stop it first)")]
     Locked {
-        /// The redb file.
+        /// The state file.
         path: PathBuf,
     },
     /// The state file could not be opened or created.
     #[error("cannot open state file {path}: {source}")]
     Open {
-        /// The redb file.
+        /// The state file.
         path: PathBuf,
-        /// What redb reported.
-        source: redb::DatabaseError,
+        /// What the backend reported.
+        source: BackendError,
     },
-    /// A read or write failed inside redb (I/O error, full disk, corruption).
-    #[error("state store: {0}")]
-    Backend(#[from] redb::Error),
-    /// A stored outbox row does not decode (written by a newer agent, or corrupt).
+    /// A read or write failed inside the backend (I/O error, full disk, corruption); nothing of
+    /// that transaction was written.
+    #[error("state file {path}: cannot {action}: {source}")]
+    Backend {
+        /// The state file.
+        path: PathBuf,
+        /// What the store was doing, as a phrase ("read the outbox").
+        action: &'static str,
+        /// What the backend reported.
+        source: BackendError,
+    },
+    /// A stored outbox or inbox row does not decode (written by a newer agent, or corrupt).
     #[error("outbox row {seq} does not decode: {source}")]
     CorruptRecord {
-        /// Its sequence number.
+        /// Its sequence number (or inbox id).
         seq: u64,
         /// What postcard reported.
         source: postcard::Error,
@@ -46,17 +58,49 @@ pub enum StoreError {
     Encode(postcard::Error),
 }
 
+/// A failure inside one transaction, before it is known which file and which action it
+/// belongs to: the store's transaction helpers turn it into a [`StoreError`] at their edge.
+/// Private to the store, so redb's error types never leave it.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// redb refused or failed.
+    Redb(redb::Error),
+    /// Already a store error (a row that does not decode, say).
+    Store(StoreError),
+}
+
+impl Failure {
+    /// The public error: `path` failed while doing `action`.
+    pub(super) fn at(self, path: &Path, action: &'static str) -> StoreError {
+        match self {
+            Failure::Redb(source) => StoreError::Backend {
+                path: path.to_path_buf(),
+                action,
+                source: Box::new(source),
+            },
+            Failure::Store(error) => error,
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::Store(error)
+    }
+}
+
 macro_rules! from_redb {
     ($($ty:ty),*) => {$(
-        impl From<$ty> for StoreError {
+        impl From<$ty> for Failure {
             fn from(error: $ty) -> Self {
-                StoreError::Backend(error.into())
+                Failure::Redb(error.into())
             }
         }
     )*};
 }
 
 from_redb!(
+    redb::Error,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,

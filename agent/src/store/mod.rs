@@ -2,37 +2,53 @@
 //!
 //! Everything a component writes lands here first, atomically per invocation, before anything is
 //! sent anywhere. Writes go through the [`committer`] (group commit); reads go straight to redb.
+//! This module is the only persistence seam: nothing outside it names redb, opens a transaction
+//! or touches a table. The runtime's [`Effects`](crate::runtime::Effects) come in whole and are
+//! converted to the stored layout here.
 //!
-//! - [`tables`]: every table definition.
-//! - [`records`]: the versioned, postcard-encoded outbox rows.
-//! - [`effects`]: what one invocation buffers, and what a commit returns.
+//! - [`tables`]: every table definition and counter name: the on-disk layout at a glance.
+//! - [`records`]: the versioned, postcard-encoded outbox and inbox rows.
+//! - [`commit`]: what the committer takes (effects plus bookkeeping) and what it answers.
 //! - [`outbox`]: the outbox bounds and full-policy.
+//! - `outbox_rows`: the outbox rows and their counters inside a transaction (their one writer).
 //! - [`apply`]: applies a batch of commits inside one write transaction.
 //! - [`committer`]: the group-commit thread.
+//! - [`fleet`]: the fleet updater's reads and its one-transaction steps.
+//! - [`error`]: the backend-neutral [`StoreError`].
 
 pub mod apply;
+pub mod commit;
 pub mod committer;
-pub mod effects;
 pub mod error;
+pub mod fleet;
 pub mod outbox;
+mod outbox_rows;
 pub mod records;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
-pub use effects::{Commit, Effects, Receipt};
+pub use commit::{Commit, Receipt};
 pub use error::StoreError;
+pub use fleet::{FleetStep, FleetStore};
 pub use outbox::{FullPolicy, OutboxLimits};
 pub use records::{RecordBody, RecordV1, StoredInbound, StoredRecord};
+
+use crate::runtime::{KvError, KvReader};
+use error::Failure;
+use outbox_rows::{OutboxRows, is_outbox_counter, read_counter};
 
 /// redb's default cache is 1 GiB, sized for servers; a device gets a few MiB.
 const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// File name of the state database inside a data directory.
 pub const STATE_FILE: &str = "state.redb";
+
+/// What an in-memory store calls itself in error messages.
+const IN_MEMORY: &str = "(in-memory store)";
 
 /// A handle to the state database; cheap to clone and share across threads.
 #[derive(Clone)]
@@ -99,6 +115,8 @@ pub struct Counters {
     pub skipped_runs: u64,
     /// Invocations that failed (trap, limit, error status); their effects were discarded.
     pub failed_invocations: u64,
+    /// Inbound messages refused (too large, or on no trigger's topic), over the device's life.
+    pub inbound_rejected: u64,
 }
 
 impl Store {
@@ -106,7 +124,7 @@ impl Store {
     pub fn open_dir(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
             path: dir.to_path_buf(),
-            source: redb::DatabaseError::Storage(redb::StorageError::Io(e)),
+            source: Box::new(e),
         })?;
         Store::open(&dir.join(STATE_FILE))
     }
@@ -121,12 +139,29 @@ impl Store {
             },
             source => StoreError::Open {
                 path: path.to_path_buf(),
-                source,
+                source: Box::new(source),
             },
         })?;
+        Store::ready(db, path.to_path_buf())
+    }
+
+    /// A fresh, empty store that lives in memory only: for tests and tools that need a store's
+    /// behaviour without a file. Everything in it is gone when the last handle is dropped.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let path = PathBuf::from(IN_MEMORY);
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source: Box::new(source),
+            })?;
+        Store::ready(db, path)
+    }
+
+    fn ready(db: Database, path: PathBuf) -> Result<Store, StoreError> {
         let store = Store {
             db: Arc::new(db),
-            path: path.to_path_buf(),
+            path,
         };
         store.create_tables()?;
         Ok(store)
@@ -137,35 +172,67 @@ impl Store {
         &self.path
     }
 
-    /// The underlying database, for the committer and the fleet updater's transactions.
-    pub(crate) fn db(&self) -> &Database {
-        &self.db
+    /// The fleet updater's part of the store.
+    pub fn fleet(&self) -> FleetStore<'_> {
+        FleetStore::new(self)
+    }
+
+    /// Runs `body` in a read transaction; a failure names this file and `action`.
+    fn read<T>(
+        &self,
+        action: &'static str,
+        body: impl FnOnce(&ReadTransaction) -> Result<T, Failure>,
+    ) -> Result<T, StoreError> {
+        let run = || {
+            let txn = self.db.begin_read()?;
+            body(&txn)
+        };
+        run().map_err(|failure: Failure| failure.at(&self.path, action))
+    }
+
+    /// Runs `body` in one write transaction and commits it durably (`Durability::Immediate`:
+    /// on disk when this returns). An error from `body` aborts the transaction: nothing of it
+    /// is written. A failure names this file and `action`.
+    fn write<T>(
+        &self,
+        action: &'static str,
+        body: impl FnOnce(&WriteTransaction) -> Result<T, Failure>,
+    ) -> Result<T, StoreError> {
+        let run = || {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(redb::Durability::Immediate)?;
+            let value = body(&txn)?;
+            txn.commit()?;
+            Ok(value)
+        };
+        run().map_err(|failure: Failure| failure.at(&self.path, action))
     }
 
     /// Makes sure every table exists, so readers never meet a missing table.
     fn create_tables(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(tables::KV)?;
-        txn.open_table(tables::OUTBOX)?;
-        txn.open_table(tables::COUNTERS)?;
-        txn.open_table(tables::TRIGGER_RUNS)?;
-        txn.open_table(tables::INBOX)?;
-        txn.open_table(tables::BUNDLES)?;
-        txn.open_table(tables::INSTALLED)?;
-        txn.open_table(tables::HIGHEST)?;
-        txn.open_table(tables::TRANSFERS)?;
-        txn.open_table(tables::CHUNKS)?;
-        txn.open_table(tables::FLEET_SEEN)?;
-        txn.open_table(tables::LAST_UPDATE)?;
-        txn.commit()?;
-        Ok(())
+        self.write("create the tables", |txn| {
+            txn.open_table(tables::KV)?;
+            txn.open_table(tables::OUTBOX)?;
+            txn.open_table(tables::COUNTERS)?;
+            txn.open_table(tables::TRIGGER_RUNS)?;
+            txn.open_table(tables::INBOX)?;
+            txn.open_table(tables::BUNDLES)?;
+            txn.open_table(tables::INSTALLED)?;
+            txn.open_table(tables::HIGHEST)?;
+            txn.open_table(tables::TRANSFERS)?;
+            txn.open_table(tables::CHUNKS)?;
+            txn.open_table(tables::FLEET_SEEN)?;
+            txn.open_table(tables::LAST_UPDATE)?;
+            Ok(())
+        })
     }
 
     /// Reads one key-value entry.
     pub fn kv_get(&self, app: &str, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(tables::KV)?;
-        Ok(table.get((app, ns, key))?.map(|v| v.value().to_vec()))
+        self.read("read a key", |txn| {
+            let table = txn.open_table(tables::KV)?;
+            Ok(table.get((app, ns, key))?.map(|v| v.value().to_vec()))
+        })
     }
 
     /// Lists keys of one namespace that start with `prefix`, in order, at most `limit`.
@@ -176,18 +243,19 @@ impl Store {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(tables::KV)?;
-        let mut keys = Vec::new();
-        for entry in table.range((app, ns, prefix)..)? {
-            let (key, _) = entry?;
-            let (k_app, k_ns, k_key) = key.value();
-            if k_app != app || k_ns != ns || !k_key.starts_with(prefix) || keys.len() >= limit {
-                break;
+        self.read("list keys", |txn| {
+            let table = txn.open_table(tables::KV)?;
+            let mut keys = Vec::new();
+            for entry in table.range((app, ns, prefix)..)? {
+                let (key, _) = entry?;
+                let (k_app, k_ns, k_key) = key.value();
+                if k_app != app || k_ns != ns || !k_key.starts_with(prefix) || keys.len() >= limit {
+                    break;
+                }
+                keys.push(k_key.to_string());
             }
-            keys.push(k_key.to_string());
-        }
-        Ok(keys)
+            Ok(keys)
+        })
     }
 
     /// Every key-value entry, optionally of one app and namespace, in key order.
@@ -196,41 +264,43 @@ impl Store {
         app: Option<&str>,
         ns: Option<&str>,
     ) -> Result<Vec<KvEntry>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(tables::KV)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (key, value) = entry?;
-            let (k_app, k_ns, k_key) = key.value();
-            if app.is_some_and(|a| a != k_app) || ns.is_some_and(|n| n != k_ns) {
-                continue;
+        self.read("list key-value entries", |txn| {
+            let table = txn.open_table(tables::KV)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (key, value) = entry?;
+                let (k_app, k_ns, k_key) = key.value();
+                if app.is_some_and(|a| a != k_app) || ns.is_some_and(|n| n != k_ns) {
+                    continue;
+                }
+                out.push(KvEntry {
+                    app: k_app.to_string(),
+                    ns: k_ns.to_string(),
+                    key: k_key.to_string(),
+                    value: value.value().to_vec(),
+                });
             }
-            out.push(KvEntry {
-                app: k_app.to_string(),
-                ns: k_ns.to_string(),
-                key: k_key.to_string(),
-                value: value.value().to_vec(),
-            });
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Reads up to `limit` outbox rows with `seq >= from`, oldest first.
     pub fn outbox_read(&self, from: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(tables::OUTBOX)?;
-        let mut out = Vec::new();
-        for entry in table.range(from..)?.take(limit) {
-            let (seq, bytes) = entry?;
-            let seq = seq.value();
-            let record = StoredRecord::decode(bytes.value())
-                .map_err(|source| StoreError::CorruptRecord { seq, source })?;
-            out.push(OutboxEntry {
-                seq,
-                record: record.into_current(),
-            });
-        }
-        Ok(out)
+        self.read("read the outbox", |txn| {
+            let table = txn.open_table(tables::OUTBOX)?;
+            let mut out = Vec::new();
+            for entry in table.range(from..)?.take(limit) {
+                let (seq, bytes) = entry?;
+                let seq = seq.value();
+                let record = StoredRecord::decode(bytes.value())
+                    .map_err(|source| StoreError::CorruptRecord { seq, source })?;
+                out.push(OutboxEntry {
+                    seq,
+                    record: record.into_current(),
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Deletes the outbox rows `seqs` (those the broker acknowledged) and updates the outbox
@@ -240,26 +310,18 @@ impl Store {
         if seqs.is_empty() {
             return Ok(0);
         }
-        let txn = self.db.begin_write()?;
-        let mut removed = 0u64;
-        {
-            let mut outbox = txn.open_table(tables::OUTBOX)?;
+        self.write("remove acknowledged outbox rows", |txn| {
             let mut counters = txn.open_table(tables::COUNTERS)?;
-            let mut bytes = 0u64;
+            let mut outbox = OutboxRows::open(txn, &counters)?;
+            let mut removed = 0u64;
             for seq in seqs {
-                if let Some(row) = outbox.remove(*seq)? {
+                if outbox.remove(*seq)? {
                     removed += 1;
-                    bytes += row.value().len() as u64;
                 }
             }
-            use tables::counter as c;
-            for (name, by) in [(c::OUTBOX_RECORDS, removed), (c::OUTBOX_BYTES, bytes)] {
-                let current = counters.get(name)?.map(|v| v.value()).unwrap_or(0);
-                counters.insert(name, current.saturating_sub(by))?;
-            }
-        }
-        txn.commit()?;
-        Ok(removed)
+            outbox.finish(&mut counters)?;
+            Ok(removed)
+        })
     }
 
     /// Stores an inbound message durably, one row per trigger that will handle it, in one
@@ -271,17 +333,11 @@ impl Store {
         payload: &[u8],
         received_ms: i64,
     ) -> Result<Vec<u64>, StoreError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(redb::Durability::Immediate)?;
-        let mut ids = Vec::with_capacity(triggers.len());
-        {
+        self.write("store an inbound message", |txn| {
+            let mut ids = Vec::with_capacity(triggers.len());
             let mut counters = txn.open_table(tables::COUNTERS)?;
             let mut inbox = txn.open_table(tables::INBOX)?;
-            let mut next = counters
-                .get(tables::counter::NEXT_INBOX)?
-                .map(|v| v.value())
-                .unwrap_or(1)
-                .max(1);
+            let mut next = read_counter(&counters, tables::counter::NEXT_INBOX)?.max(1);
             for trigger in triggers {
                 let row = postcard::to_stdvec(&StoredInbound::V1 {
                     trigger: (*trigger).to_string(),
@@ -295,90 +351,119 @@ impl Store {
                 next += 1;
             }
             counters.insert(tables::counter::NEXT_INBOX, next)?;
-        }
-        txn.commit()?;
-        Ok(ids)
+            Ok(ids)
+        })
     }
 
     /// Inbound messages not yet handled, oldest first.
     pub fn inbox_pending(&self) -> Result<Vec<InboxEntry>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(tables::INBOX)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (id, bytes) = entry?;
-            let id = id.value();
-            match postcard::from_bytes::<StoredInbound>(bytes.value()) {
-                Ok(StoredInbound::V1 {
-                    trigger,
-                    topic,
-                    payload,
-                    ..
-                }) => out.push(InboxEntry {
-                    id,
-                    trigger,
-                    topic,
-                    payload,
-                }),
-                Err(source) => return Err(StoreError::CorruptRecord { seq: id, source }),
+        self.read("read the inbox", |txn| {
+            let table = txn.open_table(tables::INBOX)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (id, bytes) = entry?;
+                let id = id.value();
+                match postcard::from_bytes::<StoredInbound>(bytes.value()) {
+                    Ok(StoredInbound::V1 {
+                        trigger,
+                        topic,
+                        payload,
+                        ..
+                    }) => out.push(InboxEntry {
+                        id,
+                        trigger,
+                        topic,
+                        payload,
+                    }),
+                    Err(source) => {
+                        return Err(StoreError::CorruptRecord { seq: id, source }.into());
+                    }
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
-    /// Adds `by` to a persistent counter, in its own durable transaction; for rare events
-    /// (a failed connection, a refused message), never for each invocation.
-    pub fn add_counter(&self, name: &str, by: u64) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        {
+    /// Counts one inbound message that was refused (and acknowledged, so the broker stops
+    /// delivering it), in its own durable transaction: refusals are rare, and the count must
+    /// survive restarts so a device that keeps refusing shows it.
+    pub fn count_inbound_refused(&self) -> Result<(), StoreError> {
+        self.add_counter(tables::counter::INBOUND_REJECTED, 1)
+    }
+
+    /// Adds `by` to a persistent counter, in its own durable transaction; for rare events,
+    /// never for each invocation. The outbox's own counters are not for this: only the outbox's
+    /// row writer changes them, with the rows.
+    fn add_counter(&self, name: &str, by: u64) -> Result<(), StoreError> {
+        debug_assert!(
+            !is_outbox_counter(name),
+            "outbox counter {name} changed outside the outbox"
+        );
+        self.write("count an event", |txn| {
             let mut table = txn.open_table(tables::COUNTERS)?;
-            let current = table.get(name)?.map(|v| v.value()).unwrap_or(0);
+            let current = read_counter(&table, name)?;
             table.insert(name, current.saturating_add(by))?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    /// One persistent counter by name (0 if never written).
-    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(tables::COUNTERS)?;
-        Ok(table.get(name)?.map(|v| v.value()).unwrap_or(0))
+            Ok(())
+        })
     }
 
     /// Drops one inbox row without running it (its trigger is gone).
     pub fn inbox_remove(&self, id: u64) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(tables::INBOX)?.remove(id)?;
-        txn.commit()?;
-        Ok(())
+        self.write("drop an inbound message", |txn| {
+            txn.open_table(tables::INBOX)?.remove(id)?;
+            Ok(())
+        })
     }
 
     /// The persistent counters.
     pub fn counters(&self) -> Result<Counters, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(tables::COUNTERS)?;
-        let get = |name: &str| -> Result<u64, StoreError> {
-            Ok(table.get(name)?.map(|v| v.value()).unwrap_or(0))
-        };
-        use tables::counter as c;
-        Ok(Counters {
-            next_seq: get(c::NEXT_SEQ)?,
-            outbox_records: get(c::OUTBOX_RECORDS)?,
-            outbox_bytes: get(c::OUTBOX_BYTES)?,
-            dropped_records: get(c::DROPPED_RECORDS)?,
-            dropped_bytes: get(c::DROPPED_BYTES)?,
-            rejected_records: get(c::REJECTED_RECORDS)?,
-            rejected_invocations: get(c::REJECTED_INVOCATIONS)?,
-            skipped_runs: get(c::SKIPPED_RUNS)?,
-            failed_invocations: get(c::FAILED_INVOCATIONS)?,
+        self.read("read the counters", |txn| {
+            let table = txn.open_table(tables::COUNTERS)?;
+            let get = |name: &str| -> Result<u64, Failure> {
+                Ok(table.get(name)?.map(|v| v.value()).unwrap_or(0))
+            };
+            use tables::counter as c;
+            Ok(Counters {
+                next_seq: get(c::NEXT_SEQ)?,
+                outbox_records: get(c::OUTBOX_RECORDS)?,
+                outbox_bytes: get(c::OUTBOX_BYTES)?,
+                dropped_records: get(c::DROPPED_RECORDS)?,
+                dropped_bytes: get(c::DROPPED_BYTES)?,
+                rejected_records: get(c::REJECTED_RECORDS)?,
+                rejected_invocations: get(c::REJECTED_INVOCATIONS)?,
+                skipped_runs: get(c::SKIPPED_RUNS)?,
+                failed_invocations: get(c::FAILED_INVOCATIONS)?,
+                inbound_rejected: get(c::INBOUND_REJECTED)?,
+            })
         })
     }
 
     /// When a trigger last ran (wall ms), if ever.
     pub fn trigger_last_run(&self, app: &str, trigger: &str) -> Result<Option<i64>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(tables::TRIGGER_RUNS)?;
-        Ok(table.get((app, trigger))?.map(|v| v.value()))
+        self.read("read a trigger's last run", |txn| {
+            let table = txn.open_table(tables::TRIGGER_RUNS)?;
+            Ok(table.get((app, trigger))?.map(|v| v.value()))
+        })
     }
 }
+
+/// The store serves the runtime's committed key-value reads; its errors reach the runtime
+/// boxed, so the runtime never names the store or its backend.
+impl KvReader for Store {
+    fn get(&self, app: &str, ns: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.kv_get(app, ns, key).map_err(KvError::new)
+    }
+
+    fn keys(
+        &self,
+        app: &str,
+        ns: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, KvError> {
+        self.kv_keys(app, ns, prefix, limit).map_err(KvError::new)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One buffered effect bound for the outbox.
+use crate::runtime::OutboxEffect;
+
+/// The effect an outbox row carries, as stored. It mirrors [`OutboxEffect`] but is the on-disk
+/// layout: variants and fields are only ever appended, never reordered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecordBody {
     /// An event emitted to a named stream.
@@ -48,6 +51,53 @@ impl RecordBody {
             RecordBody::Kv { ns, key, value } => {
                 (ns.len() + key.len() + value.as_ref().map_or(0, Vec::len)) as u64
             }
+        }
+    }
+}
+
+impl From<&OutboxEffect> for RecordBody {
+    fn from(effect: &OutboxEffect) -> Self {
+        match effect {
+            OutboxEffect::Event { stream, data } => RecordBody::Event {
+                stream: stream.clone(),
+                data: data.clone(),
+            },
+            OutboxEffect::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+            } => RecordBody::Publish {
+                topic: topic.clone(),
+                payload: payload.clone(),
+                qos: *qos,
+                retain: *retain,
+            },
+            OutboxEffect::Kv { ns, key, value } => RecordBody::Kv {
+                ns: ns.clone(),
+                key: key.clone(),
+                value: value.clone(),
+            },
+        }
+    }
+}
+
+impl From<RecordBody> for OutboxEffect {
+    fn from(body: RecordBody) -> Self {
+        match body {
+            RecordBody::Event { stream, data } => OutboxEffect::Event { stream, data },
+            RecordBody::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+            } => OutboxEffect::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+            },
+            RecordBody::Kv { ns, key, value } => OutboxEffect::Kv { ns, key, value },
         }
     }
 }
@@ -124,6 +174,15 @@ mod tests {
         });
         let bytes = record.encode().expect("encodes");
         assert_eq!(StoredRecord::decode(&bytes).expect("decodes"), record);
+        // The on-disk layout, pinned: version tag, time (zigzag varint), names, body tag.
+        assert_eq!(
+            bytes,
+            [
+                0, 128, 160, 171, 254, 249, 98, 4, b'd', b'e', b'm', b'o', 7, b's', b'a', b'm',
+                b'p', b'l', b'e', b'r', 0, 8, b'r', b'e', b'a', b'd', b'i', b'n', b'g', b's', 4,
+                b'2', b'1', b'.', b'5'
+            ]
+        );
         assert!(StoredRecord::decode(&[7, 1, 2]).is_err());
         assert!(StoredRecord::decode(&[]).is_err());
     }

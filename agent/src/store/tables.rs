@@ -1,4 +1,6 @@
 //! Every redb table the agent uses, in one place, so the on-disk layout is readable at a glance.
+//! Only the store opens them: the outbox table and its counters through `outbox_rows` (their one
+//! writer), the fleet tables through [`super::fleet`].
 
 use redb::TableDefinition;
 
@@ -14,7 +16,9 @@ pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox_v1"
 /// effects of the invocation that handled it, so each message's effects land exactly once.
 pub const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox_v1");
 
-/// Counters that must survive restarts (next sequence number, outbox size, drop counts).
+/// Counters that must survive restarts (next sequence number, outbox size, drop counts). The
+/// outbox's counters change only with its rows (`outbox_rows`); the rest through
+/// [`Store::count_inbound_refused`](super::Store::count_inbound_refused) or the commit batch.
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1");
 
 /// Last run of each trigger: `(app, trigger) -> wall ms`, to decide about runs missed while off.
@@ -39,8 +43,6 @@ pub mod counter {
     pub const REJECTED_INVOCATIONS: &str = "outbox.rejected_invocations";
     /// Invocations that trapped, hit a limit or returned an error (their effects discarded).
     pub const FAILED_INVOCATIONS: &str = "invocations.failed";
-    /// Connection attempts to the broker that failed (credentials, TLS, unreachable).
-    pub const CONNECT_FAILURES: &str = "sync.connect_failures";
     /// Inbound messages refused (too large, or on no trigger's topic).
     pub const INBOUND_REJECTED: &str = "sync.inbound_rejected";
     /// The id the next inbox row gets.
@@ -53,14 +55,14 @@ pub mod counter {
 /// of each app (older ones are removed on activation).
 pub const BUNDLES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("bundles_v1");
 
-/// What is installed: `app -> postcard(fleet::state::StoredInstall)`. Activation and rollback
+/// What is installed: `app -> postcard(Stored::V1(fleet::state::Install))`. Activation and rollback
 /// rewrite one row in one transaction, so an app always has exactly one active version.
 pub const INSTALLED: TableDefinition<&str, &[u8]> = TableDefinition::new("installed_v1");
 
 /// Anti-rollback: `app -> highest version ever accepted`, kept even when the app is removed.
 pub const HIGHEST: TableDefinition<&str, &str> = TableDefinition::new("highest_version_v1");
 
-/// Bundle downloads in progress: `app -> postcard(fleet::state::StoredTransfer)`.
+/// Bundle downloads in progress: `app -> postcard(Stored::V1(fleet::state::Transfer))`.
 pub const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("transfers_v1");
 
 /// Chunks received so far: `(app, index) -> bytes`, written with their transfer's progress.
@@ -71,6 +73,6 @@ pub const CHUNKS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("ch
 pub const LAST_UPDATE: TableDefinition<&str, &str> = TableDefinition::new("last_update_v1");
 
 /// Announcements already dealt with (installed, refused, rolled back, abandoned):
-/// `app -> postcard(fleet::state::StoredSeen)`, so a retained announcement delivered again on
+/// `app -> postcard(Stored::V1(fleet::state::Seen))`, so a retained announcement delivered again on
 /// every reconnect is not fetched or reported again.
 pub const FLEET_SEEN: TableDefinition<&str, &[u8]> = TableDefinition::new("fleet_seen_v1");

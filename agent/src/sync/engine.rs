@@ -1,41 +1,30 @@
-//! The drain loop: connect, re-send everything un-acknowledged, keep a bounded window of messages
-//! in flight, delete rows only on their PUBACK, reconnect with backoff. Generic over the
-//! [`Transport`] boundary so the same loop runs over rumqttc on Linux or another client elsewhere.
+//! The sync engine: connect, run a session, back off, reconnect — until shutdown. Generic over
+//! the [`Transport`] boundary, so the same engine runs over rumqttc on Linux, over the in-memory
+//! transport in unit tests, or over another client elsewhere.
+//!
+//! The rules of what to send and what to delete live in [`super::drain`] (pure); one session's
+//! I/O loop lives in [`super::session`]; this file owns only the connection life cycle.
 //!
 //! The outbox in redb is the only record of what is owed: the transport's in-flight state is
 //! thrown away with every session, and each new session starts again from the oldest row. A
 //! crash or cut link therefore causes duplicates (which consumers drop by `(device, stream,
 //! seq)`), never loss.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use embedded_svc::mqtt::client::asynch::{
-    Client, Connection, Event, EventPayload, MessageId, Publish, QoS,
-};
-use outpost_hal::Clock;
-use outpost_hal::mqtt::{Acknowledge, Transport};
-use tokio::sync::{Notify, mpsc, watch};
+use outpost_hal::mqtt::Transport;
+use tokio::sync::{Notify, watch};
 
-use super::batch::{Outgoing, Planner};
-use super::status::{self, AppVersion, SyncStats};
-use crate::fleet::updater::{FleetLink, FleetMessage, Wanted};
-use crate::inbox::{Accepted, Inbox};
+use super::batch::Planner;
+use super::drain::{Drain, DrainLimits};
+use super::offload::Offloaded;
+use super::session::{End, Session};
+use super::status::{AppVersion, SyncStats};
+use crate::events::{AgentEvent, Events};
+use crate::inbound::InboundRoute;
+use crate::store::Store;
 use crate::store::committer::CommitStats;
-use crate::store::{Store, tables};
-
-/// Where inbound messages go: the app's inbox, and the dispatcher to wake after storing.
-#[derive(Clone)]
-pub struct InboundRoute {
-    /// Stores messages for `mqtt` triggers.
-    pub inbox: Inbox,
-    /// Woken after messages were stored, so the dispatcher runs them.
-    pub wake: Arc<Notify>,
-    /// Wall clock for the stored rows.
-    pub clock: Arc<dyn Clock>,
-}
 
 /// How the engine behaves.
 #[derive(Debug, Clone)]
@@ -64,51 +53,55 @@ pub struct SyncConfig {
     pub apps: watch::Receiver<Vec<AppVersion>>,
 }
 
-/// What one inbound message looks like to the rest of the agent.
-#[derive(Debug, Clone)]
-pub struct Inbound {
-    /// Id to acknowledge it with, once committed.
-    pub id: MessageId,
-    /// Its topic.
-    pub topic: String,
-    /// Its body.
-    pub data: Vec<u8>,
+impl SyncConfig {
+    /// The drain's limits.
+    pub fn drain_limits(&self) -> DrainLimits {
+        DrainLimits {
+            window: self.window,
+            page_rows: self.page_rows,
+            delete_rows: self.delete_rows,
+        }
+    }
 }
 
-/// The transport's events, owned so they can cross from the pump to the logic.
-enum Ev {
-    Published(MessageId),
-    Received(Inbound),
-    Disconnected,
-    Error(String),
+/// What every session of the engine shares: where rows come from, where messages go, and who
+/// hears about it.
+pub(super) struct Shared {
+    /// The state file (outbox, counters), reachable only off the async thread.
+    pub store: Offloaded,
+    /// How the engine behaves.
+    pub config: SyncConfig,
+    /// Live counters for the status.
+    pub stats: Arc<SyncStats>,
+    /// Where the engine says what it does.
+    pub events: Events,
+    /// Consumers of inbound messages, in the order they are asked to claim a topic.
+    pub routes: Vec<Arc<dyn InboundRoute>>,
+    /// Woken when any route's wanted filters change.
+    pub routes_changed: Arc<Notify>,
+    /// Woken after each local commit, so new events go out at once; `None` when nothing on
+    /// this device commits (then the engine looks for rows now and then).
+    pub commits: Option<Arc<CommitStats>>,
+    /// When the engine started, for the status's uptime.
+    pub started: Instant,
 }
 
-/// Why a session ended.
-enum End {
-    Disconnected,
-    Shutdown,
+impl Shared {
+    /// Records `message` as the last error (shown in the status) and emits it as a problem.
+    pub fn problem(&self, message: String) {
+        self.stats.error(message.clone());
+        self.events.emit(AgentEvent::problem("sync", message));
+    }
 }
 
 /// Drains the outbox over a [`Transport`] until shutdown.
 pub struct SyncEngine<T: Transport> {
     transport: T,
-    store: Store,
-    config: SyncConfig,
-    stats: Arc<SyncStats>,
-    /// Woken after each local commit, so new events go out at once.
-    commits: Option<Arc<CommitStats>>,
-    /// Inbound messages for `mqtt` triggers, if the app has any.
-    inbound: Option<InboundRoute>,
-    /// Fleet updates: topics to follow and where their messages go.
-    fleet: Option<FleetLink>,
-    started: Instant,
+    shared: Shared,
 }
 
-impl<T: Transport> SyncEngine<T>
-where
-    T::Error: std::fmt::Display,
-{
-    /// An engine draining `store` through `transport`.
+impl<T: Transport> SyncEngine<T> {
+    /// An engine draining `store` through `transport`; `commits` wakes it after local commits.
     pub fn new(
         transport: T,
         store: Store,
@@ -117,537 +110,114 @@ where
     ) -> Self {
         SyncEngine {
             transport,
-            store,
-            config,
-            stats: Arc::default(),
-            commits,
-            inbound: None,
-            fleet: None,
-            started: Instant::now(),
+            shared: Shared {
+                store: Offloaded::new(store),
+                config,
+                stats: Arc::default(),
+                events: Events::new(),
+                routes: Vec::new(),
+                routes_changed: Arc::new(Notify::new()),
+                commits,
+                started: Instant::now(),
+            },
         }
     }
 
-    /// Routes inbound messages to `route` (subscribing to its filters on every session).
-    pub fn with_inbound(mut self, route: InboundRoute) -> Self {
-        self.inbound = Some(route);
+    /// Tells `events` what the engine does (connected, drained, problems).
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.shared.events = events;
         self
     }
 
-    /// Follows fleet updates through `link`: subscribes to what the updater wants on every
-    /// session and hands it every message under `{prefix}/fleet/`.
-    pub fn with_fleet(mut self, link: FleetLink) -> Self {
-        self.fleet = Some(link);
+    /// Adds a consumer of inbound messages: the engine subscribes to what it wants on every
+    /// session and hands it the messages it claims.
+    pub fn with_route(mut self, route: Arc<dyn InboundRoute>) -> Self {
+        self.shared.routes.push(route);
         self
     }
 
     /// The live counters.
     pub fn stats(&self) -> Arc<SyncStats> {
-        self.stats.clone()
+        self.shared.stats.clone()
     }
 
     /// Connects, drains and reconnects until `stop` turns true.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let mut delay = self.config.reconnect_min;
+        let forwarders = self.forward_route_changes();
+        let mut drain = Drain::new(self.shared.config.drain_limits());
+        let mut delay = self.shared.config.reconnect_min;
         let mut rng = fastrand::Rng::new();
         loop {
             if *stop.borrow() {
-                return;
+                break;
             }
             let connected = tokio::select! {
                 result = self.transport.connect() => result,
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => break,
             };
             match connected {
                 Ok((client, connection)) => {
-                    self.stats.connects.fetch_add(1, Ordering::Relaxed);
-                    println!("sync: connected");
-                    let acked_before = self.stats.acked_rows.load(Ordering::Relaxed);
-                    let end = self.session(client, connection, &mut stop).await;
-                    if let Some(fleet) = &self.fleet {
-                        fleet.connected.send_replace(false);
-                    }
+                    let stats = &self.shared.stats;
+                    stats
+                        .connects
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let acked_before = stats.acked_rows.load(std::sync::atomic::Ordering::Relaxed);
+                    let session = Session::<T>::new(&self.shared, client, &mut drain);
+                    let end = session.run(connection, &mut stop).await;
+                    self.shared.routes.iter().for_each(|r| r.session(false));
                     match end {
-                        End::Shutdown => return,
-                        End::Disconnected => {
-                            println!("sync: disconnected");
-                            if self.stats.acked_rows.load(Ordering::Relaxed) > acked_before {
-                                delay = self.config.reconnect_min;
+                        End::Shutdown => break,
+                        End::Lost(reason) => {
+                            self.shared.events.emit(AgentEvent::Disconnected { reason });
+                            // A session that moved rows proves the link works: start over
+                            // from the shortest delay.
+                            let acked = stats.acked_rows.load(std::sync::atomic::Ordering::Relaxed);
+                            if acked > acked_before {
+                                delay = self.shared.config.reconnect_min;
                             }
                         }
                     }
                 }
                 Err(error) => {
-                    self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
-                    self.persist(tables::counter::CONNECT_FAILURES).await;
-                    self.stats.error(format!("cannot connect: {error}"));
+                    // Counted in memory only: a device offline for days must not write to
+                    // flash for every failed attempt.
+                    let stats = &self.shared.stats;
+                    stats
+                        .connect_failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    stats.error(format!("cannot connect: {error}"));
+                    self.shared.events.emit(AgentEvent::ConnectFailed {
+                        error: error.to_string(),
+                    });
                 }
             }
             // Exponential backoff with full jitter, so a fleet does not reconnect in step.
-            let wait = Duration::from_millis(
-                rng.u64(delay.as_millis() as u64 / 2..=delay.as_millis() as u64),
-            );
+            let millis = delay.as_millis() as u64;
+            let wait = Duration::from_millis(rng.u64(millis / 2..=millis));
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => break,
             }
-            delay = (delay * 2).min(self.config.reconnect_max);
+            delay = (delay * 2).min(self.shared.config.reconnect_max);
         }
+        forwarders.into_iter().for_each(|task| task.abort());
     }
 
-    async fn session(
-        &mut self,
-        mut client: T::Client,
-        mut connection: T::Connection,
-        stop: &mut watch::Receiver<bool>,
-    ) -> End {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        // The pump is never cancelled mid-`next()`: it runs beside the logic until the link ends.
-        let pump = async move {
-            loop {
-                let ev = match connection.next().await {
-                    Ok(event) => match event.payload() {
-                        EventPayload::Published(id) => Ev::Published(id),
-                        EventPayload::Received {
-                            id, topic, data, ..
-                        } => Ev::Received(Inbound {
-                            id,
-                            topic: topic.unwrap_or_default().to_string(),
-                            data: data.to_vec(),
-                        }),
-                        EventPayload::Disconnected => Ev::Disconnected,
-                        EventPayload::Error(error) => Ev::Error(format!("{error:?}")),
-                        _ => continue,
-                    },
-                    Err(error) => Ev::Error(format!("connection closed: {error:?}")),
-                };
-                let last = matches!(ev, Ev::Disconnected)
-                    || matches!(&ev, Ev::Error(e) if e.starts_with("connection closed"));
-                if tx.send(ev).is_err() || last {
-                    let _ = tx.send(Ev::Disconnected);
-                    return;
-                }
-            }
-        };
-        let logic = self.drain(&mut client, &mut rx, stop);
-        tokio::pin!(pump);
-        tokio::pin!(logic);
-        tokio::select! {
-            end = &mut logic => return end,
-            () = &mut pump => {}
-        }
-        logic.await
-    }
-
-    async fn drain(
-        &mut self,
-        client: &mut T::Client,
-        rx: &mut mpsc::UnboundedReceiver<Ev>,
-        stop: &mut watch::Receiver<bool>,
-    ) -> End {
-        let mut inflight: HashMap<MessageId, Vec<u64>> = HashMap::new();
-        let mut acked: Vec<u64> = Vec::new();
-        let mut cursor = 0u64;
-        let mut drained_said = false;
-        // The session starts with a status publish, so the periodic ticks start one period later.
-        let later = |period: Duration| {
-            tokio::time::interval_at(tokio::time::Instant::now() + period, period)
-        };
-        let mut status_tick = later(self.config.status_every);
-        let mut delete_tick = later(self.config.delete_every);
-        let mut change_tick = later(Duration::from_secs(1));
-        let mut last_significant = self
-            .store
-            .counters()
-            .ok()
-            .map(|c| status::significant(&c, &self.stats));
-        let mut bucket = RateBucket::new(self.config.rate_limit);
-        let mut apps = self.config.apps.clone();
-        let mut wanted = self.fleet.as_ref().map(|f| f.wanted.clone());
-        // What this session subscribed to for the fleet, with each filter's fetch generation.
-        let mut subscribed = Wanted::new();
-        if self.publish_status(client).await.is_err()
-            || self.subscribe(client).await.is_err()
-            || self
-                .follow(client, wanted.as_mut(), &mut subscribed)
-                .await
-                .is_err()
-        {
-            return End::Disconnected;
-        }
-        if let Some(fleet) = &self.fleet {
-            fleet.connected.send_replace(true);
-        }
-        loop {
-            // Fill the window from the outbox, oldest first.
-            let mut outbox_empty = false;
-            while inflight.len() < self.config.window {
-                let rows = match self.store.outbox_read(cursor, self.config.page_rows) {
-                    Ok(rows) => rows,
-                    Err(error) => {
-                        self.stats.error(format!("cannot read the outbox: {error}"));
-                        break;
+    /// One small task per route that turns "its wanted filters changed" into a wake-up of the
+    /// session, so the session waits on one [`Notify`] however many routes there are.
+    fn forward_route_changes(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.shared
+            .routes
+            .iter()
+            .map(|route| {
+                let mut wanted = route.wanted();
+                let notify = self.shared.routes_changed.clone();
+                tokio::spawn(async move {
+                    while wanted.changed().await.is_ok() {
+                        notify.notify_one();
                     }
-                };
-                let Some(last) = rows.last() else {
-                    outbox_empty = true;
-                    break;
-                };
-                cursor = last.seq + 1;
-                let (messages, oversize) = self.config.planner.plan(&rows);
-                if !oversize.is_empty() {
-                    self.stats
-                        .oversize_rows
-                        .fetch_add(oversize.len() as u64, Ordering::Relaxed);
-                    self.stats.error(format!(
-                        "{} outbox row(s) (first seq {}) exceed the packet limit of {} bytes and can never be sent; removed",
-                        oversize.len(),
-                        oversize[0].seq,
-                        self.config.planner.max_packet_bytes
-                    ));
-                    acked.extend(oversize.iter().map(|o| o.seq));
-                }
-                for message in messages {
-                    bucket.take(message.payload.len()).await;
-                    match self.send(client, &message).await {
-                        Ok(id) => {
-                            inflight.insert(id, message.seqs);
-                        }
-                        Err(()) => return End::Disconnected,
-                    }
-                }
-            }
-            if outbox_empty && inflight.is_empty() && acked.is_empty() {
-                if !drained_said {
-                    println!("sync: drained");
-                    drained_said = true;
-                }
-            } else {
-                drained_said = false;
-            }
-            let commits = self.commits.clone();
-            let room = inflight.len() < self.config.window;
-            tokio::select! {
-                ev = rx.recv() => match ev {
-                    Some(Ev::Published(id)) => {
-                        let before = acked.len();
-                        if let Some(seqs) = inflight.remove(&id) {
-                            acked.extend(seqs);
-                        }
-                        // On crossing the bound only: after a failed delete the tick retries.
-                        let bound = self.config.delete_rows;
-                        if before < bound && acked.len() >= bound {
-                            self.delete(&mut acked).await;
-                        }
-                    }
-                    Some(Ev::Received(inbound)) => {
-                        if self.receive(client, inbound).await.is_err() {
-                            return End::Disconnected;
-                        }
-                    }
-                    Some(Ev::Error(error)) => self.stats.error(error),
-                    Some(Ev::Disconnected) | None => {
-                        self.delete(&mut acked).await;
-                        return End::Disconnected;
-                    }
-                },
-                _ = delete_tick.tick(), if !acked.is_empty() => self.delete(&mut acked).await,
-                _ = status_tick.tick() => {
-                    if self.publish_status(client).await.is_err() {
-                        return End::Disconnected;
-                    }
-                }
-                _ = change_tick.tick() => {
-                    let now = self.store.counters().ok().map(|c| status::significant(&c, &self.stats));
-                    if now != last_significant {
-                        last_significant = now;
-                        if self.publish_status(client).await.is_err() {
-                            return End::Disconnected;
-                        }
-                    }
-                }
-                () = wait_commit(commits), if room && outbox_empty => {}
-                () = changed(wanted.as_mut()) => {
-                    if self.follow(client, wanted.as_mut(), &mut subscribed).await.is_err() {
-                        return End::Disconnected;
-                    }
-                }
-                () = changed(Some(&mut apps)) => {
-                    if self.publish_status(client).await.is_err() {
-                        return End::Disconnected;
-                    }
-                }
-                _ = stop.wait_for(|s| *s) => {
-                    self.delete(&mut acked).await;
-                    let _ = client.publish(&self.status_topic(), QoS::AtLeastOnce, true, &status::offline(&self.config.planner.device)).await;
-                    return End::Shutdown;
-                }
-            }
-        }
-    }
-
-    /// Subscribes to every `mqtt` trigger's filter; subscriptions are renewed on each session
-    /// because a broker that lost the session lost them too.
-    async fn subscribe(&self, client: &mut T::Client) -> Result<(), ()> {
-        let Some(route) = &self.inbound else {
-            return Ok(());
-        };
-        for filter in route.inbox.filters() {
-            if let Err(error) = client.subscribe(&filter, QoS::AtLeastOnce).await {
-                self.stats
-                    .error(format!("subscribe to {filter} failed: {error:?}"));
-                return Err(());
-            }
-        }
-        Ok(())
-    }
-
-    /// Brings the session's fleet subscriptions in line with what the updater wants: subscribes
-    /// to new filters and to those whose fetch generation changed (so the broker sends their
-    /// retained message again), unsubscribes from the rest.
-    async fn follow(
-        &self,
-        client: &mut T::Client,
-        wanted: Option<&mut watch::Receiver<Wanted>>,
-        subscribed: &mut Wanted,
-    ) -> Result<(), ()> {
-        let Some(wanted) = wanted else {
-            return Ok(());
-        };
-        let now = wanted.borrow_and_update().clone();
-        for (filter, generation) in &now {
-            if subscribed.get(filter) == Some(generation) {
-                continue;
-            }
-            if let Err(error) = client.subscribe(filter, QoS::AtLeastOnce).await {
-                self.stats
-                    .error(format!("subscribe to {filter} failed: {error:?}"));
-                return Err(());
-            }
-        }
-        for filter in subscribed.keys().filter(|f| !now.contains_key(*f)) {
-            if let Err(error) = client.unsubscribe(filter).await {
-                self.stats
-                    .error(format!("unsubscribe from {filter} failed: {error:?}"));
-                return Err(());
-            }
-        }
-        *subscribed = now;
-        Ok(())
-    }
-
-    /// Stores an inbound message, then acknowledges it, then wakes the dispatcher. A message
-    /// that cannot be stored is not acknowledged, so the broker delivers it again.
-    async fn receive(&self, client: &mut T::Client, inbound: Inbound) -> Result<(), ()> {
-        // Fleet messages are retained on the broker and the updater keeps its own progress,
-        // so they are acknowledged on arrival: one lost in a crash is fetched again.
-        if let Some(fleet) = &self.fleet
-            && inbound.topic.starts_with(&fleet.root)
-        {
-            let _ = fleet.inbound.send(FleetMessage {
-                topic: inbound.topic,
-                data: inbound.data,
-            });
-            return client.ack(inbound.id).await.map_err(|error| {
-                self.stats.error(format!("ack failed: {error:?}"));
-            });
-        }
-        let Some(route) = self.inbound.clone() else {
-            return client.ack(inbound.id).await.map_err(|_| ());
-        };
-        let Inbound { id, topic, data } = inbound;
-        let now = route.clock.wall_ms();
-        let inbox = route.inbox.clone();
-        let shown = topic.clone();
-        let accepted = tokio::task::spawn_blocking(move || inbox.accept(&topic, &data, now)).await;
-        let stored = matches!(accepted, Ok(Ok(Accepted::Stored(_))));
-        match accepted {
-            Ok(Ok(Accepted::Stored(_))) => route.wake.notify_one(),
-            Ok(Ok(Accepted::NoRoute)) => {
-                self.stats.inbound_rejected.fetch_add(1, Ordering::Relaxed);
-                self.persist(tables::counter::INBOUND_REJECTED).await;
-                self.stats.error(format!(
-                    "inbound message on {shown} matches no mqtt trigger; dropped"
-                ));
-            }
-            Ok(Ok(Accepted::TooLarge { bytes, limit })) => {
-                self.stats.inbound_rejected.fetch_add(1, Ordering::Relaxed);
-                self.persist(tables::counter::INBOUND_REJECTED).await;
-                self.stats.error(format!("inbound message on {shown} is {bytes} bytes, over the {limit}-byte limit; dropped"));
-            }
-            Ok(Err(error)) => {
-                self.stats.error(format!(
-                    "cannot store inbound message on {shown}: {error}; not acknowledged"
-                ));
-                return Ok(());
-            }
-            Err(error) => {
-                self.stats
-                    .error(format!("inbound store task failed: {error}"));
-                return Ok(());
-            }
-        }
-        client.ack(id).await.map_err(|error| {
-            self.stats.error(format!("ack failed: {error:?}"));
-        })?;
-        // A refused message was acknowledged too (so it is not redelivered), but not stored.
-        if stored {
-            println!("inbox: stored and acknowledged a message on {shown}");
-        }
-        Ok(())
-    }
-
-    /// Adds one to a persistent counter, off the async thread.
-    async fn persist(&self, name: &'static str) {
-        let store = self.store.clone();
-        if let Ok(Err(error)) =
-            tokio::task::spawn_blocking(move || store.add_counter(name, 1)).await
-        {
-            tracing::warn!(%error, counter = name, "cannot persist a counter");
-        }
-    }
-
-    async fn send(&self, client: &mut T::Client, message: &Outgoing) -> Result<MessageId, ()> {
-        let qos = if message.qos == 0 {
-            QoS::AtMostOnce
-        } else {
-            QoS::AtLeastOnce
-        };
-        match client
-            .publish(&message.topic, qos, message.retain, &message.payload)
-            .await
-        {
-            Ok(id) => {
-                self.stats.published.fetch_add(1, Ordering::Relaxed);
-                Ok(id)
-            }
-            Err(error) => {
-                self.stats
-                    .error(format!("publish to {} failed: {error:?}", message.topic));
-                Err(())
-            }
-        }
-    }
-
-    fn status_topic(&self) -> String {
-        format!(
-            "{}/{}/status",
-            self.config.planner.prefix, self.config.planner.device
-        )
-    }
-
-    async fn publish_status(&self, client: &mut T::Client) -> Result<(), ()> {
-        let counters = self.store.counters().unwrap_or_default();
-        let body = status::online(
-            &self.config.planner.device,
-            &self.config.apps.borrow(),
-            &counters,
-            &self.stats,
-            self.started.elapsed().as_secs(),
-        );
-        client
-            .publish(&self.status_topic(), QoS::AtLeastOnce, true, &body)
-            .await
-            .map(|_| ())
-            .map_err(|error| {
-                self.stats
-                    .error(format!("status publish failed: {error:?}"))
+                })
             })
-    }
-
-    /// Deletes acknowledged rows in one transaction, off the async thread.
-    async fn delete(&self, acked: &mut Vec<u64>) {
-        if acked.is_empty() {
-            return;
-        }
-        let seqs = std::mem::take(acked);
-        let store = self.store.clone();
-        let count = seqs.len() as u64;
-        match tokio::task::spawn_blocking(move || store.outbox_remove(&seqs).map_err(|e| (e, seqs)))
-            .await
-        {
-            Ok(Ok(_)) => {
-                self.stats.acked_rows.fetch_add(count, Ordering::Relaxed);
-            }
-            Ok(Err((error, seqs))) => {
-                // Keep them: they are deleted on the next try, or re-sent after a restart.
-                self.stats
-                    .error(format!("cannot delete acknowledged rows: {error}"));
-                *acked = seqs;
-            }
-            Err(error) => self.stats.error(format!("delete task failed: {error}")),
-        }
-    }
-}
-
-/// Resolves when `wanted` changes; never if there is none or its sender is gone.
-async fn changed<T>(wanted: Option<&mut watch::Receiver<T>>) {
-    match wanted {
-        Some(wanted) => {
-            if wanted.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending::<()>().await,
-    }
-}
-
-async fn wait_commit(commits: Option<Arc<CommitStats>>) {
-    match commits {
-        Some(stats) => stats.committed.notified().await,
-        // No local app commits: look for rows written by others now and then.
-        None => tokio::time::sleep(Duration::from_secs(1)).await,
-    }
-}
-
-/// A token bucket for `rate_limit` bytes per second (one second of burst).
-struct RateBucket {
-    rate: Option<u64>,
-    tokens: f64,
-    last: tokio::time::Instant,
-}
-
-impl RateBucket {
-    fn new(rate: Option<u64>) -> Self {
-        RateBucket {
-            rate,
-            tokens: rate.unwrap_or(0) as f64,
-            last: tokio::time::Instant::now(),
-        }
-    }
-
-    async fn take(&mut self, bytes: usize) {
-        let Some(rate) = self.rate.filter(|r| *r > 0) else {
-            return;
-        };
-        let rate = rate as f64;
-        let now = tokio::time::Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate);
-        self.last = now;
-        self.tokens -= bytes as f64;
-        if self.tokens < 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(-self.tokens / rate)).await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_rate_limit_paces_bytes_per_second() {
-        let mut bucket = RateBucket::new(Some(1_000));
-        let started = tokio::time::Instant::now();
-        // One second of burst is free, then 3,000 more bytes take three seconds.
-        for _ in 0..4 {
-            bucket.take(1_000).await;
-        }
-        let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(2_900), "{waited:?}");
-        assert!(waited <= Duration::from_millis(3_200), "{waited:?}");
-        let mut unlimited = RateBucket::new(None);
-        let before = tokio::time::Instant::now();
-        unlimited.take(1 << 30).await;
-        assert_eq!(before.elapsed(), Duration::ZERO);
+            .collect()
     }
 }

@@ -3,11 +3,24 @@
 //! - [`wire`]: the versioned event format (JSON, or postcard for thin links).
 //! - [`batch`]: outbox rows → MQTT messages (batching per stream, packet-size bounds).
 //! - [`status`]: the retained device status and its counters.
-//! - [`engine`]: the drain loop over the [`outpost_hal::mqtt::Transport`] boundary.
+//! - [`drain`]: the drain's rules as a pure state machine (what to read and send next, what a
+//!   PUBACK releases, what a session's end means).
+//! - [`subscriptions`]: which subscribe/unsubscribe calls match what the inbound routes want.
+//! - [`offload`]: the engine's only way to the store, off the async thread.
+//! - `session` (private): one broker session's I/O loop around the drain.
+//! - [`engine`]: connect, session, back off, reconnect, over the
+//!   [`outpost_hal::mqtt::Transport`] boundary.
+//!
+//! The engine knows no consumer of inbound messages: they are [`crate::inbound::InboundRoute`]s.
 
 pub mod batch;
+pub mod drain;
 pub mod engine;
+pub mod offload;
+mod rate;
+mod session;
 pub mod status;
+pub mod subscriptions;
 pub mod wire;
 
-pub use engine::{InboundRoute, SyncConfig, SyncEngine};
+pub use engine::{SyncConfig, SyncEngine};

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+pub use crate::apps::AppVersion;
 use crate::store::Counters;
 
 /// Live sync counters, shown in the status document.
@@ -18,12 +19,11 @@ pub struct SyncStats {
     pub acked_rows: AtomicU64,
     /// Sessions established.
     pub connects: AtomicU64,
-    /// Connection attempts that failed.
+    /// Connection attempts that failed since the agent started. In memory only: a device
+    /// offline for days must not write to flash for every failed attempt.
     pub connect_failures: AtomicU64,
     /// Rows that can never be sent (larger than the packet limit); removed and counted.
     pub oversize_rows: AtomicU64,
-    /// Inbound messages refused (too large, malformed, not granted).
-    pub inbound_rejected: AtomicU64,
     /// The most recent error, for a person to act on. Fixed capacity: the retained status has
     /// to fit one bounded MQTT packet however long an error message is.
     pub last_error: Mutex<Option<heapless::String<LAST_ERROR_CAP>>>,
@@ -33,10 +33,9 @@ pub struct SyncStats {
 pub const LAST_ERROR_CAP: usize = 256;
 
 impl SyncStats {
-    /// Records `error` as the last error and logs it.
+    /// Records `error` as the last error (the engine also emits it as an event, which logs it).
     pub fn error(&self, error: impl Into<String>) {
         let error = error.into();
-        tracing::warn!("sync: {error}");
         let mut kept = heapless::String::new();
         for c in error.chars() {
             if kept.push(c).is_err() {
@@ -50,24 +49,6 @@ impl SyncStats {
         let kept = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
         kept.as_ref().map(|s| s.as_str().to_string())
     }
-}
-
-/// An installed app, as listed in the status.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct AppVersion {
-    /// App name.
-    pub name: String,
-    /// App version.
-    pub version: String,
-    /// The version kept to roll back to (fleet-installed apps).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous: Option<String>,
-    /// Whether the version is still in its health window.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub on_trial: bool,
-    /// The last update result, as one line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_update: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -144,7 +125,7 @@ pub fn online(
             connects: load(&stats.connects),
             connect_failures: load(&stats.connect_failures),
             oversize_rows: load(&stats.oversize_rows),
-            inbound_rejected: load(&stats.inbound_rejected),
+            inbound_rejected: counters.inbound_rejected,
         },
         last_error: stats.last_error(),
         uptime_s,
@@ -163,16 +144,19 @@ pub fn offline(device: &str) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// The counters whose change triggers an early status refresh.
+pub type Significant = [u64; 7];
+
 /// The part of the counters whose change triggers an early status refresh (not the outbox
 /// depth, which changes all the time while draining).
-pub fn significant(counters: &Counters, stats: &SyncStats) -> [u64; 7] {
+pub fn significant(counters: &Counters, stats: &SyncStats) -> Significant {
     [
         counters.failed_invocations,
         counters.dropped_records,
         counters.rejected_records,
         counters.skipped_runs,
         stats.oversize_rows.load(Ordering::Relaxed),
-        stats.inbound_rejected.load(Ordering::Relaxed),
+        counters.inbound_rejected,
         stats.connect_failures.load(Ordering::Relaxed),
     ]
 }

@@ -28,7 +28,7 @@ pub const FAST_AGENT_ARGS: &[&str] = &[
 ];
 
 /// The flags that make the agent print its events as JSON lines on stdout.
-const EVENTS_JSON: &[&str] = &[];
+const EVENTS_JSON: &[&str] = &["--events", "json"];
 
 /// How long a SIGTERMed agent may take to exit before it is SIGKILLed and the test fails.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use outpost::store::{Commit, Effects, OutboxLimits, RecordBody, Store};
+use outpost::runtime::{Effects, OutboxEffect};
+use outpost::store::{Commit, OutboxLimits, RecordBody, Store};
 
 use crate::START_MS;
 
@@ -21,7 +22,7 @@ pub fn prefill(
     streams: &[&str],
     limits: OutboxLimits,
 ) -> BTreeMap<String, Vec<u64>> {
-    prefill_with(data, count, limits, |n| RecordBody::Event {
+    prefill_with(data, count, limits, |n| OutboxEffect::Event {
         stream: streams[n % streams.len()].to_string(),
         data: format!("{{\"i\":{n}}}").into_bytes(),
     })
@@ -34,7 +35,7 @@ pub fn prefill_with(
     data: &Path,
     count: usize,
     limits: OutboxLimits,
-    record: impl Fn(usize) -> RecordBody,
+    record: impl Fn(usize) -> OutboxEffect,
 ) -> BTreeMap<String, Vec<u64>> {
     let store = Store::open_dir(data).expect("state opens");
     let (committer, thread) = outpost::store::committer::spawn(store.clone(), limits);

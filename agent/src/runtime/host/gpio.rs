@@ -11,7 +11,7 @@ use wasmi::{Caller, Linker};
 
 use super::{abi_try, guest_memory, split};
 use crate::runtime::context::InvocationContext;
-use crate::store::effects::GpioChange;
+use crate::runtime::effects::GpioChange;
 
 type Ctx<'a> = Caller<'a, InvocationContext>;
 

@@ -5,7 +5,7 @@ use wasmi::{Caller, Linker};
 
 use super::{abi_try, guest_memory, split};
 use crate::runtime::context::InvocationContext;
-use crate::store::RecordBody;
+use crate::runtime::effects::OutboxEffect;
 
 type Ctx<'a> = Caller<'a, InvocationContext>;
 
@@ -38,7 +38,7 @@ fn emit(
         return Ok(ErrorCode::TooLarge.as_i32());
     }
     ctx.charge_output(stream.len() + data.len())?;
-    ctx.effects.records.push(RecordBody::Event {
+    ctx.effects.records.push(OutboxEffect::Event {
         stream: stream.to_owned(),
         data: data.to_vec(),
     });
@@ -74,7 +74,7 @@ fn mqtt_publish(
         return Ok(ErrorCode::TooLarge.as_i32());
     }
     ctx.charge_output(topic.len() + payload.len())?;
-    ctx.effects.records.push(RecordBody::Publish {
+    ctx.effects.records.push(OutboxEffect::Publish {
         topic: topic.to_owned(),
         payload: payload.to_vec(),
         qos: qos as u8,

@@ -1,10 +1,10 @@
 //! The effects one invocation buffers until it returns: committed all together, or not at all.
+//!
+//! These are the runtime's own types: host functions append to them and never see how (or
+//! where) they are stored. The store takes them whole and converts each to its versioned
+//! on-disk layout.
 
 use std::collections::BTreeMap;
-use std::ops::RangeInclusive;
-use std::sync::Arc;
-
-use super::records::RecordBody;
 
 /// Everything an invocation wants to change, in the order it asked.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -13,10 +13,43 @@ pub struct Effects {
     /// A map, so the last write to a key wins and reads can see pending writes.
     pub kv: BTreeMap<(String, String), Option<Vec<u8>>>,
     /// Events and publishes bound for the outbox, in emission order.
-    pub records: Vec<RecordBody>,
+    pub records: Vec<OutboxEffect>,
     /// GPIO line changes, in the order asked. Not stored: the executor drives them onto the
     /// board only after the commit succeeded, so a failed invocation never moves an actuator.
     pub gpio: Vec<GpioChange>,
+}
+
+/// One buffered effect bound for the outbox (and from there to the broker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxEffect {
+    /// An event emitted to a named stream.
+    Event {
+        /// Stream name (granted in the manifest).
+        stream: String,
+        /// The component's bytes, unchanged.
+        data: Vec<u8>,
+    },
+    /// An MQTT message queued for the sync engine.
+    Publish {
+        /// Topic the component chose (within its granted filters).
+        topic: String,
+        /// Message body.
+        payload: Vec<u8>,
+        /// 0 or 1.
+        qos: u8,
+        /// Whether the broker should retain it.
+        retain: bool,
+    },
+    /// A change to a key of a namespace the manifest marks `[sync] kv`, mirrored so a device's
+    /// latest state is readable from the broker while it is offline.
+    Kv {
+        /// Namespace.
+        ns: String,
+        /// Key.
+        key: String,
+        /// New value, or `None` for a delete.
+        value: Option<Vec<u8>>,
+    },
 }
 
 /// One buffered `gpio_write`.
@@ -47,7 +80,7 @@ impl Effects {
     pub fn event_count(&self) -> usize {
         self.records
             .iter()
-            .filter(|r| matches!(r, RecordBody::Event { .. }))
+            .filter(|r| matches!(r, OutboxEffect::Event { .. }))
             .count()
     }
 
@@ -55,7 +88,7 @@ impl Effects {
     pub fn publish_count(&self) -> usize {
         self.records
             .iter()
-            .filter(|r| matches!(r, RecordBody::Publish { .. }))
+            .filter(|r| matches!(r, OutboxEffect::Publish { .. }))
             .count()
     }
 
@@ -63,7 +96,7 @@ impl Effects {
     pub fn mirror_kv(&mut self, synced: &[String]) {
         for ((ns, key), value) in &self.kv {
             if synced.iter().any(|s| s == ns) {
-                self.records.push(RecordBody::Kv {
+                self.records.push(OutboxEffect::Kv {
                     ns: ns.clone(),
                     key: key.clone(),
                     value: value.clone(),
@@ -71,35 +104,4 @@ impl Effects {
             }
         }
     }
-}
-
-/// One unit of work for the committer: an invocation's effects plus bookkeeping.
-#[derive(Debug, Clone)]
-pub struct Commit {
-    /// App the invocation belongs to (KV is namespaced per app).
-    pub app: Arc<str>,
-    /// Component that produced the effects (recorded on outbox rows).
-    pub component: Arc<str>,
-    /// Wall time of the invocation, ms since epoch (recorded on outbox rows).
-    pub time_ms: i64,
-    /// The effects; empty for a failed invocation that only records its trigger run. Shared, so
-    /// the caller keeps them for its report without copying every value and payload.
-    pub effects: Arc<Effects>,
-    /// `(trigger, wall ms)` to record as the trigger's last run, if any.
-    pub trigger_run: Option<(Arc<str>, i64)>,
-    /// The inbox row this invocation handled, removed in the same transaction.
-    pub inbox_done: Option<u64>,
-    /// Whether the invocation failed (its effects are empty; the failure is counted).
-    pub failed: bool,
-}
-
-/// What a successful commit did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Receipt {
-    /// Sequence numbers given to this commit's outbox records (`None` if it had none).
-    pub seqs: Option<RangeInclusive<u64>>,
-    /// Key-value changes written.
-    pub kv_writes: usize,
-    /// Older outbox records dropped to make room (drop-oldest policy).
-    pub dropped_records: u64,
 }

@@ -1,0 +1,141 @@
+//! Fleet updates on a device: the trust store, the fleet state, the supervisor with the
+//! installed apps loaded, and the updater with its inbound route for the sync engine.
+
+use std::sync::Arc;
+
+use outpost_hal::{Clock, GpioBoard};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{DeviceError, hardware};
+use crate::apps::AppVersion;
+use crate::config::AgentConfig;
+use crate::events::{AgentEvent, Events};
+use crate::fleet::prepare::ServicesFactory;
+use crate::fleet::state::FleetState;
+use crate::fleet::supervisor::{Command, Supervisor};
+use crate::fleet::updater::{FleetLink, Updater};
+use crate::fleet::{self, FleetConfig, FleetContext, HealthPolicy};
+use crate::runtime::{KvReader, Services};
+use crate::scheduler::Reporter;
+use crate::store::Store;
+use crate::store::committer::Committer;
+
+/// The device's services the fleet parts run on.
+pub struct Shared<'a> {
+    /// The state file.
+    pub store: &'a Store,
+    /// The device's one commit thread.
+    pub committer: &'a Committer,
+    /// Wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// The board's GPIO lines, if it has any.
+    pub gpio: Option<Arc<dyn GpioBoard>>,
+    /// Where invocation outcomes go.
+    pub reporter: Reporter,
+    /// Where the updater and supervisor report.
+    pub events: Events,
+}
+
+/// Fleet updates, assembled and ready to run.
+pub struct FleetParts {
+    supervisor: Supervisor,
+    /// The installed apps, to start first.
+    initial: Vec<Command>,
+    updater: Updater,
+    /// The updater's inbound route, for the sync engine.
+    pub link: Arc<FleetLink>,
+}
+
+impl FleetParts {
+    /// Starts the supervisor (with the installed apps) and the updater.
+    pub fn spawn(self, stop: &watch::Receiver<bool>) -> [JoinHandle<()>; 2] {
+        [
+            tokio::spawn(self.supervisor.run(self.initial, stop.clone())),
+            tokio::spawn(self.updater.run(stop.clone())),
+        ]
+    }
+}
+
+/// Sets up fleet updates for `config`'s groups; `apps` is the status's list of running apps,
+/// which starts with the `local` ones.
+pub fn assemble(
+    config: &AgentConfig,
+    shared: Shared<'_>,
+    apps: watch::Sender<Vec<AppVersion>>,
+    local: Vec<AppVersion>,
+) -> Result<FleetParts, DeviceError> {
+    let trust = fleet::load_trust(&config.fleet.trust)?;
+    if trust.is_empty() {
+        shared.events.emit(AgentEvent::problem(
+            "fleet",
+            "no trusted publisher keys ([fleet] trust / --trust): every bundle will be refused",
+        ));
+    }
+    let prefix = config.mqtt.topic_prefix.clone();
+    let mut fleet_config = FleetConfig::new(
+        config.device_id.clone(),
+        prefix.clone(),
+        config.fleet.groups.clone(),
+        trust,
+    );
+    fleet_config.limits.max_bundle_bytes = config.fleet.max_bundle_bytes;
+    fleet_config.window = config.fleet.chunk_window;
+    fleet_config.stall_deadline = config.fleet.stall_deadline;
+    fleet_config.events = shared.events;
+    fleet_config.health = HealthPolicy {
+        trial_invocations: config.fleet.health_invocations,
+        max_failures: config.fleet.health_max_failures,
+    };
+    let state = FleetState::new(
+        shared.store.clone(),
+        fleet::topics::reports(&prefix, &config.device_id),
+    )
+    .with_wake(shared.committer.stats_handle());
+    let context = FleetContext {
+        config: Arc::new(fleet_config),
+        state,
+        services: services(shared.store, shared.clock.clone(), shared.gpio),
+        clock: shared.clock,
+    };
+    let supervisor = Supervisor::new(
+        context.clone(),
+        shared.committer.clone(),
+        shared.reporter,
+        apps,
+        local,
+    );
+    let initial = supervisor.load_installed();
+    let (updater, link) = Updater::new(context.clone(), supervisor.handle());
+    tracing::info!(
+        "fleet: following groups {} with {} trusted key(s); {} installed app(s)",
+        context.config.groups.join(", "),
+        context.config.trust.keys().len(),
+        initial.len()
+    );
+    Ok(FleetParts {
+        supervisor,
+        initial,
+        updater,
+        link: Arc::new(link),
+    })
+}
+
+/// The services every fleet-installed app gets: the device's sensors and GPIO, its KV data,
+/// the clock, and the app's own variables.
+fn services(
+    store: &Store,
+    clock: Arc<dyn Clock>,
+    gpio: Option<Arc<dyn GpioBoard>>,
+) -> ServicesFactory {
+    let board = hardware::sensors(clock.clone());
+    let gpio = gpio.unwrap_or_else(|| Arc::new(outpost_hal::SimGpio::new()));
+    let kv: Arc<dyn KvReader> = Arc::new(store.clone());
+    Arc::new(move |manifest| Services {
+        kv: kv.clone(),
+        sensors: board.clone(),
+        clock: clock.clone(),
+        variables: Arc::new(manifest.variables.clone()),
+        gpio: gpio.clone(),
+    })
+}

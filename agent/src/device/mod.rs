@@ -1,0 +1,293 @@
+//! One device, assembled in one place: the store and its commit thread, the board (sensors,
+//! GPIO), the local app, fleet updates, the inbox for `mqtt` triggers and the sync engine, all
+//! from one [`AgentConfig`]. `outpost agent` is this plus argument parsing, event rendering and
+//! sd_notify.
+//!
+//! - [`hardware`]: the board's sensors and GPIO lines.
+//! - [`fleet`]: the fleet updater and supervisor wired to the device's services.
+//! - [`link`]: the MQTT transport and the sync engine's settings.
+//!
+//! [`Device::run`] takes any shutdown future (production passes SIGTERM/Ctrl-C, tests their
+//! own), so both share one code path.
+
+pub mod fleet;
+pub mod hardware;
+pub mod link;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use outpost_hal::Clock;
+use outpost_hal::mqtt::RumqttcTransport;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::app::{App, AppError, AppOptions};
+use crate::apps::AppVersion;
+use crate::config::AgentConfig;
+use crate::events::{AgentEvent, Events};
+use crate::inbox::{Inbox, InboxRoute};
+use crate::report;
+use crate::scheduler::{Reporter, Scheduler};
+use crate::store::committer::{self, Committer, CommitterThread};
+use crate::store::{Store, StoreError};
+use crate::sync::SyncEngine;
+
+/// Inbound messages above this are refused (the ABI's payload limit).
+const MAX_INBOUND_BYTES: usize = outpost_abi::limits::MAX_PAYLOAD_LEN;
+
+/// Why a device could not be assembled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    /// The state file could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The local app could not be loaded.
+    #[error("app {path}: {source}")]
+    App {
+        /// Its manifest.
+        path: std::path::PathBuf,
+        /// What was wrong.
+        source: AppError,
+    },
+    /// The fleet trust keys could not be loaded.
+    #[error(transparent)]
+    Trust(#[from] crate::fleet::TrustError),
+    /// The broker settings are unusable (URL, TLS files).
+    #[error("broker settings: {0}")]
+    Link(#[from] outpost_hal::mqtt::TransportError),
+}
+
+/// A device ready to run.
+pub struct Device {
+    config: AgentConfig,
+    events: Events,
+    clock: Arc<dyn Clock>,
+    committer: Committer,
+    committer_thread: CommitterThread,
+    /// The local app (`--app` / `app =`), if any.
+    app: Option<App>,
+    /// Its inbox, when it has `mqtt` triggers.
+    inbox: Option<(Inbox, Arc<Notify>)>,
+    /// Fleet updates, when the device follows groups.
+    fleet: Option<fleet::FleetParts>,
+    engine: SyncEngine<RumqttcTransport>,
+    /// Prints (emits) each invocation's outcome.
+    reporter: Reporter,
+}
+
+impl Device {
+    /// Assembles the device `config` describes; `events` hears everything it does.
+    pub fn assemble(config: AgentConfig, events: Events) -> Result<Device, DeviceError> {
+        let clock: Arc<dyn Clock> = Arc::new(outpost_hal::SystemClock::new());
+        let store = Store::open_dir(&config.data_dir)?;
+        // One commit thread for every app on the device, so all commits share its batches.
+        let (committer, committer_thread) = committer::spawn(store.clone(), config.outbox);
+        let gpio = hardware::gpio();
+        let reporter: Reporter = {
+            let events = events.clone();
+            Arc::new(move |outcome| events.emit(report::outcome_event(outcome)))
+        };
+        let app = match &config.app {
+            Some(dir) => {
+                let path = manifest_path(dir);
+                let loaded = outpost_manifest::load(&path)
+                    .map_err(AppError::from)
+                    .and_then(|manifest| {
+                        App::start_on(
+                            manifest,
+                            AppOptions {
+                                data_dir: config.data_dir.clone(),
+                                outbox: config.outbox,
+                                clock: clock.clone(),
+                                // The manifest's simulated sensors, as `outpost up` runs them.
+                                board: None,
+                                gpio: gpio.clone(),
+                            },
+                            store.clone(),
+                            committer.clone(),
+                        )
+                    });
+                Some(loaded.map_err(|source| DeviceError::App { path, source })?)
+            }
+            None => None,
+        };
+        let local_apps: Vec<AppVersion> = app
+            .iter()
+            .map(|a| AppVersion::local(&a.manifest.app.name, &a.manifest.app.version))
+            .collect();
+        let (apps_tx, apps_rx) = watch::channel(local_apps.clone());
+        let mut engine = SyncEngine::new(
+            link::transport(&config)?,
+            store.clone(),
+            link::sync_config(&config, apps_rx),
+            Some(committer.stats_handle()),
+        )
+        .with_events(events.clone());
+        let fleet = if config.fleet.groups.is_empty() {
+            None
+        } else {
+            let parts = fleet::assemble(
+                &config,
+                fleet::Shared {
+                    store: &store,
+                    committer: &committer,
+                    clock: clock.clone(),
+                    gpio,
+                    reporter: reporter.clone(),
+                    events: events.clone(),
+                },
+                apps_tx,
+                local_apps,
+            )?;
+            engine = engine.with_route(parts.link.clone());
+            Some(parts)
+        };
+        let inbox = app.as_ref().and_then(|a| {
+            let inbox = Inbox::new(
+                &a.manifest,
+                store.clone(),
+                a.executor.clone(),
+                MAX_INBOUND_BYTES,
+            );
+            (!inbox.filters().is_empty()).then(|| (inbox, Arc::new(Notify::new())))
+        });
+        if let Some((inbox, wake)) = &inbox {
+            engine = engine.with_route(Arc::new(InboxRoute {
+                inbox: inbox.clone(),
+                wake: wake.clone(),
+                clock: clock.clone(),
+            }));
+        }
+        Ok(Device {
+            config,
+            events,
+            clock,
+            committer,
+            committer_thread,
+            app,
+            inbox,
+            fleet,
+            engine,
+            reporter,
+        })
+    }
+
+    /// The settings the device was assembled from.
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    /// Runs every part (triggers, inbox dispatcher, fleet, sync) until `shutdown` resolves or
+    /// the engine ends, then stops them all and flushes every queued commit. Call inside a
+    /// tokio runtime; the commit thread is joined by [`Stopped::join`] outside it.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Stopped {
+        let Device {
+            config,
+            events,
+            clock,
+            committer,
+            committer_thread,
+            app,
+            inbox,
+            fleet,
+            engine,
+            reporter,
+        } = self;
+        events.emit(AgentEvent::Started {
+            device: config.device_id.clone(),
+            broker: config.mqtt.broker.clone(),
+            data_dir: config.data_dir.display().to_string(),
+        });
+        let (stop_tx, stop) = watch::channel(false);
+        let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+        if let Some(app) = &app {
+            let scheduler = Scheduler::new(
+                app.executor.clone(),
+                app.store.clone(),
+                clock,
+                reporter.clone(),
+            );
+            tasks.push(tokio::spawn(scheduler.run(app.triggers(), stop.clone())));
+        }
+        if let Some((inbox, wake)) = inbox {
+            tasks.push(tokio::spawn(dispatch(inbox, wake, reporter, stop.clone())));
+        }
+        if let Some(parts) = fleet {
+            tasks.extend(parts.spawn(&stop));
+        }
+        let engine = engine.run(stop.clone());
+        tokio::pin!(engine);
+        tokio::select! {
+            () = &mut engine => {}
+            () = shutdown => {
+                events.emit(AgentEvent::Stopping);
+                let _ = stop_tx.send(true);
+                engine.await;
+            }
+        }
+        let _ = stop_tx.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
+        Stopped {
+            app,
+            committer,
+            committer_thread,
+            events,
+        }
+    }
+}
+
+/// A device whose tasks have stopped; [`Stopped::join`] flushes its commits.
+pub struct Stopped {
+    app: Option<App>,
+    committer: Committer,
+    committer_thread: CommitterThread,
+    events: Events,
+}
+
+impl Stopped {
+    /// Waits until every queued commit is written, then says [`AgentEvent::Stopped`]. Blocking:
+    /// call outside the async runtime.
+    pub fn join(self) {
+        if let Some(app) = self.app {
+            app.shutdown();
+        }
+        drop(self.committer);
+        self.committer_thread.join();
+        self.events.emit(AgentEvent::Stopped);
+    }
+}
+
+/// `DIR/outpost.toml`, or DIR itself if it names a file.
+pub fn manifest_path(dir: &std::path::Path) -> std::path::PathBuf {
+    if dir.is_file() {
+        dir.to_path_buf()
+    } else {
+        dir.join("outpost.toml")
+    }
+}
+
+/// Runs stored inbound messages, one at a time and in order, whenever woken (and once at start,
+/// for rows a crash left behind).
+async fn dispatch(
+    inbox: Inbox,
+    wake: Arc<Notify>,
+    reporter: Reporter,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let worker = inbox.clone();
+        match tokio::task::spawn_blocking(move || worker.dispatch_pending()).await {
+            Ok(Ok(outcomes)) => outcomes.iter().for_each(|o| reporter(o)),
+            Ok(Err(error)) => tracing::warn!(%error, "cannot read the inbox"),
+            Err(error) => tracing::warn!(%error, "inbox dispatch failed"),
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The outbox's rows and its counters inside one write transaction. This is the only code that
+//! adds or removes outbox rows and the only writer of the outbox counters (next sequence
+//! number, records, bytes, dropped, rejected), so the counters always describe the rows: the
+//! committer's batches, acknowledgements and the fleet's reports all go through it.
+
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use super::error::Failure;
+use super::tables::{self, counter};
+
+/// The outbox counters as they stand inside the transaction; written back once by
+/// [`OutboxRows::finish`].
+#[derive(Debug, Default)]
+struct Tally {
+    next_seq: u64,
+    records: u64,
+    bytes: u64,
+    dropped_records: u64,
+    dropped_bytes: u64,
+    rejected_records: u64,
+    rejected_invocations: u64,
+}
+
+/// The outbox table of one write transaction, with its counters.
+pub(super) struct OutboxRows<'txn> {
+    rows: Table<'txn, u64, &'static [u8]>,
+    tally: Tally,
+}
+
+/// A counter's stored value (0 if never written).
+pub(super) fn read_counter(table: &Table<&str, u64>, name: &str) -> Result<u64, Failure> {
+    Ok(table.get(name)?.map(|v| v.value()).unwrap_or(0))
+}
+
+impl<'txn> OutboxRows<'txn> {
+    /// Opens the outbox in `txn`, with its counters read from `counters` (the same
+    /// transaction's counter table: redb lets a table be open only once per transaction).
+    pub(super) fn open(
+        txn: &'txn WriteTransaction,
+        counters: &Table<&str, u64>,
+    ) -> Result<OutboxRows<'txn>, Failure> {
+        let get = |name: &str| read_counter(counters, name);
+        Ok(OutboxRows {
+            rows: txn.open_table(tables::OUTBOX)?,
+            tally: Tally {
+                // Sequence numbers start at 1, so 0 can mean "from the beginning".
+                next_seq: get(counter::NEXT_SEQ)?.max(1),
+                records: get(counter::OUTBOX_RECORDS)?,
+                bytes: get(counter::OUTBOX_BYTES)?,
+                dropped_records: get(counter::DROPPED_RECORDS)?,
+                dropped_bytes: get(counter::DROPPED_BYTES)?,
+                rejected_records: get(counter::REJECTED_RECORDS)?,
+                rejected_invocations: get(counter::REJECTED_INVOCATIONS)?,
+            },
+        })
+    }
+
+    /// Records in the outbox now.
+    pub(super) fn records(&self) -> u64 {
+        self.tally.records
+    }
+
+    /// Encoded bytes in the outbox now.
+    pub(super) fn bytes(&self) -> u64 {
+        self.tally.bytes
+    }
+
+    /// Appends one encoded row under the next sequence number and returns that number.
+    pub(super) fn append(&mut self, row: &[u8]) -> Result<u64, Failure> {
+        let seq = self.tally.next_seq;
+        self.rows.insert(seq, row)?;
+        self.tally.next_seq += 1;
+        self.tally.records += 1;
+        self.tally.bytes += row.len() as u64;
+        Ok(seq)
+    }
+
+    /// Deletes the oldest row to make room (drop-oldest) and counts it as dropped; `false` if
+    /// the outbox is empty.
+    pub(super) fn drop_oldest(&mut self) -> Result<bool, Failure> {
+        let Some(len) = self
+            .rows
+            .pop_first()?
+            .map(|(_, row)| row.value().len() as u64)
+        else {
+            return Ok(false);
+        };
+        self.forget(len);
+        self.tally.dropped_records += 1;
+        self.tally.dropped_bytes += len;
+        Ok(true)
+    }
+
+    /// Deletes row `seq` (the broker has it); `false` if it was already gone.
+    pub(super) fn remove(&mut self, seq: u64) -> Result<bool, Failure> {
+        let Some(len) = self.rows.remove(seq)?.map(|row| row.value().len() as u64) else {
+            return Ok(false);
+        };
+        self.forget(len);
+        Ok(true)
+    }
+
+    /// Counts one invocation's `records` refused because the outbox could not take them.
+    pub(super) fn count_rejected(&mut self, records: u64) {
+        self.tally.rejected_records += records;
+        self.tally.rejected_invocations += 1;
+    }
+
+    /// Writes the counters back into `counters`; call once, after the last change.
+    pub(super) fn finish(self, counters: &mut Table<&str, u64>) -> Result<(), Failure> {
+        let t = &self.tally;
+        for (name, value) in [
+            (counter::NEXT_SEQ, t.next_seq),
+            (counter::OUTBOX_RECORDS, t.records),
+            (counter::OUTBOX_BYTES, t.bytes),
+            (counter::DROPPED_RECORDS, t.dropped_records),
+            (counter::DROPPED_BYTES, t.dropped_bytes),
+            (counter::REJECTED_RECORDS, t.rejected_records),
+            (counter::REJECTED_INVOCATIONS, t.rejected_invocations),
+        ] {
+            counters.insert(name, value)?;
+        }
+        Ok(())
+    }
+
+    fn forget(&mut self, len: u64) {
+        self.tally.records = self.tally.records.saturating_sub(1);
+        self.tally.bytes = self.tally.bytes.saturating_sub(len);
+    }
+}
+
+/// Whether `name` is one of the counters only [`OutboxRows`] may write.
+pub(super) fn is_outbox_counter(name: &str) -> bool {
+    [
+        counter::NEXT_SEQ,
+        counter::OUTBOX_RECORDS,
+        counter::OUTBOX_BYTES,
+        counter::DROPPED_RECORDS,
+        counter::DROPPED_BYTES,
+        counter::REJECTED_RECORDS,
+        counter::REJECTED_INVOCATIONS,
+    ]
+    .contains(&name)
+}

@@ -1,0 +1,459 @@
+//! One broker session's I/O loop: moves events between the transport, the store and the pure
+//! [`Drain`], and keeps the status and subscriptions current. Every store access and every
+//! route's delivery runs off the async thread ([`Offloaded`]), so a slow SD card never holds up
+//! triggers or the watchdog.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use embedded_svc::mqtt::client::asynch::{
+    Client, Connection, Event, EventPayload, MessageId, Publish, QoS,
+};
+use outpost_hal::mqtt::{Acknowledge, Transport};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::batch::Outgoing;
+use super::drain::Drain;
+use super::engine::Shared;
+use super::offload::Offloaded;
+use super::rate::RateBucket;
+use super::status;
+use super::subscriptions;
+use crate::events::AgentEvent;
+use crate::inbound::{Delivery, Wanted};
+use crate::store::OutboxEntry;
+
+/// Why a session ended.
+pub(super) enum End {
+    /// Shutdown was asked for; the offline status was published.
+    Shutdown,
+    /// The link ended (the transport's reason).
+    Lost(String),
+}
+
+/// After a commit, how long the session waits before checking whether the status changed (one
+/// read of the counters per quiet second at most, not one per commit).
+const STATUS_SETTLE: Duration = Duration::from_secs(1);
+
+/// After a failed outbox read, how long before reading again.
+const READ_RETRY: Duration = Duration::from_secs(1);
+
+/// The transport's events, owned so they can cross from the pump to the logic.
+enum Ev {
+    Published(MessageId),
+    Received {
+        id: MessageId,
+        topic: String,
+        data: Vec<u8>,
+    },
+    Problem(String),
+    Ended(String),
+}
+
+/// One session.
+pub(super) struct Session<'a, T: Transport> {
+    shared: &'a Shared,
+    client: T::Client,
+    drain: &'a mut Drain,
+    /// What this session subscribed to, with each filter's fetch generation.
+    subscribed: Wanted,
+    bucket: RateBucket,
+    /// The counters that last went into a status, to publish again only when they change.
+    last_significant: Option<status::Significant>,
+}
+
+impl<'a, T: Transport> Session<'a, T> {
+    /// A session over `client`, continuing `drain`.
+    pub(super) fn new(shared: &'a Shared, client: T::Client, drain: &'a mut Drain) -> Self {
+        Session {
+            shared,
+            client,
+            drain,
+            subscribed: Wanted::new(),
+            bucket: RateBucket::new(shared.config.rate_limit),
+            last_significant: None,
+        }
+    }
+
+    /// Runs the session until the link ends or `stop` turns true.
+    pub(super) async fn run(
+        mut self,
+        mut connection: T::Connection,
+        stop: &mut watch::Receiver<bool>,
+    ) -> End {
+        // Unbounded on purpose: the pump must never wait for the logic, because the logic may be
+        // waiting in `publish` for the transport's event loop, which only the pump drives (a
+        // bounded channel deadlocks a fast drain). What it buffers is bounded elsewhere: acks by
+        // the window, QoS 1 inbound messages by the broker's in-flight limit (they are
+        // acknowledged only once taken).
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // The pump is never cancelled mid-`next()`: it runs beside the logic until the link ends.
+        let pump = async move {
+            loop {
+                let ev = match connection.next().await {
+                    Ok(event) => match event.payload() {
+                        EventPayload::Published(id) => Ev::Published(id),
+                        EventPayload::Received {
+                            id, topic, data, ..
+                        } => Ev::Received {
+                            id,
+                            topic: topic.unwrap_or_default().to_string(),
+                            data: data.to_vec(),
+                        },
+                        EventPayload::Disconnected => Ev::Ended("disconnected".into()),
+                        EventPayload::Error(error) => Ev::Problem(format!("{error:?}")),
+                        _ => continue,
+                    },
+                    Err(error) => Ev::Ended(format!("{error:?}")),
+                };
+                let last = matches!(ev, Ev::Ended(_));
+                if tx.send(ev).is_err() || last {
+                    return;
+                }
+            }
+        };
+        let end = {
+            let logic = self.serve(&mut rx, stop);
+            tokio::pin!(pump);
+            tokio::pin!(logic);
+            tokio::select! {
+                end = &mut logic => end,
+                () = &mut pump => logic.await,
+            }
+        };
+        let released = self.drain.end_session();
+        self.delete(released).await;
+        end
+    }
+
+    async fn serve(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Ev>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> End {
+        let shared = self.shared;
+        self.drain.start_session();
+        if let Err(reason) = self.publish_status(None).await {
+            return End::Lost(reason);
+        }
+        if let Err(reason) = self.follow().await {
+            return End::Lost(reason);
+        }
+        shared.routes.iter().for_each(|r| r.session(true));
+        shared.events.emit(AgentEvent::Connected);
+        let config = &shared.config;
+        // The session starts with a status publish, so the periodic ticks start one period later.
+        let later = |period: Duration| tokio::time::interval_at(Instant::now() + period, period);
+        let mut status_tick = later(config.status_every);
+        let mut delete_tick = later(config.delete_every);
+        let mut apps = config.apps.clone();
+        let mut status_check: Option<Instant> = None;
+        let mut read_retry: Option<Instant> = None;
+        loop {
+            if read_retry.is_none()
+                && let Err(outcome) = self.fill_window().await
+            {
+                match outcome {
+                    Fill::Lost(reason) => return End::Lost(reason),
+                    Fill::ReadFailed => read_retry = Some(Instant::now() + READ_RETRY),
+                }
+            }
+            if self.drain.newly_drained() {
+                shared.events.emit(AgentEvent::Drained);
+            }
+            let idle = self.drain.caught_up() && self.drain.has_room();
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(Ev::Published(id)) => {
+                        if self.drain.acknowledged(id) {
+                            let rows = self.drain.take_released();
+                            self.delete(rows).await;
+                        }
+                    }
+                    Some(Ev::Received { id, topic, data }) => {
+                        self.receive(id, topic, data).await;
+                        status_check.get_or_insert(Instant::now() + STATUS_SETTLE);
+                    }
+                    Some(Ev::Problem(problem)) => shared.problem(problem),
+                    Some(Ev::Ended(reason)) => return End::Lost(reason),
+                    None => return End::Lost("the connection ended".into()),
+                },
+                _ = delete_tick.tick(), if self.drain.has_released() => {
+                    let rows = self.drain.take_released();
+                    self.delete(rows).await;
+                }
+                _ = status_tick.tick() => {
+                    if let Err(reason) = self.publish_status(None).await {
+                        return End::Lost(reason);
+                    }
+                }
+                () = sleep_until(status_check), if status_check.is_some() => {
+                    status_check = None;
+                    if let Err(reason) = self.refresh_status().await {
+                        return End::Lost(reason);
+                    }
+                }
+                () = sleep_until(read_retry), if read_retry.is_some() => read_retry = None,
+                () = wait_commit(shared), if idle => {
+                    self.drain.committed();
+                    status_check.get_or_insert(Instant::now() + STATUS_SETTLE);
+                }
+                () = shared.routes_changed.notified() => {
+                    if let Err(reason) = self.follow().await {
+                        return End::Lost(reason);
+                    }
+                }
+                () = changed(&mut apps) => {
+                    if let Err(reason) = self.publish_status(None).await {
+                        return End::Lost(reason);
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => {
+                    let device = &config.planner.device;
+                    let _ = self.client.publish(&self.status_topic(), QoS::AtLeastOnce, true, &status::offline(device)).await;
+                    return End::Shutdown;
+                }
+            }
+        }
+    }
+
+    /// Reads pages and sends their messages until the window is full or the outbox read to its
+    /// end.
+    async fn fill_window(&mut self) -> Result<(), Fill> {
+        let shared = self.shared;
+        while let Some(request) = self.drain.next_read() {
+            let rows = match shared.store.outbox_read(request.from, request.limit).await {
+                Ok(rows) => rows,
+                Err(error) => {
+                    shared.problem(format!("cannot read the outbox: {error}"));
+                    return Err(Fill::ReadFailed);
+                }
+            };
+            self.drain.page_read(rows.iter().map(|row| row.seq));
+            self.send_page(&rows).await.map_err(Fill::Lost)?;
+        }
+        Ok(())
+    }
+
+    async fn send_page(&mut self, rows: &[OutboxEntry]) -> Result<(), String> {
+        let shared = self.shared;
+        let planner = &shared.config.planner;
+        let (messages, oversize) = planner.plan(rows);
+        if !oversize.is_empty() {
+            shared
+                .stats
+                .oversize_rows
+                .fetch_add(oversize.len() as u64, Ordering::Relaxed);
+            shared.problem(format!(
+                "{} outbox row(s) (first seq {}) exceed the packet limit of {} bytes and can never be sent; removed",
+                oversize.len(),
+                oversize[0].seq,
+                planner.max_packet_bytes
+            ));
+            self.drain.disposed(oversize.iter().map(|o| o.seq));
+        }
+        for message in messages {
+            self.bucket.take(message.payload.len()).await;
+            let id = self.send(&message).await?;
+            self.drain.sent(id, message.seqs);
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, message: &Outgoing) -> Result<MessageId, String> {
+        let qos = if message.qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        let sent = self
+            .client
+            .publish(&message.topic, qos, message.retain, &message.payload)
+            .await;
+        match sent {
+            Ok(id) => {
+                self.shared.stats.published.fetch_add(1, Ordering::Relaxed);
+                Ok(id)
+            }
+            Err(error) => {
+                let reason = format!("publish to {} failed: {error:?}", message.topic);
+                self.shared.problem(reason.clone());
+                Err(reason)
+            }
+        }
+    }
+
+    /// Hands an inbound message to the route that claims it (off the async thread), then
+    /// acknowledges it as the route answered. A refused message is acknowledged too, so the
+    /// broker stops delivering it, and counted persistently.
+    async fn receive(&mut self, id: MessageId, topic: String, data: Vec<u8>) {
+        let shared = self.shared;
+        let route = shared.routes.iter().find(|r| r.claims(&topic)).cloned();
+        let delivery = match route {
+            Some(route) => {
+                let shown = topic.clone();
+                Offloaded::run(move || route.deliver(&shown, &data))
+                    .await
+                    .unwrap_or_else(|error| Delivery::Retry {
+                        reason: error.to_string(),
+                    })
+            }
+            None => Delivery::Refused {
+                reason: "no mqtt trigger or fleet topic matches it".into(),
+            },
+        };
+        match delivery {
+            Delivery::Accepted => shared.events.emit(AgentEvent::InboundStored { topic }),
+            Delivery::Refused { reason } => {
+                if let Err(error) = shared.store.count_inbound_refused().await {
+                    tracing::warn!(%error, "cannot count a refused inbound message");
+                }
+                shared
+                    .stats
+                    .error(format!("inbound message on {topic} refused: {reason}"));
+                shared
+                    .events
+                    .emit(AgentEvent::InboundRefused { topic, reason });
+            }
+            Delivery::Retry { reason } => {
+                shared.problem(format!(
+                    "cannot take the inbound message on {topic}: {reason}; not acknowledged, the broker will deliver it again"
+                ));
+                return;
+            }
+        }
+        // A failed ack is not the end of the session: a QoS 0 message has nothing to ack, and
+        // a dead link shows up as the connection's end anyway.
+        if let Err(error) = self.client.ack(id).await {
+            tracing::debug!(?error, %id, "inbound message not acknowledged");
+        }
+    }
+
+    /// Brings the session's subscriptions in line with what the routes want.
+    async fn follow(&mut self) -> Result<(), String> {
+        let shared = self.shared;
+        let receivers: Vec<_> = shared.routes.iter().map(|r| r.wanted()).collect();
+        let wanted = {
+            let values: Vec<Wanted> = receivers.iter().map(|r| r.borrow().clone()).collect();
+            subscriptions::union(values.iter())
+        };
+        let changes = subscriptions::diff(&wanted, &self.subscribed);
+        for filter in &changes.subscribe {
+            if let Err(error) = self.client.subscribe(filter, QoS::AtLeastOnce).await {
+                let reason = format!("subscribe to {filter} failed: {error:?}");
+                shared.problem(reason.clone());
+                return Err(reason);
+            }
+        }
+        for filter in &changes.unsubscribe {
+            if let Err(error) = self.client.unsubscribe(filter).await {
+                let reason = format!("unsubscribe from {filter} failed: {error:?}");
+                shared.problem(reason.clone());
+                return Err(reason);
+            }
+        }
+        self.subscribed = wanted;
+        Ok(())
+    }
+
+    fn status_topic(&self) -> String {
+        let planner = &self.shared.config.planner;
+        format!("{}/{}/status", planner.prefix, planner.device)
+    }
+
+    /// Publishes the status if the counters that matter changed since the last one.
+    async fn refresh_status(&mut self) -> Result<(), String> {
+        let counters = self.shared.store.counters().await.unwrap_or_default();
+        if self.last_significant == Some(status::significant(&counters, &self.shared.stats)) {
+            return Ok(());
+        }
+        self.publish_status(Some(counters)).await
+    }
+
+    /// Publishes the retained status, reading the counters (off-thread) unless given.
+    async fn publish_status(
+        &mut self,
+        counters: Option<crate::store::Counters>,
+    ) -> Result<(), String> {
+        let shared = self.shared;
+        let counters = match counters {
+            Some(counters) => counters,
+            None => shared.store.counters().await.unwrap_or_default(),
+        };
+        self.last_significant = Some(status::significant(&counters, &shared.stats));
+        let body = status::online(
+            &shared.config.planner.device,
+            &shared.config.apps.borrow(),
+            &counters,
+            &shared.stats,
+            shared.started.elapsed().as_secs(),
+        );
+        match self
+            .client
+            .publish(&self.status_topic(), QoS::AtLeastOnce, true, &body)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let reason = format!("status publish failed: {error:?}");
+                shared.problem(reason.clone());
+                Err(reason)
+            }
+        }
+    }
+
+    /// Deletes acknowledged rows in one transaction, off the async thread; on failure they are
+    /// kept for the next try (or re-sent after a restart: a duplicate, never a loss).
+    async fn delete(&mut self, rows: Vec<u64>) {
+        if rows.is_empty() {
+            return;
+        }
+        let count = rows.len() as u64;
+        match self.shared.store.outbox_remove(rows.clone()).await {
+            Ok(_) => {
+                self.shared
+                    .stats
+                    .acked_rows
+                    .fetch_add(count, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.shared
+                    .problem(format!("cannot delete acknowledged rows: {error}"));
+                self.drain.delete_failed(rows);
+            }
+        }
+    }
+}
+
+/// Why filling the window stopped early.
+enum Fill {
+    /// The link failed while sending.
+    Lost(String),
+    /// The outbox could not be read; try again shortly.
+    ReadFailed,
+}
+
+/// Resolves at `at`; never when `None` (the arm is disabled then anyway).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves after the next local commit (or, with no local committer, after a second, to look
+/// for rows others wrote).
+async fn wait_commit(shared: &Shared) {
+    match &shared.commits {
+        Some(stats) => stats.committed.notified().await,
+        None => tokio::time::sleep(Duration::from_secs(1)).await,
+    }
+}
+
+/// Resolves when `receiver` changes; never once its sender is gone.
+async fn changed<T>(receiver: &mut watch::Receiver<T>) {
+    if receiver.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
