@@ -1,9 +1,10 @@
 //! The `outpost` command line as a person uses it: outcomes on stdout, one-line errors on stderr,
 //! non-zero exit codes on failure.
 
-use crate::OUTPOST;
 use std::path::Path;
 use std::process::{Command, Output};
+
+use crate::OUTPOST;
 
 fn outpost(args: &[&str], dir: &Path) -> Output {
     Command::new(OUTPOST)

@@ -2,12 +2,13 @@
 //! committed is in redb, and no invocation is half-written (each event has its KV row and each
 //! KV row its event). The state file must also reopen cleanly for the next run.
 
-use crate::OUTPOST;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use outpost::store::{RecordBody, Store};
+
+use crate::OUTPOST;
 
 /// Successes to see reported before pulling the plug, per round.
 const REPORTED_BEFORE_KILL: usize = 150;

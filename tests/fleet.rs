@@ -2,11 +2,11 @@
 //! (`keygen`, `bundle build`, `fleet publish`) and as device (`outpost agent`), bundles built
 //! from a WAT guest in this repo.
 
-use crate::OUTPOST;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use outpost::events::AgentEvent;
 use outpost::fleet::state::FleetState;
 use outpost_testkit::agent::Agent;
 use outpost_testkit::beacon::Beacon;
@@ -18,6 +18,8 @@ use outpost_testkit::s;
 use outpost_testkit::seen::Seen;
 use outpost_testkit::subscriber::{EVENTS_FILTER, STATUS_FILTER, Subscriber};
 use serde_json::Value;
+
+use crate::OUTPOST;
 
 const UPDATES_FILTER: &str = "outpost/+/updates";
 const WAIT: Duration = Duration::from_secs(60);
@@ -263,14 +265,19 @@ fn a_large_download_resumes_across_cuts_and_a_reboot_without_refetching() {
     let args = ["--chunk-window", "2"];
     let mut agent = device_agent("pi-2", &proxy.url(), &data, &public, &args);
     assert!(
-        agent.wait_line("sync: connected", 1, WAIT),
+        agent.wait_event(|e| matches!(e, AgentEvent::Connected), 1, WAIT),
         "{}",
         agent.output_tail(20)
     );
     // Small chunks, so the download takes long enough to be cut several times.
     publish(&bundle, &broker, &["--chunk-size", "8192"]);
     assert!(
-        agent.wait_line("fleet: fetching beacon 1.0.0", 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::FleetFetching { app, version, .. }
+                if app == "beacon" && version == "1.0.0"),
+            1,
+            WAIT,
+        ),
         "{}",
         agent.output_tail(20)
     );
@@ -291,7 +298,12 @@ fn a_large_download_resumes_across_cuts_and_a_reboot_without_refetching() {
     agent.kill();
     let agent = device_agent("pi-2", &proxy.url(), &data, &public, &args);
     assert!(
-        agent.wait_line("fleet: resuming beacon 1.0.0", 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::FleetResuming { app, version, .. }
+                if app == "beacon" && version == "1.0.0"),
+            1,
+            WAIT,
+        ),
         "{}",
         agent.output_tail(20)
     );
@@ -342,7 +354,12 @@ fn kill_during_activation_leaves_exactly_one_complete_version_active() {
         &[],
     );
     assert!(
-        agent.wait_line("fleet: verifying beacon 2.0.0", 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::FleetVerifying { app, version }
+                if app == "beacon" && version == "2.0.0"),
+            1,
+            WAIT,
+        ),
         "{}",
         agent.output_tail(20)
     );
@@ -369,7 +386,12 @@ fn kill_during_activation_leaves_exactly_one_complete_version_active() {
 
     let agent = device_agent("pi-3", &broker.url(), &data, &public, &[]);
     assert!(
-        agent.wait_line(&format!("fleet: running beacon {version}"), 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::FleetRunning { app, version: running, .. }
+                if app == "beacon" && *running == version),
+            1,
+            WAIT,
+        ),
         "the active version {version} starts after the restart; output:\n{}",
         agent.output_tail(40)
     );
@@ -530,7 +552,7 @@ fn a_stalled_download_and_a_chunk_that_never_matches_are_abandoned_and_reported(
         &["--stall-deadline", "2s"],
     );
     assert!(
-        agent.wait_line("sync: connected", 1, WAIT),
+        agent.wait_event(|e| matches!(e, AgentEvent::Connected), 1, WAIT),
         "{}",
         agent.output_tail(20)
     );
@@ -570,7 +592,10 @@ fn a_stalled_download_and_a_chunk_that_never_matches_are_abandoned_and_reported(
         agent.output_tail(30)
     );
     assert!(
-        agent.count_lines("chunk 3 of beacon does not match its digest; fetching it again") >= 2
+        agent.count_events(|e| matches!(e, AgentEvent::Problem { area, message }
+            if area == "fleet"
+                && message == "chunk 3 of beacon does not match its digest; fetching it again"))
+            >= 2
     );
     sub.with(|seen| {
         assert_eq!(

@@ -3,17 +3,19 @@
 //! downtime and a SIGKILL between acknowledgement and dispatch), and key-value namespaces
 //! mirrored as retained messages.
 
-use crate::OUTPOST;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use outpost::events::AgentEvent;
 use outpost::store::Store;
 use outpost_testkit::agent::Agent;
 use outpost_testkit::broker::Broker;
 use outpost_testkit::seen::Seen;
 use outpost_testkit::subscriber::Subscriber;
+
+use crate::OUTPOST;
 
 const DEVICE: &str = "pi-9";
 const WAIT: Duration = Duration::from_secs(30);
@@ -106,16 +108,20 @@ fn commands_are_handled_exactly_once_across_downtime_and_sigkill() {
     );
 
     // A slow command: kill the agent after it stored and acknowledged it, before its effects.
-    let stored_before = agent.count_lines("inbox: stored");
-    let outcomes_before = agent.count_lines("commands <- on-command");
+    let stored_before = agent.count_events(|e| matches!(e, AgentEvent::InboundStored { .. }));
+    let outcomes_before = agent.count_events(|e| matches!(e, AgentEvent::Invoked { component, trigger, .. } if component == "commands" && trigger == "on-command"));
     publish(&broker, "slow-1");
     assert!(
-        agent.wait_line("inbox: stored", stored_before + 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::InboundStored { .. }),
+            stored_before + 1,
+            WAIT,
+        ),
         "stored and acknowledged"
     );
     agent.kill();
     assert_eq!(
-        agent.count_lines("commands <- on-command"),
+        agent.count_events(|e| matches!(e, AgentEvent::Invoked { component, trigger, .. } if component == "commands" && trigger == "on-command")),
         outcomes_before,
         "the kill landed before the slow command's effects were committed"
     );
@@ -128,7 +134,7 @@ fn commands_are_handled_exactly_once_across_downtime_and_sigkill() {
         agent.output_tail(30)
     );
     assert!(
-        agent.wait_line("commands <- on-command", 1, WAIT),
+        agent.wait_event(|e| matches!(e, AgentEvent::Invoked { component, trigger, .. } if component == "commands" && trigger == "on-command"), 1, WAIT),
         "the restarted agent ran the stored row itself (it survived the kill in the inbox)"
     );
     agent.terminate();
@@ -249,7 +255,7 @@ fn fleet_tail_prints_each_event_once_and_fleet_status_lists_the_device() {
     }
     assert_eq!(printed, committed, "every event once, in order per stream");
 
-    assert!(agent.wait_line("sync: drained", 1, WAIT));
+    assert!(agent.wait_event(|e| matches!(e, AgentEvent::Drained), 1, WAIT));
     let status = std::process::Command::new(OUTPOST)
         .args(["fleet", "status", "--broker", &broker.url()])
         .output()

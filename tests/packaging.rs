@@ -4,13 +4,14 @@
 //! hardened unit are right (`systemd-analyze verify`), and which installs into a scratch root
 //! with its maintainer scripts (service user, enable link, ownership of provisioned secrets).
 
-use crate::OUTPOST;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use outpost::config;
 use outpost_hal::mqtt::{MqttConfig, RumqttcTransport};
+
+use crate::OUTPOST;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -3,14 +3,14 @@
 //! stream first arrivals in order, nothing that was never committed — through broker crashes,
 //! cut links, agent crashes and a full outbox.
 //!
-//! Every wait is for an event (a message the subscriber received, a line the agent printed, a
+//! Every wait is for an event (a message the subscriber received, an event the agent emitted, a
 //! line mosquitto logged); timeouts are safety nets that fail the test with a diagnosis.
 
-use crate::OUTPOST;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use outpost::events::AgentEvent;
 use outpost::store::{FullPolicy, OutboxLimits};
 use outpost_testkit::agent::Agent;
 use outpost_testkit::broker::Broker;
@@ -21,6 +21,8 @@ use outpost_testkit::seen::Arrival;
 use outpost_testkit::subscriber::{Subscriber, fetch_status};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
+
+use crate::OUTPOST;
 
 /// Safety net for any single wait.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -90,8 +92,8 @@ fn wait_all_and_check(
 /// outbox on disk is empty.
 fn stop_and_expect_empty_outbox(agent: &mut Agent, data: &Path) {
     assert!(
-        agent.wait_line("sync: drained", 1, TIMEOUT),
-        "the agent never printed `sync: drained`; output tail:\n{}",
+        agent.wait_event(|e| matches!(e, AgentEvent::Drained), 1, TIMEOUT),
+        "the agent never reported the outbox drained; output tail:\n{}",
         agent.output_tail(30)
     );
     let status = agent.terminate();
@@ -150,7 +152,7 @@ fn broker_killed_and_restarted_during_drain_loses_nothing() {
     }
     wait_all_and_check(DEVICE, &committed, &sub, &agent, &broker);
     assert!(
-        agent.count_lines("sync: connected") >= 4,
+        agent.count_events(|e| matches!(e, AgentEvent::Connected)) >= 4,
         "expected a connection per broker life; output tail:\n{}",
         agent.output_tail(30)
     );
@@ -181,7 +183,7 @@ fn connection_cut_at_random_moments_loses_nothing() {
         wait_progress(DEVICE, point, &sub, &agent, &broker);
         // Each cut hits a live session: the one after the previous cut must be up.
         assert!(
-            agent.wait_line("sync: connected", cuts + 1, TIMEOUT),
+            agent.wait_event(|e| matches!(e, AgentEvent::Connected), cuts + 1, TIMEOUT),
             "the agent did not reconnect after cut {cuts}\n{}",
             diagnosis(DEVICE, &sub, Some(&agent), &broker)
         );

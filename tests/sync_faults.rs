@@ -3,15 +3,15 @@
 //! certificate from an unknown CA. Each gives a clear line in the agent's log and a counter in
 //! the retained status, and none stops the agent or loses an outbox event.
 //!
-//! Every wait is for an event (a message the subscriber received, a line the agent printed, a
+//! Every wait is for an event (a message the subscriber received, an event the agent emitted, a
 //! line mosquitto logged); timeouts are safety nets that fail the test with a diagnosis.
 
-use crate::OUTPOST;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use outpost::events::AgentEvent;
 use outpost::store::OutboxLimits;
 use outpost_testkit::agent::Agent;
 use outpost_testkit::broker::Broker;
@@ -20,6 +20,8 @@ use outpost_testkit::prefill::{open_state, outbox_seqs, prefill};
 use outpost_testkit::seen::{Arrival, Seen};
 use outpost_testkit::subscriber::{Subscriber, fetch_status};
 use serde_json::Value;
+
+use crate::OUTPOST;
 
 /// Safety net for any single wait.
 const WAIT: Duration = Duration::from_secs(30);
@@ -147,10 +149,12 @@ fn wait_status(
 /// exited cleanly.
 fn stop_cleanly(agent: &mut Agent) {
     let status = agent.terminate();
-    // Its last line; the output readers may still be draining the pipes.
-    let complete = agent.wait_line("outpost agent: stopped", 1, WAIT);
+    // Its last event; the output readers may still be draining the pipes.
+    let complete = agent.wait_event(|e| matches!(e, AgentEvent::Stopped), 1, WAIT);
     assert!(
-        status.success() && complete && agent.count_lines("outpost agent: stopping") == 1,
+        status.success()
+            && complete
+            && agent.count_events(|e| matches!(e, AgentEvent::Stopping)) == 1,
         "the agent was not running until SIGTERM or did not stop cleanly ({status}); output:\n{}",
         agent.output_tail(30)
     );
@@ -175,7 +179,12 @@ fn an_oversize_inbound_message_is_refused_counted_and_the_rest_still_run() {
     publish(&broker, &topic, &["-m", "after-the-big-one"]);
 
     assert!(
-        agent.wait_line("over the 65536-byte limit", 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::InboundRefused { reason, .. }
+                if reason.contains("over the 65536-byte limit")),
+            1,
+            WAIT,
+        ),
         "no log line about the oversize message; output:\n{}",
         agent.output_tail(30)
     );
@@ -208,7 +217,7 @@ fn an_oversize_inbound_message_is_refused_counted_and_the_rest_still_run() {
         "only the normal command ran"
     );
     assert_eq!(
-        agent.count_lines("inbox: stored"),
+        agent.count_events(|e| matches!(e, AgentEvent::InboundStored { .. })),
         1,
         "only the normal command was stored; output:\n{}",
         agent.output_tail(30)
@@ -240,12 +249,17 @@ fn a_malformed_command_fails_its_invocation_without_stopping_the_agent() {
         agent.output_tail(30)
     );
     assert!(
-        agent.wait_line("`unreachable` executed", 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::Invoked { ok: false, line, .. }
+                if line.contains("`unreachable` executed")),
+            1,
+            WAIT,
+        ),
         "the output does not name the trap; output:\n{}",
         agent.output_tail(30)
     );
     assert_eq!(
-        agent.count_lines("FAILED"),
+        agent.count_events(|e| matches!(e, AgentEvent::Invoked { ok: false, .. })),
         1,
         "one failed invocation; output:\n{}",
         agent.output_tail(30)
@@ -303,7 +317,12 @@ fn refused_credentials_are_logged_counted_and_nothing_is_lost() {
 
     // Refused, and tried again: the agent keeps running.
     assert!(
-        agent.wait_line("refused the credentials", 2, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::ConnectFailed { error }
+                if error.contains("refused the credentials")),
+            2,
+            WAIT,
+        ),
         "no repeated log line about refused credentials; output:\n{}\n--- mosquitto ---\n{}",
         agent.output_tail(30),
         broker.log_tail(20)
@@ -314,7 +333,7 @@ fn refused_credentials_are_logged_counted_and_nothing_is_lost() {
     mosquitto_passwd(&["-b", passwords, "dev", "wrong"]);
     broker.reload();
     assert!(
-        agent.wait_line("sync: connected", 1, WAIT),
+        agent.wait_event(|e| matches!(e, AgentEvent::Connected), 1, WAIT),
         "the agent did not connect after the password file was fixed; output:\n{}\n--- mosquitto ---\n{}",
         agent.output_tail(30),
         broker.log_tail(20)
@@ -355,10 +374,16 @@ fn assert_delivered_all(
     assert_delivered(device, committed, sub);
 }
 
-/// Waits for `sync: drained`, stops the agent cleanly and checks the outbox on disk is empty.
+/// A failed TLS handshake with the test broker (`localhost`).
+fn tls_failed(event: &AgentEvent) -> bool {
+    matches!(event, AgentEvent::ConnectFailed { error }
+        if error.contains("TLS with the broker at localhost:"))
+}
+
+/// Waits for the outbox to drain, stops the agent cleanly and checks the outbox on disk is empty.
 fn stop_after_drain(agent: &mut Agent, data: &Path) {
     assert!(
-        agent.wait_line("sync: drained", 1, WAIT),
+        agent.wait_event(|e| matches!(e, AgentEvent::Drained), 1, WAIT),
         "never drained; output:\n{}",
         agent.output_tail(30)
     );
@@ -427,12 +452,14 @@ fn a_broker_certificate_signed_by_an_unknown_ca_is_refused_and_nothing_is_lost()
 
     let mut agent = Agent::start(OUTPOST, DEVICE, &url, &data, &args);
     assert!(
-        agent.wait_line("TLS with the broker at localhost:", 2, WAIT),
+        agent.wait_event(tls_failed, 2, WAIT),
         "no repeated TLS error; output:\n{}",
         agent.output_tail(30)
     );
     assert!(
-        agent.count_lines("UnknownIssuer") >= 1,
+        agent.count_events(|e| matches!(e, AgentEvent::ConnectFailed { error }
+            if error.contains("UnknownIssuer")))
+            >= 1,
         "the TLS error does not name the certificate problem; output:\n{}",
         agent.output_tail(30)
     );
@@ -448,7 +475,7 @@ fn a_broker_certificate_signed_by_an_unknown_ca_is_refused_and_nothing_is_lost()
     // CA file is read at every connect, so the agent connects by itself.
     let mut agent = Agent::start(OUTPOST, DEVICE, &url, &data, &args);
     assert!(
-        agent.wait_line("TLS with the broker at localhost:", 1, WAIT),
+        agent.wait_event(tls_failed, 1, WAIT),
         "no TLS error; output:\n{}",
         agent.output_tail(30)
     );
@@ -501,11 +528,13 @@ fn a_message_over_the_packet_limit_is_refused_counted_and_the_rest_still_run() {
     assert!(
         sub.wait_for(WAIT, |seen| !commands(seen, DEVICE).is_empty()),
         "the normal command was not handled ({} sessions so far); output:\n{}",
-        agent.count_lines("sync: connected"),
+        agent.count_events(|e| matches!(e, AgentEvent::Connected)),
         agent.output_tail(30)
     );
     assert!(
-        agent.count_lines("307200 bytes, over the 65536-byte limit") >= 1,
+        agent.count_events(|e| matches!(e, AgentEvent::InboundRefused { reason, .. }
+            if reason.contains("307200 bytes, over the 65536-byte limit")))
+            >= 1,
         "no log line naming the size and the limit; output:\n{}",
         agent.output_tail(30)
     );
@@ -522,7 +551,7 @@ fn a_message_over_the_packet_limit_is_refused_counted_and_the_rest_still_run() {
         },
     );
     assert!(
-        agent.count_lines("sync: connected") <= 2,
+        agent.count_events(|e| matches!(e, AgentEvent::Connected)) <= 2,
         "the agent reconnected over and over; output:\n{}",
         agent.output_tail(30)
     );

@@ -12,8 +12,8 @@
 //! 1. `beacon` 1.0.0 is installed and confirmed (not timed).
 //! 2. Each round k in `ROUNDS` publishes `beacon` k.0.0, a bundle of exactly `BUNDLE_BYTES`
 //!    (tests/guests/beacon.wat padded with a custom section), and times spawn of `fleet publish`
-//!    → the agent's `fleet: running beacon k.0.0 (health window)` line. The agent's own lines
-//!    (`fetching`, `verifying`, `update accepted`) split the device side; the proxy's
+//!    → the agent's `FleetRunning` event for k.0.0 (in its health window). The agent's own events
+//!    (`FleetFetching`, `FleetVerifying`, the `accepted` report) split the device side; the proxy's
 //!    downstream counter gives the wire bytes, and the `accepted` report on
 //!    `outpost/bench/updates` the chunk payload bytes (`bytes_received`). The round ends when the
 //!    version is confirmed (its health window passed), so rounds do not overlap.
@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use outpost::events::AgentEvent;
 use outpost_testkit::agent::Agent;
 use outpost_testkit::beacon::Beacon;
 use outpost_testkit::broker::{Broker, MOSQUITTO};
@@ -143,7 +144,7 @@ impl Setup {
         let data = dir.join(format!("device-{}", broker.port()));
         let agent = spawn_agent(&device_link.url(), &data, public);
         agent
-            .wait_line_after(0, "sync: connected", WAIT)
+            .wait_event_after(0, WAIT, |e| matches!(e, AgentEvent::Connected))
             .unwrap_or_else(|| panic!("agent did not connect:\n{}", agent.output_tail(20)));
         Setup {
             agent,
@@ -162,7 +163,7 @@ impl Setup {
         let mark = self.agent.mark();
         publish(bundle, &self.broker.url());
         self.agent
-            .wait_line_after(mark, "fleet: running beacon 1.0.0", WAIT)
+            .wait_event_after(mark, WAIT, |e| is_running(e, "1.0.0"))
             .unwrap_or_else(|| panic!("v1 did not start:\n{}", self.agent.output_tail(20)));
         wait_confirmed(&self.agent, mark, 1);
     }
@@ -219,15 +220,15 @@ struct Round {
     version: u32,
     /// `fleet publish` exited.
     publish: Duration,
-    /// `fleet: fetching` (the announcement reached the updater and its header checked out).
+    /// `FleetFetching` (the announcement reached the updater and its header checked out).
     fetching: Duration,
-    /// `fleet: verifying` (every chunk stored).
+    /// `FleetVerifying` (every chunk stored).
     verifying: Duration,
-    /// `fleet: update accepted` (verified, compiled, activated in one transaction).
+    /// The `accepted` update report (verified, compiled, activated in one transaction).
     accepted: Duration,
-    /// `fleet: running ... (health window)`: the new version's scheduler started.
+    /// `FleetRunning` in the health window: the new version's scheduler started.
     running: Duration,
-    /// Bytes the proxy forwarded broker → device from the spawn to the `running` line.
+    /// Bytes the proxy forwarded broker → device from the spawn to the `FleetRunning` event.
     downstream: u64,
     /// … and device → broker.
     upstream: u64,
@@ -250,26 +251,28 @@ fn update_round(
     let started = Instant::now();
     publish(bundle, &broker.url());
     let published = started.elapsed();
-    let running = agent.wait_line_after(
-        mark,
-        &format!("fleet: running beacon {version} (health window)"),
-        WAIT,
-    );
+    let running = agent.wait_event_after(mark, WAIT, |e| {
+        is_running(e, &version) && matches!(e, AgentEvent::FleetRunning { on_trial: true, .. })
+    });
     let (downstream, upstream) = (link.downstream_bytes() - down, link.upstream_bytes() - up);
-    let Some(running) = running else {
+    let Some((running, _)) = running else {
         panic!(
             "beacon {version} did not start; agent output:\n{}",
             agent.output_tail(30)
         );
     };
-    let at = |needle: &str| {
+    let at = |pred: &dyn Fn(&AgentEvent) -> bool| {
         agent
-            .wait_line_after(mark, needle, WAIT)
-            .map_or(Duration::ZERO, |t| t - started)
+            .wait_event_after(mark, WAIT, pred)
+            .map_or(Duration::ZERO, |(t, _)| t - started)
     };
-    let fetching = at(&format!("fleet: fetching beacon {version}"));
-    let verifying = at(&format!("fleet: verifying beacon {version}"));
-    let accepted = at(&format!("-> {version}: signature"));
+    let fetching = at(
+        &|e| matches!(e, AgentEvent::FleetFetching { app, version: v, .. } if app == "beacon" && *v == version),
+    );
+    let verifying = at(
+        &|e| matches!(e, AgentEvent::FleetVerifying { app, version: v } if app == "beacon" && *v == version),
+    );
+    let accepted = at(&|e| is_reported(e, "accepted", &version));
     let report = wait_report(reports, |r| {
         r["result"] == "accepted" && r["to_version"] == version.as_str()
     })
@@ -291,15 +294,27 @@ fn update_round(
 
 /// Waits for `beacon` `k.0.0` to pass its health window (10 invocations, ~1 s).
 fn wait_confirmed(agent: &Agent, mark: u64, k: u32) {
-    let needle = format!("-> {k}.0.0: healthy");
+    let version = format!("{k}.0.0");
     agent
-        .wait_line_after(mark, &needle, WAIT)
+        .wait_event_after(mark, WAIT, |e| is_reported(e, "confirmed", &version))
         .unwrap_or_else(|| {
             panic!(
                 "beacon {k}.0.0 was not confirmed; agent output:\n{}",
                 agent.output_tail(30)
             )
         });
+}
+
+/// Whether `event` says `beacon` `version` was started.
+fn is_running(event: &AgentEvent, version: &str) -> bool {
+    matches!(event, AgentEvent::FleetRunning { app, version: v, .. } if app == "beacon" && v == version)
+}
+
+/// Whether `event` is an update report `result` (`accepted`, `confirmed`, ...) of the update to
+/// `version` (the report line names it as `-> VERSION:`).
+fn is_reported(event: &AgentEvent, result: &str, version: &str) -> bool {
+    matches!(event, AgentEvent::UpdateReported { app, result: r, line }
+        if app == "beacon" && r == result && line.contains(&format!("-> {version}:")))
 }
 
 // ---------------------------------------------------------------------------------------------

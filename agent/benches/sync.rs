@@ -6,9 +6,9 @@
 //!    one message per event.
 //! 2. Drain: `DRAIN_EVENTS` events of 100-byte payloads committed to a data directory through the
 //!    library, then the `outpost agent` binary started on it; timed from spawn to its
-//!    `sync: drained` line (outbox empty: every row published, PUBACKed and deleted) → events/s,
+//!    `Drained` event (outbox empty: every row published, PUBACKed and deleted) → events/s,
 //!    and the ratio to (1). Messages sent are read from the agent's own retained status.
-//! 3. Agent peak RSS (`VmHWM`, read after `sync: drained`) with backlogs of `RSS_SMALL` and
+//! 3. Agent peak RSS (`VmHWM`, read after the `Drained` event) with backlogs of `RSS_SMALL` and
 //!    `DRAIN_EVENTS` events, and with an empty outbox for reference.
 //!
 //! Run with `cargo bench -p outpost --bench sync`. Needs `/usr/sbin/mosquitto`. Each trial runs
@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use outpost::config::{MqttSettings, SyncSettings};
+use outpost::events::AgentEvent;
 use outpost::runtime::OutboxEffect;
 use outpost::store::{OutboxLimits, Store};
 use outpost::sync::batch::Planner;
@@ -55,7 +56,7 @@ const TRIALS: usize = 5;
 /// The agent's status period here: short, so the count of messages it sent is read soon after
 /// the drain (one small retained publish every period; the drain is timed before it is read).
 const STATUS_EVERY: &str = "200ms";
-/// Safety nets only; every wait is for an event (a log line, an output line, a message).
+/// Safety nets only; every wait is for an event (a log line, an agent event, a message).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Targets.
@@ -230,9 +231,9 @@ fn raw_publish(port: u16, count: usize) -> RawRun {
 
 struct DrainRun {
     events: usize,
-    /// Spawn → `sync: drained`.
+    /// Spawn → `Drained`.
     elapsed: Duration,
-    /// Spawn → `sync: connected`.
+    /// Spawn → `Connected`.
     connected: Duration,
     /// Messages the agent published (its status's `sync.published`).
     messages: Option<u64>,
@@ -297,7 +298,7 @@ fn wire_bytes_per_event(template: &Template) -> usize {
     bytes / rows.len().max(1)
 }
 
-/// Copies `template` to a fresh data directory, runs the agent on it until `sync: drained`,
+/// Copies `template` to a fresh data directory, runs the agent on it until `Drained`,
 /// reads its peak RSS and the messages it sent, stops it with SIGTERM and checks the outbox is
 /// empty.
 fn drain(broker: &Broker, template: &Template, events: usize, work: &Path) -> DrainRun {
@@ -308,9 +309,10 @@ fn drain(broker: &Broker, template: &Template, events: usize, work: &Path) -> Dr
     }
     let started = Instant::now();
     let mut agent = spawn_agent(broker, data.path());
-    let connected = agent.wait_line_after(0, "sync: connected", DRAIN_TIMEOUT);
-    let drained = agent.wait_line_after(0, "sync: drained", DRAIN_TIMEOUT);
-    let (Some(connected), Some(drained)) = (connected, drained) else {
+    let connected =
+        agent.wait_event_after(0, DRAIN_TIMEOUT, |e| matches!(e, AgentEvent::Connected));
+    let drained = agent.wait_event_after(0, DRAIN_TIMEOUT, |e| matches!(e, AgentEvent::Drained));
+    let (Some((connected, _)), Some((drained, _))) = (connected, drained) else {
         panic!(
             "agent did not drain {events} events within {DRAIN_TIMEOUT:?}; output tail:\n{}",
             agent.output_tail(20)
@@ -326,10 +328,7 @@ fn drain(broker: &Broker, template: &Template, events: usize, work: &Path) -> Dr
     );
     let store = Store::open_dir(data.path()).expect("agent state opens");
     let left = store.counters().expect("counters").outbox_records;
-    assert_eq!(
-        left, 0,
-        "{left} rows left in the outbox after `sync: drained`"
-    );
+    assert_eq!(left, 0, "{left} rows left in the outbox after `Drained`");
     assert!(
         store.outbox_read(0, 1).expect("outbox reads").is_empty(),
         "outbox rows left"

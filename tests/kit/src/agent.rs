@@ -187,26 +187,6 @@ impl Agent {
             })
     }
 
-    /// Blocks until at least `n` output lines (events in their one-line form) contain `needle`,
-    /// or `timeout` passes; returns whether they did. The text fallback for what has no event.
-    pub fn wait_line(&self, needle: &str, n: usize, timeout: Duration) -> bool {
-        self.output
-            .wait_count(|line| line.text().contains(needle), n, timeout)
-    }
-
-    /// The first line at or after `mark` containing `needle` and when it was read, waiting up
-    /// to `timeout`.
-    pub fn wait_line_after(&self, mark: u64, needle: &str, timeout: Duration) -> Option<Instant> {
-        self.output
-            .wait_after(mark, timeout, |line| line.text().contains(needle))
-            .map(|found| found.at)
-    }
-
-    /// Output lines (events in their one-line form) containing `needle` so far.
-    pub fn count_lines(&self, needle: &str) -> usize {
-        self.output.count(|line| line.text().contains(needle))
-    }
-
     /// The last `n` output lines (stderr ones prefixed), for failure messages.
     pub fn output_tail(&self, n: usize) -> String {
         self.output
