@@ -134,7 +134,7 @@ fn main() {
     let hwm = |ds: &[DrainRun]| median(ds.iter().map(|d| d.hwm_kib as f64).collect()) as i64;
     let (hwm_idle, hwm_small, hwm_large) = (idle.hwm_kib, hwm(&drains_small), hwm(&drains_large));
     let growth = hwm_large - hwm_small;
-    println!("agent peak RSS (VmHWM after `sync: drained`)");
+    println!("agent peak RSS (VmHWM after the `Drained` event)");
     println!("  empty outbox         {:>9}", mib(hwm_idle));
     println!(
         "  {RSS_SMALL:>7} events       {:>9}   (runs {})",

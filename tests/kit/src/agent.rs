@@ -54,6 +54,14 @@ impl Line {
         }
     }
 
+    /// A stdout line: an event if it parses as one (`--events json`), else text.
+    pub fn from_stdout(line: String) -> Line {
+        match serde_json::from_str::<AgentEvent>(&line) {
+            Ok(event) => Line::Event(event),
+            Err(_) => Line::Stdout(line),
+        }
+    }
+
     /// The event, if this line is one.
     pub fn event(&self) -> Option<&AgentEvent> {
         match self {
@@ -112,10 +120,7 @@ impl Agent {
             format!("agent-{pid}-stdout"),
             stdout,
             output.clone(),
-            |line| match serde_json::from_str::<AgentEvent>(&line) {
-                Ok(event) => Line::Event(event),
-                Err(_) => Line::Stdout(line),
-            },
+            Line::from_stdout,
             move |log| close_last(&stdout_open, log),
         );
         read_lines(
@@ -255,4 +260,29 @@ pub fn proc_status_kib(pid: u32, name: &str) -> Option<i64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdout_lines_become_events_when_they_are_and_text_otherwise() {
+        assert_eq!(
+            Line::from_stdout(r#"{"event":"connected"}"#.into()),
+            Line::Event(AgentEvent::Connected)
+        );
+        let refused = Line::from_stdout(
+            r#"{"event":"inbound_refused","topic":"t","reason":"too big"}"#.into(),
+        );
+        assert!(matches!(
+            refused.event(),
+            Some(AgentEvent::InboundRefused { reason, .. }) if reason == "too big"
+        ));
+        assert_eq!(
+            Line::from_stdout("sync: connected".into()),
+            Line::Stdout("sync: connected".into())
+        );
+        assert_eq!(Line::Stderr("x".into()).text(), "[stderr] x");
+    }
 }

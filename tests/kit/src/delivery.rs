@@ -112,3 +112,43 @@ pub fn assert_delivered(
     check_delivery(device, committed, &arrivals)
         .unwrap_or_else(|problems| panic!("delivery of {device} is wrong:\n{problems}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrival(stream: &str, seq: u64) -> Arrival {
+        Arrival {
+            device: "d".into(),
+            stream: stream.into(),
+            seq,
+            time: 0,
+            event: serde_json::Value::Null,
+        }
+    }
+
+    fn committed(seqs: &[u64]) -> BTreeMap<String, Vec<u64>> {
+        BTreeMap::from([("s".to_string(), seqs.to_vec())])
+    }
+
+    #[test]
+    fn duplicates_pass_and_are_counted() {
+        let arrivals = [arrival("s", 1), arrival("s", 2), arrival("s", 1)];
+        let delivery = check_delivery("d", &committed(&[1, 2]), &arrivals).expect("delivered");
+        assert_eq!((delivery.arrivals, delivery.duplicates), (3, 1));
+    }
+
+    #[test]
+    fn missing_reordered_and_unknown_events_fail() {
+        let missing = check_delivery("d", &committed(&[1, 2]), &[arrival("s", 1)]);
+        assert!(missing.is_err_and(|p| p.contains("never arrived")));
+        let reordered = check_delivery(
+            "d",
+            &committed(&[1, 2]),
+            &[arrival("s", 2), arrival("s", 1)],
+        );
+        assert!(reordered.is_err_and(|p| p.contains("first arrived after")));
+        let unknown = check_delivery("d", &committed(&[1]), &[arrival("s", 1), arrival("s", 9)]);
+        assert!(unknown.is_err_and(|p| p.contains("never committed")));
+    }
+}

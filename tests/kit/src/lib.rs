@@ -7,6 +7,7 @@
 //! - [`guests`]: guest modules, built from `bundles/` or compiled from `tests/guests/*.wat`.
 //! - [`app`]: an app started in-process on a manual clock, and the events it committed.
 //! - [`log`]: lines of a child process, kept and waited for (shared by the broker and the agent).
+//! - [`mosquitto`]: the mosquitto binary, free ports and the broker configurations.
 //! - [`broker`]: a real mosquitto on a free loopback port (plain, TLS/password listeners, tuned).
 //! - [`proxy`]: a loopback TCP proxy that cuts the link on demand and counts bytes.
 //! - [`seen`]: what an independent subscriber recorded (events, statuses, other messages).
@@ -33,6 +34,7 @@ pub mod delivery;
 pub mod fleet;
 pub mod guests;
 pub mod log;
+pub mod mosquitto;
 pub mod prefill;
 pub mod proxy;
 pub mod seen;

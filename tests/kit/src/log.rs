@@ -194,3 +194,39 @@ where
         })
         .expect("reader thread")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiter_wakes_on_the_matching_push_and_positions_survive_dropping() {
+        let log = Arc::new(Log::new(2));
+        let pusher = log.clone();
+        let thread = std::thread::spawn(move || {
+            for n in 0..5 {
+                pusher.push(n);
+            }
+        });
+        let found = log
+            .wait_after(0, Duration::from_secs(10), |n| *n == 4)
+            .expect("4 arrives");
+        thread.join().expect("pusher");
+        assert_eq!((found.index, found.item), (4, 4));
+        assert_eq!(log.items(), vec![3, 4], "only the last two are kept");
+        assert_eq!(log.mark(), 5);
+    }
+
+    #[test]
+    fn a_closed_log_ends_waits_at_once() {
+        let log: Log<u32> = Log::new(10);
+        log.push(1);
+        log.close();
+        assert!(
+            log.wait_after(0, Duration::from_secs(60), |n| *n == 2)
+                .is_none()
+        );
+        assert!(!log.wait_count(|n| *n == 1, 2, Duration::from_secs(60)));
+        assert!(log.wait_count(|n| *n == 1, 1, Duration::from_secs(60)));
+    }
+}
