@@ -60,7 +60,7 @@ impl MemoryBroker {
     /// queued, an `Error` ([`SessionEnded`](crate::mqtt::TransportError::SessionEnded)),
     /// `Disconnected`, then only [`Closed`](crate::mqtt::TransportError::Closed) errors; its
     /// client's calls fail with `Closed`; its pending publishes become
-    /// [`AckState::Forgotten`] and its unacknowledged received messages are forgotten.
+    /// [`AckState::Forgotten`](super::AckState::Forgotten) and its unacknowledged received messages are forgotten.
     /// Returns whether a session was open.
     pub fn cut(&self) -> bool {
         self.shared.update(|state| {

@@ -5,9 +5,9 @@
 //! and keeps the broker to drive and observe it:
 //!
 //! ```
-//! # use outpost_hal::mqtt::{Client, Connection, Event, EventPayload, Publish, QoS, Transport};
-//! # use outpost_hal::mqtt::memory::{AckState, MemoryBroker};
-//! # async fn demo() {
+//! # use outpost_hal::mqtt::{Connection, Event, EventPayload, Publish, QoS, Transport};
+//! # use outpost_hal::mqtt::memory::MemoryBroker;
+//! # tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(async {
 //! let broker = MemoryBroker::new();
 //! let mut transport = broker.transport();
 //! let (mut client, mut connection) = transport.connect().await.expect("connects");
@@ -17,7 +17,7 @@
 //! let event = connection.next().await.expect("event"); // Published(id)
 //! assert!(matches!(event.payload(), EventPayload::Published(acked) if acked == id));
 //! broker.cut(); // the connection yields Error, Disconnected, then only errors
-//! # }
+//! # });
 //! ```
 //!
 //! # What it simulates

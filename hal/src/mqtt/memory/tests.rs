@@ -585,3 +585,18 @@ async fn waiting_wakes_on_changes_made_elsewhere() {
     drop(session);
     broker.wait_disconnected().await;
 }
+
+#[tokio::test]
+async fn halves_and_their_futures_can_move_between_threads() {
+    fn send<T: Send>(_: &T) {}
+    let broker = MemoryBroker::new();
+    let mut transport = broker.transport();
+    send(&transport.connect());
+    let (mut client, mut connection) = connect(&broker).await;
+    send(&client.publish("t", QoS::AtLeastOnce, false, b""));
+    send(&client.subscribe("t", QoS::AtLeastOnce));
+    send(&client.ack(1));
+    send(&connection.next());
+    send(&broker.wait_published(1));
+    send(&(transport, client, connection, broker));
+}
