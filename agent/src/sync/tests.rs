@@ -222,7 +222,7 @@ async fn with_every_puback_the_outbox_drains_and_drained_is_said() {
     // A commit after the quiet spell goes out at once.
     rig.commit("late").await;
     let published = wait_events(&rig.broker, 1, 6).await;
-    assert_eq!(published.iter().filter_map(seq).last(), Some(6));
+    assert_eq!(published.iter().rev().find_map(seq), Some(6));
     rig.event(|e| *e == AgentEvent::Drained).await;
     rig.stop().await;
 }
