@@ -7,6 +7,7 @@
 //! state (environment variables, the working directory); brokers take free ports, temporary
 //! directories are per test. Filter by module: `cargo test -p outpost --test e2e sync::`.
 
+mod campaign;
 mod cli;
 mod crash;
 mod examples;

@@ -311,10 +311,10 @@ fn is_running(event: &AgentEvent, version: &str) -> bool {
 }
 
 /// Whether `event` is an update report `result` (`accepted`, `confirmed`, ...) of the update to
-/// `version` (the report line names it as `-> VERSION:`).
+/// `version`.
 fn is_reported(event: &AgentEvent, result: &str, version: &str) -> bool {
-    matches!(event, AgentEvent::UpdateReported { app, result: r, line }
-        if app == "beacon" && r == result && line.contains(&format!("-> {version}:")))
+    matches!(event, AgentEvent::UpdateReported { app, result: r, to_version: Some(v), .. }
+        if app == "beacon" && r == result && v == version)
 }
 
 // ---------------------------------------------------------------------------------------------
