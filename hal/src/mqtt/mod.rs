@@ -34,7 +34,7 @@ mod config;
 mod error;
 mod rumqttc;
 
-pub use self::config::{BrokerUrl, LastWill, MqttConfig, Scheme};
+pub use self::config::{BrokerUrl, LastWill, MqttConfig, Protocol, Scheme};
 pub use self::error::TransportError;
 pub use self::rumqttc::{OwnedEvent, RumqttcClient, RumqttcConnection, RumqttcTransport};
 pub use embedded_svc::mqtt::client::asynch::{
