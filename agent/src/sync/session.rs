@@ -105,7 +105,7 @@ impl<'a, T: Transport> Session<'a, T> {
                         EventPayload::Error(error) => Ev::Problem(format!("{error:?}")),
                         _ => continue,
                     },
-                    Err(error) => Ev::Ended(format!("{error:?}")),
+                    Err(error) => Ev::Ended(error.to_string()),
                 };
                 let last = matches!(ev, Ev::Ended(_));
                 if tx.send(ev).is_err() || last {
