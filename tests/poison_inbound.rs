@@ -1,0 +1,237 @@
+//! Issue 10, item 2: no inbound message ends a session. A device with a 2 MiB message waiting
+//! on each topic it subscribes to (an `mqtt` trigger's and the fleet announcements', retained
+//! and queued in its persistent session) stays online, keeps delivering events, handles the
+//! commands queued behind the poison, and counts every refusal persistently; under MQTT 5 (and
+//! then a message over its Maximum Packet Size too, which the broker drops) and under 3.1.1.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::broker::Broker;
+use common::mqtt::{Agent, Seen, Subscriber};
+
+const DEVICE: &str = "pi-poison";
+const WAIT: Duration = Duration::from_secs(30);
+/// The poison: larger than anything a route takes (inbox 64 KiB, fleet 1 MiB).
+const BIG: usize = 2 << 20;
+/// Over the agent's default `max_incoming_packet_bytes` (4 MiB).
+const HUGE: usize = 5 << 20;
+
+fn mosquitto_pub(broker: &Broker, topic: &str, retain: bool, payload: Payload<'_>) {
+    let mut command = Command::new("mosquitto_pub");
+    command
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port().to_string(),
+            "-q",
+            "1",
+        ])
+        .args(["-t", topic]);
+    if retain {
+        command.arg("-r");
+    }
+    match payload {
+        Payload::Text(text) => command.args(["-m", text]),
+        Payload::File(path) => command.arg("-f").arg(path),
+    };
+    let status = command.status().expect("mosquitto_pub runs");
+    assert!(status.success(), "mosquitto_pub to {topic}");
+}
+
+enum Payload<'a> {
+    Text(&'a str),
+    File(&'a Path),
+}
+
+/// An app with a command handler on `cmd/DEVICE/#` and a beacon emitting every 100 ms.
+fn write_app(dir: &Path) {
+    let manifest = format!(
+        r#"manifest_version = 1
+[app]
+name = "poisoned"
+version = "1.0.0"
+[variables]
+mode = "beat"
+[[component]]
+id = "commands"
+source = "{}"
+grants = {{ kv = ["cmds"], streams = ["cmd"] }}
+[[component.trigger]]
+name = "on-command"
+mqtt = "cmd/{DEVICE}/#"
+[[component]]
+id = "beacon"
+source = "{}"
+grants = {{ streams = ["beat"], config = ["mode"] }}
+[[component.trigger]]
+name = "tick"
+interval = "100ms"
+"#,
+        common::wat_guest(dir, "slow_command").display(),
+        common::wat_guest(dir, "beacon").display(),
+    );
+    std::fs::write(dir.join("outpost.toml"), manifest).expect("manifest");
+}
+
+fn commands(seen: &Seen) -> Vec<String> {
+    seen.events_of(DEVICE)
+        .filter(|a| a.stream == "cmd")
+        .map(|a| a.event["data"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn beats(seen: &Seen) -> usize {
+    seen.events_of(DEVICE)
+        .filter(|a| a.stream == "beat")
+        .count()
+}
+
+fn poison_every_topic(protocol: &str) {
+    let broker = Broker::start();
+    let subscriber = Subscriber::start(broker.port());
+    let app = tempfile::tempdir().expect("temp dir");
+    write_app(app.path());
+    let data = app.path().join("data");
+    let app_arg = app.path().to_str().expect("utf-8 path").to_string();
+    let extra = [
+        "--app",
+        app_arg.as_str(),
+        "--group",
+        "north",
+        "--mqtt-protocol",
+        protocol,
+    ];
+    let announcements = "outpost/fleet/north/apps/+".to_string();
+    // mosquitto logs the protocol of each client: p5 is MQTT 5, p2 is 3.1.1.
+    let client_mark = if protocol == "5" { "(p5," } else { "(p2," };
+
+    // First run: the persistent session and both subscriptions come into being.
+    let mark = broker.log_mark();
+    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &extra);
+    for filter in [format!("cmd/{DEVICE}/#"), announcements.clone()] {
+        broker
+            .wait_log_after(mark, WAIT, |line| line.contains(&filter))
+            .unwrap_or_else(|| panic!("the agent subscribed to {filter}"));
+    }
+    let connected = broker
+        .wait_log_after(mark, WAIT, |line| line.contains(&format!("as {DEVICE} (")))
+        .expect("the agent connected");
+    assert!(
+        connected.contains(client_mark),
+        "MQTT {protocol} expected: {connected}"
+    );
+    agent.terminate();
+
+    // While it is away: 2 MiB on every topic, retained and queued, then a good command.
+    let big = app.path().join("big.bin");
+    std::fs::write(&big, vec![b'x'; BIG]).expect("write poison");
+    let cmd = format!("cmd/{DEVICE}/run");
+    mosquitto_pub(&broker, &cmd, true, Payload::File(&big));
+    mosquitto_pub(&broker, &cmd, false, Payload::File(&big));
+    mosquitto_pub(
+        &broker,
+        "outpost/fleet/north/apps/pump",
+        true,
+        Payload::File(&big),
+    );
+    mosquitto_pub(
+        &broker,
+        "outpost/fleet/north/apps/valve",
+        false,
+        Payload::File(&big),
+    );
+    if protocol == "5" {
+        // Over our Maximum Packet Size: the broker must drop it rather than send it.
+        let huge = app.path().join("huge.bin");
+        std::fs::write(&huge, vec![b'y'; HUGE]).expect("write huge poison");
+        mosquitto_pub(&broker, &cmd, false, Payload::File(&huge));
+    }
+    mosquitto_pub(&broker, &cmd, false, Payload::Text("after-poison"));
+
+    // Second run: everything queued arrives; the poison is refused, the rest handled.
+    let mark = broker.log_mark();
+    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &extra);
+    assert!(
+        subscriber.wait_for(WAIT, |seen| commands(seen).contains(&"after-poison".into())),
+        "the command queued behind the poison was handled; agent output:\n{}",
+        agent.output_tail(40)
+    );
+    mosquitto_pub(&broker, &cmd, false, Payload::Text("while-up"));
+    assert!(
+        subscriber.wait_for(WAIT, |seen| commands(seen).contains(&"while-up".into())),
+        "a new command was handled; agent output:\n{}",
+        agent.output_tail(40)
+    );
+    let beats_now = subscriber.with(beats);
+    assert!(
+        subscriber.wait_for(WAIT, |seen| beats(seen) >= beats_now + 10),
+        "events keep flowing"
+    );
+    // Refusals are reported as they happen, and counted: 2 on the trigger's topic and 2 on
+    // the fleet's (the retained ones again on each subscribe, so at least 4).
+    assert!(
+        agent.wait_line("refused a message on", 4, WAIT),
+        "four refusals reported; agent output:\n{}",
+        agent.output_tail(40)
+    );
+    let status = status_with(&subscriber, |s| {
+        s["sync"]["inbound_rejected"].as_u64() >= Some(4)
+    });
+    assert_eq!(status["online"], true, "{status}");
+    assert_eq!(
+        status["sync"]["connects"], 1,
+        "one session all along: no message ended it; {status}"
+    );
+    assert_eq!(
+        agent.count_lines("disconnected"),
+        0,
+        "{}",
+        agent.output_tail(40)
+    );
+    let refused = status["sync"]["inbound_rejected"].as_u64().unwrap_or(0);
+    agent.terminate();
+
+    // Third run: the count survived; the device is online at once.
+    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &extra);
+    let status = status_with(&subscriber, |s| {
+        s["online"] == true && s["sync"]["connects"] == 1
+    });
+    assert!(
+        status["sync"]["inbound_rejected"].as_u64() >= Some(refused),
+        "the refusal count is persistent: {status}"
+    );
+    mosquitto_pub(&broker, &cmd, false, Payload::Text("third-run"));
+    assert!(
+        subscriber.wait_for(WAIT, |seen| commands(seen).contains(&"third-run".into())),
+        "handled in the third run; agent output:\n{}",
+        agent.output_tail(40)
+    );
+    agent.terminate();
+}
+
+/// The device's latest status, once one satisfies `ok` (one comes every second).
+fn status_with(
+    subscriber: &Subscriber,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let matched = subscriber.wait_for(WAIT, |seen| seen.status(DEVICE).is_some_and(&ok));
+    let status = subscriber.with(|seen| seen.status(DEVICE).cloned());
+    let status = status.expect("a status");
+    assert!(matched, "status never matched: {status}");
+    status
+}
+
+#[test]
+fn mqtt5_poison_on_every_topic_never_ends_the_session() {
+    poison_every_topic("5");
+}
+
+#[test]
+fn mqtt311_poison_on_every_topic_never_ends_the_session() {
+    poison_every_topic("3.1.1");
+}
