@@ -69,7 +69,7 @@ impl Loop {
                 .poll()
                 .await
                 .map(from_v5_event)
-                .map_err(|e| e.to_string()),
+                .map_err(|e| super::v5::describe(&e)),
         }
     }
 }

@@ -77,10 +77,12 @@ pub(super) async fn connect(
         }
         Ok(Err(error)) => return Err(classify(broker, config, error)),
         Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => ack,
-        Ok(Ok(other)) => {
-            return Err(V5Failure::Failed(TransportError::Protocol(format!(
-                "expected CONNACK, got {other:?}"
-            ))));
+        // No `{:?}` of MQTT 5 packets anywhere: their Debug code is large, and the device binary
+        // has a size budget.
+        Ok(Ok(_)) => {
+            return Err(V5Failure::Failed(TransportError::Protocol(
+                "expected CONNACK, got another packet".to_owned(),
+            )));
         }
     };
     let broker_max_packet = connack
@@ -121,8 +123,8 @@ fn classify(broker: &str, config: &MqttConfig, error: ConnectionError) -> V5Fail
         ConnectionError::MqttState(StateError::Deserialization(error)) => {
             not_spoken(true, format!("its CONNACK is not MQTT 5: {error}"))
         }
-        ConnectionError::NotConnAck(packet) => {
-            not_spoken(false, format!("answered CONNECT with {packet:?}"))
+        ConnectionError::NotConnAck(_) => {
+            not_spoken(false, "it answered CONNECT with another packet".to_owned())
         }
         // It hung up on our CONNECT, as many 3.1.1 brokers do.
         ConnectionError::MqttState(StateError::ConnectionAborted) => {
@@ -154,6 +156,22 @@ fn classify(broker: &str, config: &MqttConfig, error: ConnectionError) -> V5Fail
             broker: broker.to_owned(),
             after: config.connect_timeout,
         }),
-        other => failed(TransportError::Protocol(other.to_string())),
+        ConnectionError::MqttState(error) => failed(TransportError::Protocol(error.to_string())),
+        ConnectionError::RequestsDone => failed(TransportError::Closed),
+    }
+}
+
+/// Why an established MQTT 5 session ended, in words. Written out rather than through
+/// `ConnectionError`'s `Display`, whose `NotConnAck` arm would pull the `Debug` code of every
+/// MQTT 5 packet into the binary.
+pub(super) fn describe(error: &ConnectionError) -> String {
+    match error {
+        ConnectionError::MqttState(error) => error.to_string(),
+        ConnectionError::Timeout(_) => "timed out".to_owned(),
+        ConnectionError::Tls(error) => format!("TLS: {error}"),
+        ConnectionError::Io(error) => format!("I/O: {error}"),
+        ConnectionError::ConnectionRefused(code) => format!("connection refused: {code:?}"),
+        ConnectionError::NotConnAck(_) => "expected CONNACK, got another packet".to_owned(),
+        ConnectionError::RequestsDone => "the client was dropped".to_owned(),
     }
 }
