@@ -2,10 +2,13 @@
 //! on each topic it subscribes to (an `mqtt` trigger's and the fleet announcements', retained
 //! and queued in its persistent session) stays online, keeps delivering events, handles the
 //! commands queued behind the poison, and counts every refusal persistently; under MQTT 5 (and
-//! then a message over its Maximum Packet Size too, which the broker drops) and under 3.1.1.
+//! then a message over its Maximum Packet Size too, which the broker drops) and under 3.1.1. A
+//! device whose broker refuses MQTT 5 speaks 3.1.1 by itself and says so.
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -234,4 +237,120 @@ fn mqtt5_poison_on_every_topic_never_ends_the_session() {
 #[test]
 fn mqtt311_poison_on_every_topic_never_ends_the_session() {
     poison_every_topic("3.1.1");
+}
+
+/// A broker that speaks only MQTT 3.1.1 in front of the real one: an MQTT 5 CONNECT is read
+/// whole and answered as a 3.1.1 broker does (CONNACK 0x01, "unacceptable protocol version",
+/// then close); any other connection is forwarded. Returns its port.
+fn mqtt311_only(target: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind gate");
+    let port = listener.local_addr().expect("gate address").port();
+    std::thread::spawn(move || {
+        for inbound in listener.incoming() {
+            let Ok(inbound) = inbound else { return };
+            std::thread::spawn(move || gate(inbound, target));
+        }
+    });
+    port
+}
+
+fn gate(mut inbound: TcpStream, target: u16) {
+    // Fixed header byte, remaining length (1 to 4 bytes), then "\0\x04MQTT" and the level.
+    let mut head = vec![0u8; 1];
+    if inbound.read_exact(&mut head).is_err() {
+        return;
+    }
+    let mut remaining = 0usize;
+    for shift in (0..4).map(|i| 7 * i) {
+        let mut byte = [0u8; 1];
+        if inbound.read_exact(&mut byte).is_err() {
+            return;
+        }
+        head.push(byte[0]);
+        remaining |= usize::from(byte[0] & 0x7f) << shift;
+        if byte[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut body = vec![0u8; remaining];
+    if remaining < 7 || inbound.read_exact(&mut body).is_err() {
+        return;
+    }
+    if body[6] == 5 {
+        let _ = inbound.write_all(&[0x20, 0x02, 0x00, 0x01]);
+        let _ = inbound.shutdown(Shutdown::Write);
+        let _ = inbound.read_to_end(&mut body);
+        return;
+    }
+    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)) else {
+        return;
+    };
+    head.extend_from_slice(&body);
+    if outbound.write_all(&head).is_err() {
+        return;
+    }
+    let pipe = |mut from: TcpStream, mut to: TcpStream| {
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 16 * 1024];
+            while let Ok(n @ 1..) = from.read(&mut buffer) {
+                if to.write_all(&buffer[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(Shutdown::Both);
+        });
+    };
+    let (Ok(inbound_copy), Ok(outbound_copy)) = (inbound.try_clone(), outbound.try_clone()) else {
+        return;
+    };
+    pipe(inbound_copy, outbound);
+    pipe(outbound_copy, inbound);
+}
+
+#[test]
+fn a_broker_that_refuses_mqtt5_gets_a_311_device_that_says_so_and_refuses_poison() {
+    let broker = Broker::start();
+    let subscriber = Subscriber::start(broker.port());
+    let gate = mqtt311_only(broker.port());
+    let app = tempfile::tempdir().expect("temp dir");
+    write_app(app.path());
+    let data = app.path().join("data");
+    let app_arg = app.path().to_str().expect("utf-8 path").to_string();
+    let url = format!("mqtt://127.0.0.1:{gate}");
+    let mark = broker.log_mark();
+    let mut agent = Agent::start(DEVICE, &url, &data, &["--app", app_arg.as_str()]);
+    assert!(
+        agent.wait_line("refused MQTT 5", 1, WAIT),
+        "the fallback is reported; agent output:\n{}\nbroker log:\n{}",
+        agent.output_tail(20),
+        broker.log_tail(20)
+    );
+    let connected = broker
+        .wait_log_after(mark, WAIT, |line| line.contains(&format!("as {DEVICE} (")))
+        .expect("the agent connected");
+    assert!(
+        connected.contains("(p2,"),
+        "MQTT 3.1.1 expected: {connected}"
+    );
+    broker
+        .wait_log_after(mark, WAIT, |line| line.contains(&format!("cmd/{DEVICE}/#")))
+        .expect("the agent subscribed");
+
+    // The 3.1.1 session reads a 2 MiB command, refuses it, and carries on.
+    let big = app.path().join("big.bin");
+    std::fs::write(&big, vec![b'x'; BIG]).expect("write poison");
+    let cmd = format!("cmd/{DEVICE}/run");
+    mosquitto_pub(&broker, &cmd, false, Payload::File(&big));
+    mosquitto_pub(&broker, &cmd, false, Payload::Text("after-poison"));
+    assert!(
+        subscriber.wait_for(WAIT, |seen| commands(seen).contains(&"after-poison".into())),
+        "handled after the poison; agent output:\n{}",
+        agent.output_tail(40)
+    );
+    let status = status_with(&subscriber, |s| {
+        s["sync"]["inbound_rejected"].as_u64() >= Some(1)
+    });
+    assert_eq!(status["online"], true, "{status}");
+    assert_eq!(status["sync"]["connects"], 1, "{status}");
+    agent.terminate();
 }

@@ -114,14 +114,9 @@ pub enum TransportError {
         reason: String,
     },
     /// The broker did not take an MQTT 5 CONNECT, so this session speaks MQTT 3.1.1. Reported
-    /// as an `Error` event right after `Connected`, so the caller can say so.
-    #[error(
-        "the broker at {broker} refused MQTT 5 ({reason}); this session uses MQTT 3.1.1, where a message over max_incoming_packet_bytes ends the session"
-    )]
-    FellBackToV311 {
-        /// `host:port`.
-        broker: String,
-        /// How it refused.
-        reason: String,
-    },
+    /// as an `Error` event right after `Connected`, so the caller can say so. One sentence
+    /// (`the broker at HOST:PORT refused MQTT 5 (HOW); ...`), so even its `Debug` form, all a
+    /// caller generic over embedded-svc's events can print, reads well.
+    #[error("{0}")]
+    FellBackToV311(String),
 }

@@ -148,10 +148,12 @@ impl Transport for RumqttcTransport {
             }
         };
         let (sender, eventloop, connected) = v4::connect(&self.config, &self.broker()).await?;
-        let notice = TransportError::FellBackToV311 {
-            broker: self.broker(),
-            reason,
-        };
+        let notice = TransportError::FellBackToV311(format!(
+            "the broker at {} refused MQTT 5 ({reason}); this session speaks MQTT 3.1.1, where a \
+             message over max_incoming_packet_bytes ({} bytes) ends the session",
+            self.broker(),
+            self.config.max_incoming_packet_bytes
+        ));
         Ok(self.session(
             Sender::V4(sender),
             Loop::V4(Box::new(eventloop)),

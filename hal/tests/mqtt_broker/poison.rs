@@ -193,7 +193,7 @@ async fn a_broker_that_refuses_mqtt5_gets_mqtt311_and_the_session_says_so() {
     assert_eq!(session.next().await.0, Ev::Connected(false));
     let (notice, _) = session.next().await;
     assert!(
-        matches!(&notice, Ev::Other(text) if text.contains("FellBackToV311")),
+        matches!(&notice, Ev::Other(text) if text.contains("FellBackToV311(\"the broker at") && text.contains("refused MQTT 5")),
         "{notice:?}"
     );
     assert_eq!(session.client.protocol(), Protocol::V311);
@@ -226,5 +226,7 @@ async fn a_broker_that_refuses_mqtt5_gets_mqtt311_and_the_session_says_so() {
     let (client, connection) = transport.connect().await.expect("connect again");
     let mut session = Session::drive(client, connection);
     assert_eq!(session.next().await.0, Ev::Connected(false));
-    assert!(matches!(session.next().await.0, Ev::Other(text) if text.contains("FellBackToV311")));
+    assert!(
+        matches!(session.next().await.0, Ev::Other(text) if text.contains("FellBackToV311(\"the broker at") && text.contains("refused MQTT 5"))
+    );
 }
