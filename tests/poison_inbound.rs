@@ -196,6 +196,13 @@ fn poison_every_topic(protocol: &str) {
         "{}",
         agent.output_tail(40)
     );
+    if protocol == "5" {
+        broker
+            .wait_log_after(mark, WAIT, |line| {
+                line.contains("Dropping too large outgoing PUBLISH")
+            })
+            .expect("the broker dropped the message over our Maximum Packet Size");
+    }
     let refused = status["sync"]["inbound_rejected"].as_u64().unwrap_or(0);
     agent.terminate();
 

@@ -249,15 +249,15 @@ fn default_max_incoming_packet() -> usize {
 fn protocol<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Protocol, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Text {
+    enum Given {
         Text(String),
         Integer(i64),
         Float(f64),
     }
-    let text = match Text::deserialize(deserializer)? {
-        Text::Text(text) => text,
-        Text::Integer(number) => number.to_string(),
-        Text::Float(number) => number.to_string(),
+    let text = match Given::deserialize(deserializer)? {
+        Given::Text(text) => text,
+        Given::Integer(number) => number.to_string(),
+        Given::Float(number) => number.to_string(),
     };
     text.parse().map_err(serde::de::Error::custom)
 }
