@@ -153,9 +153,9 @@ pub struct MqttSettings {
     /// Largest MQTT packet sent.
     #[serde(default = "default_max_packet")]
     pub max_packet_bytes: usize,
-    /// Largest MQTT packet taken in (default 4 MiB). A message up to this size is read whole,
-    /// and refused, acknowledged and counted if no route takes it (the inbox refuses anything
-    /// over the ABI's 64 KiB payload limit). MQTT 5 tells the broker, which drops anything
+    /// Largest MQTT packet taken in (default 4 MiB; never less than `max_packet_bytes`). A
+    /// message up to this size is read whole, and refused, acknowledged and counted if no route
+    /// takes it (the inbox refuses anything over the ABI's 64 KiB payload limit). MQTT 5 tells the broker, which drops anything
     /// larger for this device; with MQTT 3.1.1 anything larger ends the session, so keep the
     /// broker's `message_size_limit` below it.
     #[serde(default = "default_max_incoming_packet")]
@@ -407,12 +407,10 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
     if config.mqtt.max_packet_bytes < 1024 {
         return Err("max_packet_bytes must be at least 1024".into());
     }
-    if config.mqtt.max_incoming_packet_bytes < config.mqtt.max_packet_bytes
-        || u32::try_from(config.mqtt.max_incoming_packet_bytes).is_err()
-    {
-        return Err(
-            "max_incoming_packet_bytes must be at least max_packet_bytes and under 4 GiB".into(),
-        );
+    // The transport takes the larger of the two as its incoming limit, so a large
+    // max_packet_bytes alone never makes a configuration invalid.
+    if u32::try_from(config.mqtt.max_incoming_packet_bytes).is_err() {
+        return Err("max_incoming_packet_bytes must be under 4 GiB".into());
     }
     if config.mqtt.protocol == Protocol::V5 && config.mqtt.keepalive < Duration::from_secs(5) {
         return Err("with protocol = \"5\", keepalive must be at least 5s".into());
