@@ -121,45 +121,34 @@ impl Transport for RumqttcTransport {
     type Error = TransportError;
 
     async fn connect(&mut self) -> Result<(RumqttcClient, RumqttcConnection), TransportError> {
-        if self.protocol() == Protocol::V311 {
-            let (sender, eventloop, connected) = v4::connect(&self.config, &self.broker()).await?;
-            return Ok(self.session(
-                Sender::V4(sender),
-                Loop::V4(Box::new(eventloop)),
-                connected,
-                None,
-            ));
-        }
-        let reason = match v5::connect(&self.config, &self.broker()).await {
-            Ok((sender, eventloop, connected)) => {
-                return Ok(self.session(
-                    Sender::V5(sender),
-                    Loop::V5(Box::new(eventloop)),
-                    connected,
-                    None,
-                ));
-            }
-            Err(V5Failure::Failed(error)) => return Err(error),
-            Err(V5Failure::NotSpoken { reason, sticky }) => {
-                if sticky {
-                    self.v5_refused = Some(reason.clone());
+        let mut refused = None;
+        if self.protocol() == Protocol::V5 {
+            match v5::connect(&self.config, &self.broker()).await {
+                Ok((sender, eventloop, connected)) => {
+                    let eventloop = Loop::V5(Box::new(eventloop));
+                    return Ok(self.session(Sender::V5(sender), eventloop, connected, None));
                 }
-                reason
+                Err(V5Failure::Failed(error)) => return Err(error),
+                Err(V5Failure::NotSpoken { reason, sticky }) => {
+                    if sticky {
+                        self.v5_refused = Some(reason.clone());
+                    }
+                    refused = Some(reason);
+                }
             }
-        };
+        }
+        // One 3.1.1 path, configured or as the fallback.
         let (sender, eventloop, connected) = v4::connect(&self.config, &self.broker()).await?;
-        let notice = TransportError::FellBackToV311(format!(
-            "the broker at {} refused MQTT 5 ({reason}); this session speaks MQTT 3.1.1, where a \
-             message over max_incoming_packet_bytes ({} bytes) ends the session",
-            self.broker(),
-            self.config.max_incoming_packet_bytes
-        ));
-        Ok(self.session(
-            Sender::V4(sender),
-            Loop::V4(Box::new(eventloop)),
-            connected,
-            Some(notice),
-        ))
+        let notice = refused.map(|reason| {
+            TransportError::FellBackToV311(format!(
+                "the broker at {} refused MQTT 5 ({reason}); this session speaks MQTT 3.1.1, where \
+                 a message over max_incoming_packet_bytes ({} bytes) ends the session",
+                self.broker(),
+                self.config.max_incoming_packet_bytes
+            ))
+        });
+        let eventloop = Loop::V4(Box::new(eventloop));
+        Ok(self.session(Sender::V4(sender), eventloop, connected, notice))
     }
 }
 
