@@ -15,6 +15,7 @@ mod fleet;
 mod isolation;
 mod mqtt_triggers;
 mod packaging;
+mod poison_inbound;
 mod scheduling;
 mod sync;
 mod sync_faults;

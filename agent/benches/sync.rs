@@ -11,7 +11,8 @@
 //! 3. Agent peak RSS (`VmHWM`, read after the `Drained` event) with backlogs of `RSS_SMALL` and
 //!    `DRAIN_EVENTS` events, and with an empty outbox for reference.
 //!
-//! Run with `cargo bench -p outpost --bench sync`. Needs `/usr/sbin/mosquitto`. Each trial runs
+//! Run with `cargo bench -p outpost --bench sync`. Needs `/usr/sbin/mosquitto`. The agent speaks
+//! its default protocol (MQTT 5); `OUTPOST_BENCH_MQTT_PROTOCOL=3.1.1` passes `--mqtt-protocol`. Each trial runs
 //! (1), then the small and the large drain, so machine noise hits all alike; medians are shown.
 //! Figures are wall-clock on a shared machine: compare ratios, not absolute values, across runs.
 
@@ -63,13 +64,22 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 const TARGET_DRAIN_RATIO: f64 = 1.0;
 const TARGET_RSS_GROWTH_KIB: i64 = 2 * 1024;
 
+/// `--mqtt-protocol P` if `OUTPOST_BENCH_MQTT_PROTOCOL` is set.
+fn protocol_args() -> Vec<String> {
+    match std::env::var("OUTPOST_BENCH_MQTT_PROTOCOL") {
+        Ok(protocol) => vec!["--mqtt-protocol".into(), protocol],
+        Err(_) => Vec::new(),
+    }
+}
+
 fn main() {
     println!(
-        "outpost sync benchmark ({} cores, {}, mosquitto {}, load average {})",
+        "outpost sync benchmark ({} cores, {}, mosquitto {}, load average {}, agent MQTT {})",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpu_model(),
         mosquitto_version(),
-        load_average()
+        load_average(),
+        std::env::var("OUTPOST_BENCH_MQTT_PROTOCOL").unwrap_or_else(|_| "5 (default)".into()),
     );
     let broker = Broker::start_tuned();
     let work = tempfile::tempdir().expect("temp dir");
@@ -358,19 +368,21 @@ fn published_count(port: u16, events: usize) -> Option<u64> {
 /// `outpost agent` for `DEVICE` on `broker` with state in `data`, reporting status every
 /// `STATUS_EVERY`.
 fn spawn_agent(broker: &Broker, data: &Path) -> Agent {
-    Agent::spawn(
-        OUTPOST,
-        &[
-            "--device-id",
-            DEVICE,
-            "--broker",
-            &broker.url(),
-            "--data",
-            s(data),
-            "--status-every",
-            STATUS_EVERY,
-        ],
-    )
+    let mut args: Vec<String> = [
+        "--device-id",
+        DEVICE,
+        "--broker",
+        &broker.url(),
+        "--data",
+        s(data),
+        "--status-every",
+        STATUS_EVERY,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(protocol_args());
+    Agent::spawn(OUTPOST, &args)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use outpost_hal::mqtt::Protocol;
+use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
 use crate::store::{FullPolicy, OutboxLimits};
@@ -149,10 +150,23 @@ pub struct MqttSettings {
     /// Topic prefix: events go to `{prefix}/{device}/events/{stream}`.
     #[serde(default = "default_prefix")]
     pub topic_prefix: String,
-    /// Largest MQTT packet sent. Inbound packets are read up to 1 MiB, and messages over the
-    /// ABI's 64 KiB payload limit are refused, acknowledged and counted.
+    /// Largest MQTT packet sent.
     #[serde(default = "default_max_packet")]
     pub max_packet_bytes: usize,
+    /// Largest MQTT packet taken in (default 4 MiB; never less than `max_packet_bytes`). A
+    /// message up to this size is read whole, and refused, acknowledged and counted if no route
+    /// takes it (the inbox refuses anything over the ABI's 64 KiB payload limit). MQTT 5 tells the broker, which drops anything
+    /// larger for this device; with MQTT 3.1.1 anything larger ends the session, so keep the
+    /// broker's `message_size_limit` below it.
+    #[serde(default = "default_max_incoming_packet")]
+    pub max_incoming_packet_bytes: usize,
+    /// `"5"` (default: MQTT 5, falling back to 3.1.1 if the broker refuses it) or `"3.1.1"`.
+    #[serde(default, deserialize_with = "protocol")]
+    pub protocol: Protocol,
+    /// MQTT 5: how long the broker keeps this device's session (subscriptions and queued
+    /// commands) while it is offline, e.g. `"30d"`. Unset: for ever, as with MQTT 3.1.1.
+    #[serde(default, with = "humantime_serde")]
+    pub session_expiry: Option<Duration>,
     /// First reconnect delay.
     #[serde(default = "default_reconnect_min", with = "humantime_serde")]
     pub reconnect_min: Duration,
@@ -207,6 +221,9 @@ impl MqttSettings {
             keepalive: default_keepalive(),
             topic_prefix: default_prefix(),
             max_packet_bytes: default_max_packet(),
+            max_incoming_packet_bytes: default_max_incoming_packet(),
+            protocol: Protocol::default(),
+            session_expiry: None,
             reconnect_min: default_reconnect_min(),
             reconnect_max: default_reconnect_max(),
         }
@@ -224,6 +241,27 @@ fn default_prefix() -> String {
 /// Large enough for any event the ABI allows (64 KiB) plus JSON framing.
 fn default_max_packet() -> usize {
     256 * 1024
+}
+/// Room for a fleet chunk (512 KiB) and well over any command a route takes, so that larger
+/// messages are still read, refused and counted rather than ending a 3.1.1 session.
+fn default_max_incoming_packet() -> usize {
+    4 * 1024 * 1024
+}
+/// `protocol = "5"`, `"3.1.1"`, or the same as a TOML number (`5`).
+fn protocol<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Protocol, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+    }
+    let text = match Given::deserialize(deserializer)? {
+        Given::Text(text) => text,
+        Given::Integer(number) => number.to_string(),
+        Given::Float(number) => number.to_string(),
+    };
+    text.parse().map_err(serde::de::Error::custom)
 }
 fn default_reconnect_min() -> Duration {
     Duration::from_millis(500)
@@ -371,6 +409,14 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
     if config.mqtt.max_packet_bytes < 1024 {
         return Err("max_packet_bytes must be at least 1024".into());
     }
+    // The transport takes the larger of the two as its incoming limit, so a large
+    // max_packet_bytes alone never makes a configuration invalid.
+    if u32::try_from(config.mqtt.max_incoming_packet_bytes).is_err() {
+        return Err("max_incoming_packet_bytes must be under 4 GiB".into());
+    }
+    if config.mqtt.protocol == Protocol::V5 && config.mqtt.keepalive < Duration::from_secs(5) {
+        return Err("with protocol = \"5\", keepalive must be at least 5s".into());
+    }
     if config.sync.window == 0 || config.sync.batch_max_events == 0 {
         return Err("sync.window and sync.batch_max_events must be at least 1".into());
     }
@@ -428,6 +474,8 @@ password = "secret"
 ca_file = "ca.pem"
 keepalive = "15s"
 topic_prefix = "farm"
+protocol = "3.1.1"
+session_expiry = "30d"
 
 [outbox]
 max_records = 5000
@@ -454,6 +502,18 @@ health_max_failures = 0
             Some(PathBuf::from("/etc/outpost/ca.pem"))
         );
         assert_eq!(config.mqtt.keepalive, Duration::from_secs(15));
+        assert_eq!(config.mqtt.protocol, Protocol::V311);
+        assert_eq!(
+            config.mqtt.session_expiry,
+            Some(Duration::from_secs(30 * 86400))
+        );
+        assert_eq!(config.mqtt.max_incoming_packet_bytes, 4 << 20);
+        let five = FULL.replace("protocol = \"3.1.1\"", "protocol = 5");
+        let five = parse(&five, Path::new("agent.toml")).expect("valid");
+        assert_eq!(five.mqtt.protocol, Protocol::V5);
+        let six = FULL.replace("protocol = \"3.1.1\"", "protocol = \"6\"");
+        let error = parse(&six, Path::new("agent.toml")).expect_err("no MQTT 6");
+        assert!(error.to_string().contains("3.1.1"), "{error}");
         assert_eq!(config.outbox.max_records, 5000);
         assert_eq!(config.outbox.policy, FullPolicy::RejectNew);
         assert_eq!(config.sync.wire, WireFormat::Postcard);

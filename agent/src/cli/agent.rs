@@ -11,6 +11,7 @@ use outpost::device::Device;
 use outpost::events::{AgentEvent, Events};
 use outpost::store::FullPolicy;
 use outpost::sync::wire::WireFormat;
+use outpost_hal::mqtt::{Protocol, TransportError};
 
 use super::{systemd, wait_for_signal};
 
@@ -71,6 +72,9 @@ pub struct AgentArgs {
     /// Payload bytes per second (0 = unlimited).
     #[arg(long)]
     rate_limit: Option<u64>,
+    /// MQTT protocol: `5` (default; falls back to 3.1.1 if the broker refuses it) or `3.1.1`.
+    #[arg(long, value_name = "5|3.1.1", value_parser = parse_protocol)]
+    mqtt_protocol: Option<Protocol>,
     /// First reconnect delay, e.g. 500ms.
     #[arg(long, value_parser = humantime::parse_duration)]
     reconnect_min: Option<Duration>,
@@ -100,6 +104,12 @@ pub struct AgentArgs {
     /// `json` (one JSON object per line, for scripts and tests).
     #[arg(long, value_enum, default_value_t = EventFormat::Text)]
     events: EventFormat,
+}
+
+/// `--mqtt-protocol`'s value.
+fn parse_protocol(text: &str) -> Result<Protocol, String> {
+    text.parse()
+        .map_err(|error: TransportError| error.to_string())
 }
 
 /// How `outpost agent` prints its events.
@@ -170,7 +180,7 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     set!(device_id => device_id, broker => mqtt.broker, data => data_dir, topic_prefix => mqtt.topic_prefix,
         outbox_max_records => outbox.max_records, outbox_max_bytes => outbox.max_bytes, outbox_full => outbox.policy,
         status_every => sync.status_every, batch_max_events => sync.batch_max_events, wire => sync.wire,
-        rate_limit => sync.rate_limit, reconnect_min => mqtt.reconnect_min, reconnect_max => mqtt.reconnect_max,
+        rate_limit => sync.rate_limit, mqtt_protocol => mqtt.protocol, reconnect_min => mqtt.reconnect_min, reconnect_max => mqtt.reconnect_max,
         health_invocations => fleet.health_invocations, health_max_failures => fleet.health_max_failures,
         stall_deadline => fleet.stall_deadline, chunk_window => fleet.chunk_window);
     config.fleet.trust.extend(args.trust);

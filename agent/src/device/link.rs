@@ -16,7 +16,7 @@ use crate::sync::status;
 const PAGE_ROWS: usize = 1024;
 
 /// The MQTT transport: a persistent session under the device id, with a Last-Will that marks
-/// the device offline.
+/// the device offline; MQTT 5 unless configured otherwise (falling back to 3.1.1 by itself).
 pub fn transport(config: &AgentConfig) -> Result<RumqttcTransport, TransportError> {
     let status_topic = format!("{}/{}/status", config.mqtt.topic_prefix, config.device_id);
     let broker: BrokerUrl = config.mqtt.broker.parse()?;
@@ -30,6 +30,9 @@ pub fn transport(config: &AgentConfig) -> Result<RumqttcTransport, TransportErro
     mqtt.client_cert = config.mqtt.client_cert.clone();
     mqtt.client_key = config.mqtt.client_key.clone();
     mqtt.max_packet_bytes = config.mqtt.max_packet_bytes;
+    mqtt.max_incoming_packet_bytes = config.mqtt.max_incoming_packet_bytes;
+    mqtt.protocol = config.mqtt.protocol;
+    mqtt.session_expiry = config.mqtt.session_expiry;
     mqtt.last_will = Some(LastWill {
         topic: status_topic,
         payload: status::offline(&config.device_id),

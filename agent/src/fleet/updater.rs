@@ -31,9 +31,16 @@ pub struct FleetMessage {
     pub data: Vec<u8>,
 }
 
+/// Largest fleet message taken: a chunk is at most 512 KiB, an announcement (signed header,
+/// manifest up to 256 KiB, up to 8192 chunk digests) well under 1 MiB. Anything larger on a fleet
+/// topic is refused (and acknowledged and counted) before it is copied to the updater.
+pub const MAX_FLEET_MESSAGE: usize = 1 << 20;
+
 /// The updater's inbound route: what the sync engine subscribes to for it, and where messages
 /// under `{prefix}/fleet/` go.
 pub struct FleetLink {
+    /// The topic prefix, to parse fleet topics.
+    pub prefix: String,
     /// `{prefix}/fleet/`: inbound messages below it go to the updater.
     pub root: String,
     /// Where those messages go.
@@ -60,6 +67,19 @@ impl InboundRoute for FleetLink {
     }
 
     fn deliver(&self, topic: &str, payload: &[u8]) -> Delivery {
+        if payload.len() > MAX_FLEET_MESSAGE {
+            return Delivery::Refused {
+                reason: format!(
+                    "{} bytes, over the {MAX_FLEET_MESSAGE}-byte limit of fleet messages",
+                    payload.len()
+                ),
+            };
+        }
+        if topics::parse(&self.prefix, topic).is_none() {
+            return Delivery::Refused {
+                reason: "not a fleet announcement or chunk topic".into(),
+            };
+        }
         let message = FleetMessage {
             topic: topic.to_string(),
             data: payload.to_vec(),
@@ -126,6 +146,7 @@ impl Updater {
         let (wanted, wanted_rx) = watch::channel(Wanted::new());
         let (connected_tx, connected) = watch::channel(false);
         let link = FleetLink {
+            prefix: config.prefix.clone(),
             root: topics::fleet_root(&config.prefix),
             inbound,
             wanted: wanted_rx,
@@ -667,5 +688,43 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn link_changed(connected: &mut watch::Receiver<bool>) {
     if connected.changed().await.is_err() {
         std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link() -> (FleetLink, mpsc::UnboundedReceiver<FleetMessage>) {
+        let (inbound, rx) = mpsc::unbounded_channel();
+        let link = FleetLink {
+            prefix: "op".into(),
+            root: topics::fleet_root("op"),
+            inbound,
+            wanted: crate::inbound::fixed([]),
+            connected: watch::channel(false).0,
+        };
+        (link, rx)
+    }
+
+    #[test]
+    fn oversized_and_unknown_fleet_messages_are_refused_before_the_updater() {
+        let (link, mut rx) = link();
+        let announcement = topics::announcement("op", "north", "pump");
+        assert_eq!(link.deliver(&announcement, b"x"), Delivery::Accepted);
+        assert!(rx.try_recv().is_ok());
+        let big = vec![0; MAX_FLEET_MESSAGE + 1];
+        assert!(matches!(
+            link.deliver(&announcement, &big),
+            Delivery::Refused { reason } if reason.contains("limit of fleet messages")
+        ));
+        assert!(matches!(
+            link.deliver("op/fleet/north/other", b"x"),
+            Delivery::Refused { reason } if reason.contains("not a fleet")
+        ));
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing refused reaches the updater"
+        );
     }
 }

@@ -116,7 +116,7 @@ impl<'a, T: Transport> Session<'a, T> {
                         }
                         _ => continue,
                     },
-                    Err(error) => Ev::Ended(held.take().unwrap_or_else(|| format!("{error:?}"))),
+                    Err(error) => Ev::Ended(held.take().unwrap_or_else(|| error.to_string())),
                 };
                 if !matches!(ev, Ev::Ended(_))
                     && let Some(problem) = held.take()

@@ -100,6 +100,42 @@ impl fmt::Display for BrokerUrl {
     }
 }
 
+/// The MQTT protocol version a transport speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// MQTT 5 (the default). Our Maximum Packet Size goes in CONNECT, so the broker drops what
+    /// we could not take instead of sending it; if the broker refuses MQTT 5, the transport
+    /// falls back to 3.1.1 by itself.
+    #[default]
+    V5,
+    /// MQTT 3.1.1 only.
+    V311,
+}
+
+impl FromStr for Protocol {
+    type Err = TransportError;
+
+    /// `"5"` or `"3.1.1"` (also `"v5"`, `"5.0"`, `"v3.1.1"`, `"3"`, `"4"`, the protocol level).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().trim_start_matches(['v', 'V']) {
+            "5" | "5.0" => Ok(Protocol::V5),
+            "3.1.1" | "3" | "4" => Ok(Protocol::V311),
+            _ => Err(TransportError::InvalidConfig(format!(
+                "unknown MQTT protocol {text:?}: expected \"5\" or \"3.1.1\""
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::V5 => "5",
+            Protocol::V311 => "3.1.1",
+        })
+    }
+}
+
 /// The message the broker publishes for us if our connection drops without a DISCONNECT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastWill {
@@ -142,9 +178,21 @@ pub struct MqttConfig {
     pub max_packet_bytes: usize,
     /// Largest packet accepted from the broker. Larger than `max_packet_bytes` on purpose: a
     /// message the caller must refuse has to be read whole first, so it can be acknowledged and
-    /// counted; one beyond this limit ends the session, and a persistent session gets it again
-    /// on every reconnect (set the broker's `message_size_limit` below this). Default 1 MiB.
+    /// counted. With MQTT 5 it is our Maximum Packet Size in CONNECT, so the broker drops a
+    /// larger message instead of sending it (and does not deliver it again). With MQTT 3.1.1 a
+    /// larger message ends the session, and a persistent session gets it again on every
+    /// reconnect: keep the broker's `message_size_limit` below this. Default 4 MiB.
     pub max_incoming_packet_bytes: usize,
+    /// Which protocol to speak. Default MQTT 5, falling back to 3.1.1.
+    pub protocol: Protocol,
+    /// MQTT 5 Session Expiry Interval of a persistent session (`clean_session = false`): how
+    /// long the broker keeps our subscriptions and queued messages while we are away. `None`
+    /// (the default): never expires, as a 3.1.1 persistent session.
+    pub session_expiry: Option<Duration>,
+    /// MQTT 5 Receive Maximum: most QoS 1/2 messages the broker sends us unacknowledged at once
+    /// (1 to 65535; default 20, mosquitto's usual in-flight limit). Bounds what one session
+    /// buffers inbound.
+    pub receive_maximum: u16,
     /// Will message published by the broker if we vanish.
     pub last_will: Option<LastWill>,
     /// Most QoS 1/2 publishes awaiting their acknowledgement at once (1 to 65535; default 100).
@@ -158,8 +206,9 @@ pub struct MqttConfig {
 }
 
 impl MqttConfig {
-    /// A configuration with the defaults: clean session, keep-alive 60 s, 10 KiB packets,
-    /// 100 in flight, no credentials, no will.
+    /// A configuration with the defaults: MQTT 5 (falling back to 3.1.1), clean session,
+    /// keep-alive 60 s, 10 KiB packets out and 4 MiB in, 100 in flight, no credentials, no
+    /// will.
     pub fn new(broker: BrokerUrl, client_id: impl Into<String>) -> Self {
         Self {
             broker,
@@ -172,7 +221,10 @@ impl MqttConfig {
             client_cert: None,
             client_key: None,
             max_packet_bytes: 10 * 1024,
-            max_incoming_packet_bytes: 1024 * 1024,
+            max_incoming_packet_bytes: 4 * 1024 * 1024,
+            protocol: Protocol::V5,
+            session_expiry: None,
+            receive_maximum: 20,
             last_will: None,
             inflight: 100,
             request_capacity: 10,
@@ -197,6 +249,16 @@ impl MqttConfig {
         }
         if self.inflight == 0 || self.request_capacity == 0 || self.max_packet_bytes == 0 {
             return bad("inflight, request_capacity and max_packet_bytes must be at least 1");
+        }
+        if self.receive_maximum == 0 {
+            return bad("receive_maximum must be at least 1");
+        }
+        if u32::try_from(self.max_incoming_packet_bytes).is_err() {
+            return bad("max_incoming_packet_bytes must fit in 32 bits");
+        }
+        // rumqttc's MQTT 5 client panics on a keep-alive under 5 s (zero included).
+        if self.protocol == Protocol::V5 && keep_alive < Duration::from_secs(5) {
+            return bad("with MQTT 5, keep_alive must be at least 5 seconds");
         }
         if self.connect_timeout.is_zero() {
             return bad("connect_timeout must not be zero");
@@ -274,5 +336,19 @@ mod tests {
         config.password = Some("secret".into());
         assert!(config.validate().is_err(), "password without username");
         Ok(())
+    }
+
+    #[test]
+    fn protocols_parse_and_mqtt5_needs_a_real_keep_alive() -> Result<(), TransportError> {
+        assert_eq!("5".parse::<Protocol>()?, Protocol::V5);
+        assert_eq!("3.1.1".parse::<Protocol>()?, Protocol::V311);
+        assert_eq!(Protocol::V311.to_string(), "3.1.1");
+        assert!("6".parse::<Protocol>().is_err());
+        let mut config = MqttConfig::new(url("mqtt://h")?, "device");
+        assert_eq!(config.protocol, Protocol::V5);
+        config.keep_alive = Duration::ZERO;
+        assert!(config.validate().is_err(), "MQTT 5 without keep-alive");
+        config.protocol = Protocol::V311;
+        config.validate()
     }
 }

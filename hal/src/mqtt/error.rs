@@ -103,4 +103,20 @@ pub enum TransportError {
     /// The broker refused a subscription (SUBACK failure code).
     #[error("broker refused subscription {0}")]
     SubscriptionRefused(MessageId),
+    /// The broker answered a publish with a failure reason code (MQTT 5 only; a 3.1.1 broker
+    /// drops such a message silently). Reported as an `Error` event just before the publish's
+    /// `Published` event: the broker will not take it on a resend either.
+    #[error("broker refused publish {id}: {reason}")]
+    PublishRefused {
+        /// The id `publish` returned.
+        id: MessageId,
+        /// The reason code.
+        reason: String,
+    },
+    /// The broker did not take an MQTT 5 CONNECT, so this session speaks MQTT 3.1.1. Reported
+    /// as an `Error` event right after `Connected`, so the caller can say so. One sentence
+    /// (`the broker at HOST:PORT refused MQTT 5 (HOW); ...`), so even its `Debug` form, all a
+    /// caller generic over embedded-svc's events can print, reads well.
+    #[error("{0}")]
+    FellBackToV311(String),
 }

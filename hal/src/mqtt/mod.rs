@@ -38,7 +38,7 @@ mod error;
 pub mod memory;
 mod rumqttc;
 
-pub use self::config::{BrokerUrl, LastWill, MqttConfig, Scheme};
+pub use self::config::{BrokerUrl, LastWill, MqttConfig, Protocol, Scheme};
 pub use self::error::TransportError;
 #[cfg(any(test, feature = "testing"))]
 pub use self::memory::{MemoryBroker, MemoryClient, MemoryConnection, MemoryTransport};
@@ -72,8 +72,9 @@ pub trait Acknowledge: ErrorType {
 pub trait Transport {
     /// The publishing/subscribing half of a session.
     type Client: Client + Publish + Acknowledge;
-    /// The event half of a session; it must be polled for the session to make progress.
-    type Connection: Connection;
+    /// The event half of a session; it must be polled for the session to make progress. Its
+    /// errors are the transport's, so callers can show them to people.
+    type Connection: Connection<Error = Self::Error>;
     /// Why a session could not be opened.
     type Error: core::fmt::Debug + core::fmt::Display;
 

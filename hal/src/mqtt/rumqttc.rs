@@ -1,28 +1,51 @@
-//! [`Transport`] over rumqttc 0.25: one `AsyncClient` + `EventLoop` pair per session.
+//! [`Transport`] over rumqttc 0.25: one client + event loop pair per session, speaking MQTT 5
+//! (rumqttc's `v5` client) or MQTT 3.1.1, with the same semantics either way.
 
 mod client;
 mod connection;
+mod raw;
+mod sender;
 mod tls;
+mod v4;
+mod v5;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
-use ::rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event as RawEvent, EventLoop, MqttOptions,
-    NetworkOptions, Packet, TlsConfiguration,
-};
-
 pub use self::client::RumqttcClient;
 pub use self::connection::{OwnedEvent, RumqttcConnection};
-use super::{MqttConfig, QoS, Scheme, Transport, TransportError};
+use self::raw::Loop;
+use self::sender::Sender;
+use super::{MqttConfig, Protocol, QoS, Scheme, Transport, TransportError};
 
 /// Opens MQTT sessions with rumqttc, each with its own client and event loop.
 ///
 /// Manual acknowledgements are always on; ids continue across the sessions of one transport.
+///
+/// # Protocol
+/// With [`Protocol::V5`] (the default) every session starts as MQTT 5, announcing
+/// [`max_incoming_packet_bytes`](MqttConfig::max_incoming_packet_bytes) as its Maximum Packet
+/// Size so the broker never sends what would end the session. If the broker does not take an
+/// MQTT 5 CONNECT (it refuses the protocol version, answers with something that is not an MQTT 5
+/// CONNACK, or closes the link), the same connect is retried at once as MQTT 3.1.1 and the
+/// session's connection yields [`TransportError::FellBackToV311`] as an `Error` event right after
+/// `Connected`. An explicit refusal of the protocol version is remembered for the transport's
+/// life; a closed link is not (the next connect tries MQTT 5 again), so a broker restarting
+/// mid-handshake does not downgrade a device for good.
 #[derive(Debug)]
 pub struct RumqttcTransport {
     config: MqttConfig,
     next_id: Arc<AtomicU32>,
+    /// The broker refused MQTT 5 explicitly: speak 3.1.1 from now on.
+    v5_refused: Option<String>,
+}
+
+/// How an MQTT 5 connect failed.
+pub(super) enum V5Failure {
+    /// The broker does not seem to speak MQTT 5: try 3.1.1. `sticky` if it said so explicitly.
+    NotSpoken { reason: String, sticky: bool },
+    /// Any other failure (unreachable, credentials, TLS, timeout): report it.
+    Failed(TransportError),
 }
 
 impl RumqttcTransport {
@@ -36,6 +59,7 @@ impl RumqttcTransport {
         Ok(Self {
             config,
             next_id: Arc::new(AtomicU32::new(1)),
+            v5_refused: None,
         })
     }
 
@@ -44,73 +68,51 @@ impl RumqttcTransport {
         &self.config
     }
 
+    /// The protocol the next session will try first: the configured one, or 3.1.1 once the
+    /// broker refused MQTT 5.
+    pub fn protocol(&self) -> Protocol {
+        match (self.config.protocol, &self.v5_refused) {
+            (Protocol::V5, None) => Protocol::V5,
+            _ => Protocol::V311,
+        }
+    }
+
     /// `host:port`, for messages.
     fn broker(&self) -> String {
         let broker = &self.config.broker;
         format!("{}:{}", broker.host, broker.port)
     }
 
-    /// Fresh rumqttc options for one session.
-    fn options(&self) -> Result<MqttOptions, TransportError> {
-        let config = &self.config;
-        let mut options =
-            MqttOptions::new(&config.client_id, &config.broker.host, config.broker.port);
-        options
-            .set_keep_alive(config.keep_alive)
-            .set_clean_session(config.clean_session)
-            .set_max_packet_size(
-                config
-                    .max_incoming_packet_bytes
-                    .max(config.max_packet_bytes),
-                config.max_packet_bytes,
-            )
-            .set_inflight(config.inflight)
-            .set_request_channel_capacity(config.request_capacity)
-            .set_manual_acks(true);
-        if let Some(username) = &config.username {
-            options.set_credentials(username, config.password.as_deref().unwrap_or(""));
-        }
-        if let Some(will) = &config.last_will {
-            let qos = to_rumqttc(will.qos);
-            let will =
-                ::rumqttc::LastWill::new(&will.topic, will.payload.clone(), qos, will.retain);
-            options.set_last_will(will);
-        }
-        if config.broker.scheme == Scheme::Mqtts {
-            let tls = TlsConfiguration::Rustls(tls::client_config(config)?);
-            options.set_transport(::rumqttc::Transport::tls_with_config(tls));
-        }
-        Ok(options)
+    /// Wire the two halves of a connected session to their shared state.
+    fn session(
+        &self,
+        sender: Sender,
+        eventloop: Loop,
+        connected: Connected,
+        notice: Option<TransportError>,
+    ) -> (RumqttcClient, RumqttcConnection) {
+        let shared = Arc::new(client::Shared::new(Arc::clone(&self.next_id)));
+        let connection = RumqttcConnection::new(
+            eventloop,
+            Arc::clone(&shared),
+            connected.session_present,
+            self.broker(),
+            notice,
+        );
+        let max_packet = match connected.broker_max_packet {
+            Some(max) => self.config.max_packet_bytes.min(max),
+            None => self.config.max_packet_bytes,
+        };
+        (RumqttcClient::new(sender, shared, max_packet), connection)
     }
+}
 
-    /// Translate a failure of the first poll (connect + CONNACK).
-    fn connect_error(&self, error: ConnectionError) -> TransportError {
-        match error {
-            ConnectionError::ConnectionRefused(
-                code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
-            ) => TransportError::CredentialsRefused {
-                code: format!("{code:?}"),
-            },
-            ConnectionError::ConnectionRefused(code) => TransportError::Refused {
-                code: format!("{code:?}"),
-            },
-            ConnectionError::Tls(error) => TransportError::Tls {
-                broker: self.broker(),
-                reason: error.to_string(),
-            },
-            ConnectionError::Io(source) => TransportError::Unreachable {
-                broker: self.broker(),
-                source,
-            },
-            ConnectionError::NetworkTimeout | ConnectionError::FlushTimeout => {
-                TransportError::Timeout {
-                    broker: self.broker(),
-                    after: self.config.connect_timeout,
-                }
-            }
-            other => TransportError::Protocol(other.to_string()),
-        }
-    }
+/// What the CONNACK said.
+pub(super) struct Connected {
+    /// The broker resumed our session.
+    pub session_present: bool,
+    /// The broker's Maximum Packet Size (MQTT 5), if it set one.
+    pub broker_max_packet: Option<usize>,
 }
 
 impl Transport for RumqttcTransport {
@@ -119,48 +121,34 @@ impl Transport for RumqttcTransport {
     type Error = TransportError;
 
     async fn connect(&mut self) -> Result<(RumqttcClient, RumqttcConnection), TransportError> {
-        let options = self.options()?;
-        let (client, mut eventloop) = AsyncClient::new(options, self.config.request_capacity);
-        let timeout = self.config.connect_timeout;
-        let mut network = NetworkOptions::new();
-        network.set_connection_timeout(timeout.as_secs().max(1));
-        eventloop.set_network_options(network);
-        let session_present = match tokio::time::timeout(timeout, eventloop.poll()).await {
-            Err(_) => {
-                return Err(TransportError::Timeout {
-                    broker: self.broker(),
-                    after: timeout,
-                });
+        let mut refused = None;
+        if self.protocol() == Protocol::V5 {
+            match v5::connect(&self.config, &self.broker()).await {
+                Ok((sender, eventloop, connected)) => {
+                    let eventloop = Loop::V5(Box::new(eventloop));
+                    return Ok(self.session(Sender::V5(sender), eventloop, connected, None));
+                }
+                Err(V5Failure::Failed(error)) => return Err(error),
+                Err(V5Failure::NotSpoken { reason, sticky }) => {
+                    if sticky {
+                        self.v5_refused = Some(reason.clone());
+                    }
+                    refused = Some(reason);
+                }
             }
-            Ok(Err(error)) => return Err(self.connect_error(error)),
-            Ok(Ok(RawEvent::Incoming(Packet::ConnAck(ack)))) => ack.session_present,
-            Ok(Ok(other)) => {
-                return Err(TransportError::Protocol(format!(
-                    "expected CONNACK, got {other:?}"
-                )));
-            }
-        };
-        Ok(self.session(client, eventloop, session_present))
-    }
-}
-
-impl RumqttcTransport {
-    /// Wire the two halves of a connected session to their shared state.
-    fn session(
-        &self,
-        client: AsyncClient,
-        eventloop: EventLoop,
-        session_present: bool,
-    ) -> (RumqttcClient, RumqttcConnection) {
-        let shared = Arc::new(client::Shared::new(Arc::clone(&self.next_id)));
-        let connection = RumqttcConnection::new(
-            eventloop,
-            Arc::clone(&shared),
-            session_present,
-            self.broker(),
-        );
-        let max_packet = self.config.max_packet_bytes;
-        (RumqttcClient::new(client, shared, max_packet), connection)
+        }
+        // One 3.1.1 path, configured or as the fallback.
+        let (sender, eventloop, connected) = v4::connect(&self.config, &self.broker()).await?;
+        let notice = refused.map(|reason| {
+            TransportError::FellBackToV311(format!(
+                "the broker at {} refused MQTT 5 ({reason}); this session speaks MQTT 3.1.1, where \
+                 a message over max_incoming_packet_bytes ({} bytes) ends the session",
+                self.broker(),
+                self.config.max_incoming_packet_bytes
+            ))
+        });
+        let eventloop = Loop::V4(Box::new(eventloop));
+        Ok(self.session(Sender::V4(sender), eventloop, connected, notice))
     }
 }
 
@@ -183,9 +171,9 @@ fn from_rumqttc(qos: ::rumqttc::QoS) -> QoS {
 }
 
 /// Describe why an established connection ended.
-fn lost(broker: &str, error: &ConnectionError) -> TransportError {
+fn lost(broker: &str, reason: String) -> TransportError {
     TransportError::ConnectionLost {
         broker: broker.to_owned(),
-        reason: error.to_string(),
+        reason,
     }
 }

@@ -5,6 +5,7 @@
 //! turns a hang into a failure.
 
 mod harness;
+mod poison;
 mod will_and_tls;
 
 use std::process::Command;

@@ -12,11 +12,13 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ::rumqttc::{AsyncClient, ClientError, Request, valid_filter, valid_topic};
+use ::rumqttc::{valid_filter, valid_topic};
 use tokio::sync::Notify;
 
-use super::to_rumqttc;
-use crate::mqtt::{Acknowledge, Client, ErrorType, MessageId, Publish, QoS, TransportError};
+use super::sender::{Sender, publish_size};
+use crate::mqtt::{
+    Acknowledge, Client, ErrorType, MessageId, Protocol, Publish, QoS, TransportError,
+};
 
 /// State shared by the two halves of one session.
 #[derive(Debug)]
@@ -37,7 +39,7 @@ pub(super) struct Queues {
     /// Subscribes and unsubscribes, in channel order.
     pub controls: VecDeque<MessageId>,
     /// Received QoS 1/2 messages awaiting `ack`: our id to the packet id and QoS.
-    pub unacked: HashMap<MessageId, (u16, ::rumqttc::QoS)>,
+    pub unacked: HashMap<MessageId, (u16, QoS)>,
     /// The connection half has ended: no request will ever be taken again.
     pub closed: bool,
 }
@@ -82,26 +84,38 @@ impl Shared {
 /// the session has ended they fail with [`TransportError::Closed`].
 #[derive(Debug)]
 pub struct RumqttcClient {
-    client: AsyncClient,
+    sender: Sender,
     shared: Arc<Shared>,
-    /// Largest packet the session may send.
+    /// Largest packet the session may send: ours, or the broker's if it announced a smaller one
+    /// (MQTT 5 CONNACK), since rumqttc would end the session over a larger one.
     max_packet: usize,
 }
 
 impl RumqttcClient {
-    pub(super) fn new(client: AsyncClient, shared: Arc<Shared>, max_packet: usize) -> Self {
+    pub(super) fn new(sender: Sender, shared: Arc<Shared>, max_packet: usize) -> Self {
         Self {
-            client,
+            sender,
             shared,
             max_packet,
         }
+    }
+
+    /// The protocol version this session speaks (MQTT 5, or 3.1.1 as configured or as the
+    /// fallback from a broker that refused MQTT 5).
+    pub fn protocol(&self) -> Protocol {
+        self.sender.protocol()
+    }
+
+    /// The largest packet this session may send, in bytes.
+    pub fn max_packet_bytes(&self) -> usize {
+        self.max_packet
     }
 
     /// Hand one request to rumqttc. `attempt` runs under the queue lock and returns whether the
     /// non-blocking send succeeded; if not, wait until the event loop has taken requests.
     async fn enqueue(
         &self,
-        mut attempt: impl FnMut(&mut Queues, &AsyncClient) -> Result<bool, TransportError>,
+        mut attempt: impl FnMut(&mut Queues, &Sender) -> Result<bool, TransportError>,
     ) -> Result<(), TransportError> {
         loop {
             let mut room = pin!(self.shared.room.notified());
@@ -111,7 +125,7 @@ impl RumqttcClient {
                 if queues.closed {
                     return Err(TransportError::Closed);
                 }
-                if attempt(&mut queues, &self.client)? {
+                if attempt(&mut queues, &self.sender)? {
                     return Ok(());
                 }
             }
@@ -122,8 +136,7 @@ impl RumqttcClient {
     /// End the session politely: the broker discards the last will, and the connection half
     /// yields `Disconnected` once the broker has closed the link.
     pub async fn disconnect(&mut self) -> Result<(), TransportError> {
-        self.enqueue(|_, client| Ok(client.try_disconnect().is_ok()))
-            .await
+        self.enqueue(|_, sender| Ok(sender.try_disconnect())).await
     }
 }
 
@@ -145,29 +158,26 @@ impl Publish for RumqttcClient {
             return Err(TransportError::InvalidTopic(topic.to_owned()));
         }
         // rumqttc would fail the whole session on an oversize packet: refuse it here instead.
-        let mut packet = ::rumqttc::Publish::new(topic, to_rumqttc(qos), payload);
-        packet.pkid = u16::from(qos != QoS::AtMostOnce);
-        if packet.size() > self.max_packet {
+        let size = publish_size(self.sender.protocol(), topic, qos, payload.len());
+        if size > self.max_packet {
             return Err(TransportError::PacketTooLarge {
-                size: packet.size(),
+                size,
                 max: self.max_packet,
             });
         }
         let id = self.shared.next_id();
-        let mut request: Option<(String, Vec<u8>)> = Some((packet.topic, packet.payload.into()));
-        self.enqueue(|queues, client| {
-            let (topic, payload) = request
+        let mut request: Option<Vec<u8>> = Some(payload.to_vec());
+        self.enqueue(|queues, sender| {
+            let payload = request
                 .take()
                 .ok_or_else(|| TransportError::Protocol("rumqttc lost a publish".to_owned()))?;
             queues.publishes.push_back((id, qos));
-            match client.try_publish(topic, to_rumqttc(qos), retain, payload) {
+            match sender.try_publish(topic, qos, retain, payload) {
                 Ok(()) => Ok(true),
-                Err(error) => {
+                Err(back) => {
                     queues.publishes.pop_back();
-                    // The channel is full: take the request back to try again.
-                    if let ClientError::TryRequest(Request::Publish(publish)) = error {
-                        request = Some((publish.topic, publish.payload.into()));
-                    }
+                    // The channel is full: take the payload back to try again.
+                    request = back;
                     Ok(false)
                 }
             }
@@ -185,9 +195,9 @@ impl Client for RumqttcClient {
             return Err(TransportError::InvalidTopic(topic.to_owned()));
         }
         let id = self.shared.next_id();
-        self.enqueue(|queues, client| {
+        self.enqueue(|queues, sender| {
             queues.controls.push_back(id);
-            let sent = client.try_subscribe(topic, to_rumqttc(qos)).is_ok();
+            let sent = sender.try_subscribe(topic, qos);
             if !sent {
                 queues.controls.pop_back();
             }
@@ -203,9 +213,9 @@ impl Client for RumqttcClient {
             return Err(TransportError::InvalidTopic(topic.to_owned()));
         }
         let id = self.shared.next_id();
-        self.enqueue(|queues, client| {
+        self.enqueue(|queues, sender| {
             queues.controls.push_back(id);
-            let sent = client.try_unsubscribe(topic).is_ok();
+            let sent = sender.try_unsubscribe(topic);
             if !sent {
                 queues.controls.pop_back();
             }
@@ -219,15 +229,12 @@ impl Client for RumqttcClient {
 impl Acknowledge for RumqttcClient {
     /// Queue the PUBACK (QoS 1) or PUBREC (QoS 2) of received message `id`.
     async fn ack(&mut self, id: MessageId) -> Result<(), TransportError> {
-        self.enqueue(|queues, client| {
+        self.enqueue(|queues, sender| {
             let &(pkid, qos) = queues
                 .unacked
                 .get(&id)
                 .ok_or(TransportError::NotAwaitingAck(id))?;
-            // rumqttc builds the ack from the packet id and QoS alone.
-            let mut received = ::rumqttc::Publish::new("", qos, Vec::new());
-            received.pkid = pkid;
-            let sent = client.try_ack(&received).is_ok();
+            let sent = sender.try_ack(pkid, qos);
             if sent {
                 queues.unacked.remove(&id);
             }

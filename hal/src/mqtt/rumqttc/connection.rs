@@ -1,13 +1,13 @@
 //! The connection half of a rumqttc session: drive the event loop, translate its events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
-
-use ::rumqttc::{Event as RawEvent, EventLoop, Outgoing, Packet, SubscribeReasonCode};
+use std::time::Duration;
 
 use super::client::Shared;
-use super::{from_rumqttc, lost};
+use super::lost;
+use super::raw::{Loop, Message, Raw};
 use crate::mqtt::{
     Connection, Details, ErrorType, Event, EventPayload, MessageId, QoS, TransportError,
 };
@@ -22,13 +22,15 @@ use crate::mqtt::{
 /// would): rumqttc's event loop may lose a packet it was writing.
 pub struct RumqttcConnection {
     /// `None` once the session has ended.
-    eventloop: Option<EventLoop>,
+    eventloop: Option<Loop>,
     shared: Arc<Shared>,
     broker: String,
     /// The `Connected` event not yet yielded.
     connected: Option<bool>,
-    /// The `Disconnected` event to hand out after the `Error` event that named its cause.
-    ending: Option<OwnedEvent>,
+    /// Events to hand out before polling again: a notice after `Connected` (the fallback to
+    /// MQTT 3.1.1), the `Disconnected` after the `Error` that named its cause, the `Published`
+    /// after the `Error` of a publish the broker refused.
+    queued: VecDeque<OwnedEvent>,
     /// QoS 1/2 publishes awaiting PUBACK/PUBCOMP: packet id to our id.
     publishes: HashMap<u16, MessageId>,
     /// Subscribes and unsubscribes awaiting SUBACK/UNSUBACK: packet id to our id.
@@ -37,17 +39,23 @@ pub struct RumqttcConnection {
 
 impl RumqttcConnection {
     pub(super) fn new(
-        eventloop: EventLoop,
+        eventloop: Loop,
         shared: Arc<Shared>,
         session_present: bool,
         broker: String,
+        notice: Option<TransportError>,
     ) -> Self {
         Self {
             eventloop: Some(eventloop),
             shared,
             broker,
             connected: Some(session_present),
-            ending: None,
+            queued: notice
+                .map(|notice| OwnedEvent {
+                    kind: Kind::Error(notice),
+                })
+                .into_iter()
+                .collect(),
             publishes: HashMap::new(),
             controls: HashMap::new(),
         }
@@ -67,68 +75,72 @@ impl RumqttcConnection {
     /// Ends the session: an `Error` event with the cause now, `Disconnected` on the next call.
     fn end(&mut self, cause: TransportError) -> OwnedEvent {
         let reason = cause.to_string();
-        self.ending = Some(self.finish(cause));
+        let disconnected = self.finish(cause);
+        self.queued.push_back(disconnected);
         OwnedEvent {
             kind: Kind::Error(TransportError::SessionEnded(reason)),
         }
     }
 
     /// Turn one rumqttc event into ours, if it is one the caller sees.
-    fn translate(&mut self, event: RawEvent) -> Result<Option<Kind>, TransportError> {
+    fn translate(&mut self, event: Raw) -> Result<Option<Kind>, TransportError> {
         let desync = || TransportError::Protocol("a request went out that nobody queued".into());
         let kind = match event {
-            RawEvent::Outgoing(outgoing) => {
+            Raw::OutPublish(pkid) => {
                 self.shared.wake();
-                match outgoing {
-                    Outgoing::Publish(pkid) => {
-                        let (id, qos) = self
-                            .shared
-                            .lock()
-                            .publishes
-                            .pop_front()
-                            .ok_or_else(desync)?;
-                        if qos == QoS::AtMostOnce {
-                            return Ok(Some(Kind::Published(id)));
-                        }
-                        self.publishes.insert(pkid, id);
-                    }
-                    Outgoing::Subscribe(pkid) | Outgoing::Unsubscribe(pkid) => {
-                        let id = self.shared.lock().controls.pop_front().ok_or_else(desync)?;
-                        self.controls.insert(pkid, id);
-                    }
-                    // `AwaitAck` (packet id collision): the publish goes out, as
-                    // `Outgoing::Publish`, once the colliding one is acknowledged.
-                    _ => {}
+                let (id, qos) = self
+                    .shared
+                    .lock()
+                    .publishes
+                    .pop_front()
+                    .ok_or_else(desync)?;
+                if qos == QoS::AtMostOnce {
+                    return Ok(Some(Kind::Published(id)));
                 }
+                self.publishes.insert(pkid, id);
                 None
             }
-            RawEvent::Incoming(Packet::Publish(publish)) => {
+            Raw::OutControl(pkid) => {
+                self.shared.wake();
+                let id = self.shared.lock().controls.pop_front().ok_or_else(desync)?;
+                self.controls.insert(pkid, id);
+                None
+            }
+            Raw::OutOther => {
+                self.shared.wake();
+                None
+            }
+            Raw::Message(message) => {
                 let id = self.shared.next_id();
-                if publish.qos != ::rumqttc::QoS::AtMostOnce {
+                if message.qos != QoS::AtMostOnce {
                     self.shared
                         .lock()
                         .unacked
-                        .insert(id, (publish.pkid, publish.qos));
+                        .insert(id, (message.pkid, message.qos));
                 }
-                Some(Kind::Received { id, publish })
+                Some(Kind::Received { id, message })
             }
-            RawEvent::Incoming(Packet::PubAck(ack)) => {
-                self.publishes.remove(&ack.pkid).map(Kind::Published)
-            }
-            RawEvent::Incoming(Packet::PubComp(comp)) => {
-                self.publishes.remove(&comp.pkid).map(Kind::Published)
-            }
-            RawEvent::Incoming(Packet::SubAck(ack)) => self.controls.remove(&ack.pkid).map(|id| {
-                if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
+            Raw::Acked { pkid, refused } => match (self.publishes.remove(&pkid), refused) {
+                (Some(id), None) => Some(Kind::Published(id)),
+                // The broker answered, so the publish is settled either way: the caller hears
+                // why first, then `Published`, as a 3.1.1 broker that drops it silently would.
+                (Some(id), Some(reason)) => {
+                    self.queued.push_back(OwnedEvent {
+                        kind: Kind::Published(id),
+                    });
+                    Some(Kind::Error(TransportError::PublishRefused { id, reason }))
+                }
+                (None, _) => None,
+            },
+            Raw::SubAck { pkid, refused } => self.controls.remove(&pkid).map(|id| {
+                if refused {
                     Kind::Error(TransportError::SubscriptionRefused(id))
                 } else {
                     Kind::Subscribed(id)
                 }
             }),
-            RawEvent::Incoming(Packet::UnsubAck(ack)) => {
-                self.controls.remove(&ack.pkid).map(Kind::Unsubscribed)
-            }
-            RawEvent::Incoming(_) => None,
+            Raw::UnsubAck(pkid) => self.controls.remove(&pkid).map(Kind::Unsubscribed),
+            Raw::Other => None,
         };
         Ok(kind)
     }
@@ -166,15 +178,15 @@ impl Connection for RumqttcConnection {
                 kind: Kind::Connected(session_present),
             });
         }
-        if let Some(event) = self.ending.take() {
+        if let Some(event) = self.queued.pop_front() {
             return Ok(event);
         }
         loop {
             let eventloop = self.eventloop.as_mut().ok_or(TransportError::Closed)?;
             let event = match eventloop.poll().await {
                 Ok(event) => event,
-                Err(error) => {
-                    let cause = lost(&self.broker, &error);
+                Err(reason) => {
+                    let cause = lost(&self.broker, reason);
                     return Ok(self.end(cause));
                 }
             };
@@ -203,10 +215,7 @@ enum Kind {
     Published(MessageId),
     Subscribed(MessageId),
     Unsubscribed(MessageId),
-    Received {
-        id: MessageId,
-        publish: ::rumqttc::Publish,
-    },
+    Received { id: MessageId, message: Message },
     Error(TransportError),
 }
 
@@ -214,19 +223,28 @@ impl OwnedEvent {
     /// The QoS a received message was delivered with (`None` for other events).
     pub fn qos(&self) -> Option<QoS> {
         match &self.kind {
-            Kind::Received { publish, .. } => Some(from_rumqttc(publish.qos)),
+            Kind::Received { message, .. } => Some(message.qos),
             _ => None,
         }
     }
 
     /// Whether a received message is a retained one (sent because we subscribed).
     pub fn retain(&self) -> bool {
-        matches!(&self.kind, Kind::Received { publish, .. } if publish.retain)
+        matches!(&self.kind, Kind::Received { message, .. } if message.retain)
     }
 
     /// Whether a received message is a redelivery (DUP flag) of one we may have seen before.
     pub fn duplicate(&self) -> bool {
-        matches!(&self.kind, Kind::Received { publish, .. } if publish.dup)
+        matches!(&self.kind, Kind::Received { message, .. } if message.dup)
+    }
+
+    /// How long a received message has left before it expires, if its publisher set an MQTT 5
+    /// Message Expiry Interval (the broker already discarded it if it had expired).
+    pub fn message_expiry(&self) -> Option<Duration> {
+        match &self.kind {
+            Kind::Received { message, .. } => message.expiry.map(|s| Duration::from_secs(s.into())),
+            _ => None,
+        }
     }
 
     /// Why the session ended (`Disconnected`) or what went wrong (`Error`).
@@ -250,10 +268,10 @@ impl Event for OwnedEvent {
             Kind::Published(id) => EventPayload::Published(*id),
             Kind::Subscribed(id) => EventPayload::Subscribed(*id),
             Kind::Unsubscribed(id) => EventPayload::Unsubscribed(*id),
-            Kind::Received { id, publish } => EventPayload::Received {
+            Kind::Received { id, message } => EventPayload::Received {
                 id: *id,
-                topic: Some(&publish.topic),
-                data: &publish.payload,
+                topic: message.topic.as_deref(),
+                data: &message.payload,
                 details: Details::Complete,
             },
             Kind::Error(error) => EventPayload::Error(error),
