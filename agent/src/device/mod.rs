@@ -30,7 +30,7 @@ use crate::inbox::{Inbox, InboxRoute};
 use crate::report;
 use crate::scheduler::{Reporter, Scheduler};
 use crate::store::committer::{self, Committer, CommitterThread};
-use crate::store::{Store, StoreError};
+use crate::store::{OutboxLimits, Store, StoreError, Verifier, guard};
 use crate::sync::SyncEngine;
 
 /// Inbound messages above this are refused (the ABI's payload limit).
@@ -78,10 +78,34 @@ pub struct Device {
 }
 
 impl Device {
-    /// Assembles the device `config` describes; `events` hears everything it does.
+    /// Assembles the device `config` describes; `events` hears everything it does. The state
+    /// file is checked in this process ([`Verifier::InProcess`]); the agent binary uses
+    /// [`Device::assemble_with`] and a child process.
     pub fn assemble(config: AgentConfig, events: Events) -> Result<Device, DeviceError> {
+        Device::assemble_with(config, events, &Verifier::InProcess)
+    }
+
+    /// Assembles the device, checking its state file with `verifier` first: a damaged file is
+    /// moved aside and replaced (see [`crate::store::guard`]), and every notice about the
+    /// store (replaced, rows quarantined, re-opened after an I/O error) becomes a problem event.
+    pub fn assemble_with(
+        config: AgentConfig,
+        events: Events,
+        verifier: &Verifier,
+    ) -> Result<Device, DeviceError> {
         let clock: Arc<dyn Clock> = Arc::new(outpost_hal::SystemClock::new());
-        let store = Store::open_dir(&config.data_dir)?;
+        let store = guard::open_dir(&config.data_dir, verifier)?;
+        {
+            let events = events.clone();
+            store.on_notice(move |notice| {
+                events.emit(AgentEvent::problem("store", notice.to_string()));
+            });
+        }
+        store.set_quota(
+            config
+                .max_state_bytes
+                .unwrap_or_else(|| default_state_quota(&store, &config.outbox)),
+        );
         // One commit thread for every app on the device, so all commits share its batches.
         let (committer, committer_thread) = committer::spawn(store.clone(), config.outbox);
         let gpio = hardware::gpio();
@@ -259,6 +283,26 @@ impl Stopped {
         self.committer_thread.join();
         self.events.emit(AgentEvent::Stopped);
     }
+}
+
+/// The state file's disk quota when `agent.toml` sets none: room for twice the outbox's byte
+/// bound plus 16 MiB (redb's pages, KV, bundles), but never more than half of what the file and
+/// the free space of its filesystem add up to at start, so the outbox's full-policy acts well
+/// before the disk is full and the rest of the system keeps room too.
+pub fn default_state_quota(store: &Store, outbox: &OutboxLimits) -> u64 {
+    let wanted = outbox.max_bytes.saturating_mul(2).saturating_add(16 << 20);
+    let path = store.path();
+    let file = std::fs::metadata(path).map_or(0, |m| m.len());
+    match path.parent().and_then(free_bytes) {
+        Some(free) => wanted.min((file + free) / 2),
+        None => wanted,
+    }
+}
+
+/// Bytes free for an unprivileged writer on the filesystem holding `dir`.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// `DIR/outpost.toml`, or DIR itself if it names a file.

@@ -100,6 +100,26 @@ impl<'txn> OutboxRows<'txn> {
         Ok(true)
     }
 
+    /// Takes row `seq` out (to quarantine) and returns its bytes; `None` if it is gone.
+    pub(super) fn take(&mut self, seq: u64) -> Result<Option<Vec<u8>>, Failure> {
+        let Some(bytes) = self.rows.remove(seq)?.map(|row| row.value().to_vec()) else {
+            return Ok(None);
+        };
+        self.forget(bytes.len() as u64);
+        Ok(Some(bytes))
+    }
+
+    /// Puts a salvaged row back under its old sequence number (into a fresh store), keeping
+    /// the next sequence number past it.
+    pub(super) fn restore(&mut self, seq: u64, row: &[u8]) -> Result<(), Failure> {
+        if self.rows.insert(seq, row)?.is_none() {
+            self.tally.records += 1;
+            self.tally.bytes += row.len() as u64;
+        }
+        self.tally.next_seq = self.tally.next_seq.max(seq + 1);
+        Ok(())
+    }
+
     /// Counts one invocation's `records` refused because the outbox could not take them.
     pub(super) fn count_rejected(&mut self, records: u64) {
         self.tally.rejected_records += records;

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::envelope::{self, RowDamage};
 use crate::runtime::OutboxEffect;
 
 /// The effect an outbox row carries, as stored. It mirrors [`OutboxEffect`] but is the on-disk
@@ -123,14 +124,15 @@ pub enum StoredRecord {
 }
 
 impl StoredRecord {
-    /// Encodes for storage.
+    /// Encodes for storage, inside the checksum envelope.
     pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(self)
+        envelope::seal(self)
     }
 
-    /// Decodes a stored row; an unknown or corrupt row is an error, never a panic.
-    pub fn decode(bytes: &[u8]) -> Result<StoredRecord, postcard::Error> {
-        postcard::from_bytes(bytes)
+    /// Checks and decodes a stored row (with or without the checksum envelope); a damaged,
+    /// unknown or corrupt row is an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<StoredRecord, RowDamage> {
+        envelope::open(bytes)
     }
 
     /// The current-version view of the row.
@@ -174,14 +176,26 @@ mod tests {
         });
         let bytes = record.encode().expect("encodes");
         assert_eq!(StoredRecord::decode(&bytes).expect("decodes"), record);
-        // The on-disk layout, pinned: version tag, time (zigzag varint), names, body tag.
+        // The on-disk layout, pinned: envelope tag, CRC-32 of the rest, then the version tag,
+        // time (zigzag varint), names, body tag.
+        assert_eq!(&bytes[..1], &[envelope::CHECKED]);
         assert_eq!(
-            bytes,
+            &bytes[1..5],
+            &crc32fast::hash(&bytes[5..]).to_le_bytes(),
+            "checksum"
+        );
+        assert_eq!(
+            &bytes[5..],
             [
                 0, 128, 160, 171, 254, 249, 98, 4, b'd', b'e', b'm', b'o', 7, b's', b'a', b'm',
                 b'p', b'l', b'e', b'r', 0, 8, b'r', b'e', b'a', b'd', b'i', b'n', b'g', b's', 4,
                 b'2', b'1', b'.', b'5'
             ]
+        );
+        // A row written before the envelope still decodes.
+        assert_eq!(
+            StoredRecord::decode(&bytes[5..]).expect("old row decodes"),
+            record
         );
         assert!(StoredRecord::decode(&[7, 1, 2]).is_err());
         assert!(StoredRecord::decode(&[]).is_err());
