@@ -177,6 +177,8 @@ fn replace(file: &Path, dump: &Path, reason: &str) -> Result<Store, StoreError> 
         path: file.to_path_buf(),
         source: format!("the file is damaged ({reason}) and cannot be moved aside: {e}").into(),
     })?;
+    // Pure byte scanning of the moved file: cannot panic, finds rows behind damaged pages.
+    let _ = salvage::scan_file(&aside, dump);
     let store = Store::open(file)?;
     let salvaged = salvage::import(&store, dump)?;
     let _ = std::fs::remove_file(dump);

@@ -85,6 +85,9 @@ struct Inner {
     notices: Mutex<notice::Sink>,
     /// Most bytes the state file may take before the outbox's full-policy acts (0 = no quota).
     quota: AtomicU64,
+    /// Set by an I/O error, cleared by the next write that succeeds: one notice each way per
+    /// episode, however many operations fail in between.
+    io_trouble: std::sync::atomic::AtomicBool,
 }
 
 /// One outbox row as read back, with its sequence number.
@@ -202,6 +205,7 @@ impl Store {
                 incarnation: String::new(),
                 notices: Mutex::new(notice::Sink::default()),
                 quota: AtomicU64::new(0),
+                io_trouble: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         store.create_tables()?;
@@ -296,10 +300,7 @@ impl Store {
         };
         let db = Arc::new(open_database(file)?);
         *slot = Some(db.clone());
-        drop(slot);
-        self.notify(StoreNotice::Reopened {
-            path: file.display().to_string(),
-        });
+        tracing::debug!(path = %file.display(), "state file re-opened");
         Ok(db)
     }
 
@@ -344,10 +345,18 @@ impl Store {
     /// The public error for `failure`; an I/O error also closes `db` so the next operation
     /// re-opens the file.
     fn failed(&self, db: &Arc<Database>, failure: Failure, action: &'static str) -> StoreError {
-        if failure.needs_reopen() {
+        let reopen = failure.needs_reopen();
+        if reopen {
             self.close_after_io_error(db);
         }
-        failure.at(&self.inner.path, action)
+        let error = failure.at(&self.inner.path, action);
+        if reopen && !self.inner.io_trouble.swap(true, Ordering::Relaxed) {
+            self.notify(StoreNotice::IoError {
+                path: self.inner.path.display().to_string(),
+                error: error.to_string(),
+            });
+        }
+        error
     }
 
     /// Runs `body` in one write transaction and commits it durably (`Durability::Immediate`:
@@ -366,7 +375,13 @@ impl Store {
             txn.commit()?;
             Ok(value)
         };
-        run().map_err(|failure: Failure| self.failed(&db, failure, action))
+        let value = run().map_err(|failure: Failure| self.failed(&db, failure, action))?;
+        if self.inner.io_trouble.swap(false, Ordering::Relaxed) {
+            self.notify(StoreNotice::Reopened {
+                path: self.inner.path.display().to_string(),
+            });
+        }
+        Ok(value)
     }
 
     /// Makes sure every table exists, so readers never meet a missing table.
@@ -461,7 +476,7 @@ impl Store {
                 for entry in table.range(from..)?.take(limit) {
                     let (seq, bytes) = entry?;
                     let seq = seq.value();
-                    match StoredRecord::decode(bytes.value()) {
+                    match StoredRecord::decode(bytes.value(), seq) {
                         Ok(record) => out.push(OutboxEntry {
                             seq,
                             record: record.into_current(),
@@ -515,12 +530,16 @@ impl Store {
             let mut inbox = txn.open_table(tables::INBOX)?;
             let mut next = read_counter(&counters, tables::counter::NEXT_INBOX)?.max(1);
             for trigger in triggers {
-                let row = envelope::seal(&StoredInbound::V1 {
-                    trigger: (*trigger).to_string(),
-                    topic: topic.to_string(),
-                    payload: payload.to_vec(),
-                    received_ms,
-                })
+                let row = envelope::seal(
+                    envelope::Table::Inbox,
+                    next,
+                    &StoredInbound::V1 {
+                        trigger: (*trigger).to_string(),
+                        topic: topic.to_string(),
+                        payload: payload.to_vec(),
+                        received_ms,
+                    },
+                )
                 .map_err(StoreError::Encode)?;
                 inbox.insert(next, row.as_slice())?;
                 ids.push(next);
@@ -542,7 +561,8 @@ impl Store {
                 for entry in table.iter()? {
                     let (id, bytes) = entry?;
                     let id = id.value();
-                    match envelope::open::<StoredInbound>(bytes.value()) {
+                    match envelope::open::<StoredInbound>(bytes.value(), envelope::Table::Inbox, id)
+                    {
                         Ok(StoredInbound::V1 {
                             trigger,
                             topic,

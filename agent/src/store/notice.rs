@@ -22,7 +22,15 @@ pub enum StoreNotice {
         /// The line kept in the store's notes (what, where it was moved, what was salvaged).
         note: String,
     },
-    /// The database was re-opened after an I/O error (full disk, failing medium).
+    /// An operation failed with an I/O error (full disk, failing medium); the store re-opens
+    /// the file on each later operation until one succeeds. Raised once per episode.
+    IoError {
+        /// The state file.
+        path: String,
+        /// What failed.
+        error: String,
+    },
+    /// A write succeeded again after an I/O error: the store has recovered by itself.
     Reopened {
         /// The state file.
         path: String,
@@ -42,9 +50,14 @@ impl std::fmt::Display for StoreNotice {
                 "{table} row {key} is damaged ({reason}); moved to quarantine, the rest goes on (outpost outbox quarantine lists it)"
             ),
             StoreNotice::Replaced { note } => f.write_str(note),
-            StoreNotice::Reopened { path } => {
-                write!(f, "state file {path} re-opened after an I/O error")
-            }
+            StoreNotice::IoError { path, error } => write!(
+                f,
+                "state file {path}: {error}; re-opening it and retrying until the disk allows"
+            ),
+            StoreNotice::Reopened { path } => write!(
+                f,
+                "state file {path} re-opened after an I/O error; writes work again"
+            ),
             StoreNotice::Floor { message } => write!(f, "anti-rollback floor file: {message}"),
         }
     }

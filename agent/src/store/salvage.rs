@@ -7,7 +7,9 @@
 //! process (`outpost state verify`, see [`super::guard`]): a crash there is a verdict, not a
 //! crash loop. When the file is damaged, [`salvage`] copies every outbox and inbox row it can
 //! still reach into a dump file, one frame per row, written straight through, so whatever was
-//! written before a crash part-way is kept; [`import`] puts those rows into the fresh store.
+//! written before a crash part-way is kept; [`scan_file`] adds every intact row found in the raw
+//! bytes (rows carry their own table, key and checksum), which needs no redb at all; [`import`]
+//! puts those rows into the fresh store.
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;
@@ -16,6 +18,7 @@ use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError,
 };
 
+use super::envelope;
 use super::error::Failure;
 use super::outbox_rows::{OutboxRows, read_counter};
 use super::{Store, StoreError, tables};
@@ -122,16 +125,87 @@ pub fn salvage(path: &Path, dump: &Path) -> std::io::Result<u64> {
             let Ok((key, value)) = row else { break };
             let value = value.value();
             let mut frame = Vec::with_capacity(13 + value.len());
-            frame.push(tag);
-            frame.extend_from_slice(&key.value().to_le_bytes());
-            frame.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            frame.extend_from_slice(value);
+            write_frame(&mut frame, tag, key.value(), value);
             out.write_all(&frame)?;
             saved += 1;
         }
     }
     out.sync_all()?;
     Ok(saved)
+}
+
+/// Frame tag of an outbox row found by scanning the raw file.
+const FRAME_SCANNED_OUTBOX: u8 = 3;
+/// Frame tag of an inbox row found by scanning the raw file.
+const FRAME_SCANNED_INBOX: u8 = 4;
+
+/// Bytes read from the damaged file at a time by [`scan_file`].
+const SCAN_CHUNK: usize = 4 * 1024 * 1024;
+
+/// Appends to `dump` every intact sealed row found in the raw bytes of the damaged file at
+/// `path` ([`envelope::scan`]): this needs nothing of redb's structures, so it finds rows behind
+/// a damaged page or in a file redb cannot open at all. Reads the file in chunks, so memory stays
+/// bounded whatever its size. Returns how many rows it found.
+pub fn scan_file(path: &Path, dump: &Path) -> std::io::Result<u64> {
+    let mut file = std::fs::File::open(path)?;
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dump)?;
+    // A row may straddle two chunks: keep the tail a row could start in for the next window.
+    let keep = envelope::OVERHEAD + envelope::MAX_SCANNED_BODY;
+    let mut window: Vec<u8> = Vec::with_capacity(SCAN_CHUNK + keep);
+    let mut found = 0;
+    loop {
+        let before = window.len();
+        window.resize(before + SCAN_CHUNK, 0);
+        let read = read_full(&mut file, &mut window[before..])?;
+        window.truncate(before + read);
+        let at_end = read == 0;
+        // Rows starting at or past `settled` are looked at again with the next chunk.
+        let settled = if at_end {
+            window.len()
+        } else {
+            window.len().saturating_sub(keep)
+        };
+        let mut frames = Vec::new();
+        for row in envelope::scan(&window) {
+            if row.offset >= settled {
+                break;
+            }
+            let tag = match row.table {
+                envelope::Table::Outbox => FRAME_SCANNED_OUTBOX,
+                envelope::Table::Inbox => FRAME_SCANNED_INBOX,
+            };
+            write_frame(&mut frames, tag, row.key, row.row);
+            found += 1;
+        }
+        out.write_all(&frames)?;
+        if at_end {
+            break;
+        }
+        window.drain(..settled);
+    }
+    out.sync_all()?;
+    Ok(found)
+}
+
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn write_frame(out: &mut Vec<u8>, tag: u8, key: u64, row: &[u8]) {
+    out.push(tag);
+    out.extend_from_slice(&key.to_le_bytes());
+    out.extend_from_slice(&(row.len() as u32).to_le_bytes());
+    out.extend_from_slice(row);
 }
 
 /// What [`import`] put back.
@@ -144,8 +218,10 @@ pub struct Salvaged {
 }
 
 /// Puts the rows of the salvage dump at `dump` into `store` (a fresh one) under their old keys,
-/// in one transaction; a frame cut short by a crash ends the dump. Damaged rows among them go to
-/// quarantine the first time they are read, like any other.
+/// in one transaction; a frame cut short by a crash ends the dump. Rows redb could still read
+/// come first; rows found by scanning the raw file add what sat behind damaged pages, except
+/// ones older than the oldest row redb read (copies left in freed pages of rows the broker had
+/// already acknowledged). Damaged rows among them go to quarantine the first time they are read.
 pub fn import(store: &Store, dump: &Path) -> Result<Salvaged, StoreError> {
     let mut bytes = Vec::new();
     match std::fs::File::open(dump) {
@@ -161,18 +237,41 @@ pub fn import(store: &Store, dump: &Path) -> Result<Salvaged, StoreError> {
         let mut outbox = OutboxRows::open(txn, &counters)?;
         let mut next_inbox = read_counter(&counters, tables::counter::NEXT_INBOX)?.max(1);
         let mut salvaged = Salvaged::default();
+        let (mut oldest_outbox, mut oldest_inbox) = (None::<u64>, None::<u64>);
+        let newer = |oldest: Option<u64>, key: u64| oldest.is_none_or(|o| key >= o);
         let mut rest = bytes.as_slice();
         while let Some((tag, key, row, tail)) = frame(rest) {
             rest = tail;
             match tag {
-                FRAME_OUTBOX => {
-                    outbox.restore(key, row)?;
-                    salvaged.outbox += 1;
+                FRAME_OUTBOX | FRAME_SCANNED_OUTBOX => {
+                    if tag == FRAME_OUTBOX {
+                        oldest_outbox = Some(oldest_outbox.map_or(key, |o| o.min(key)));
+                    } else if !newer(oldest_outbox, key) {
+                        continue;
+                    }
+                    if outbox.restore(key, row)? {
+                        salvaged.outbox += 1;
+                    }
                 }
-                FRAME_INBOX => {
-                    inbox.insert(key, row)?;
+                FRAME_INBOX | FRAME_SCANNED_INBOX => {
+                    if tag == FRAME_INBOX {
+                        oldest_inbox = Some(oldest_inbox.map_or(key, |o| o.min(key)));
+                    } else if !newer(oldest_inbox, key) {
+                        continue;
+                    }
+                    let intact = |r: &[u8]| envelope::body(r, envelope::Table::Inbox, key).is_ok();
+                    let existing = inbox.get(key)?.map(|r| r.value().to_vec());
+                    match existing {
+                        None => {
+                            inbox.insert(key, row)?;
+                            salvaged.inbox += 1;
+                        }
+                        Some(old) if !intact(&old) && intact(row) => {
+                            inbox.insert(key, row)?;
+                        }
+                        Some(_) => {}
+                    }
                     next_inbox = next_inbox.max(key + 1);
-                    salvaged.inbox += 1;
                 }
                 _ => break,
             }
