@@ -8,14 +8,16 @@ use super::*;
 use crate::runtime::{Effects, OutboxEffect};
 
 fn commit(events: &[&str]) -> Commit {
-    let mut effects = Effects::default();
-    effects.records = events
-        .iter()
-        .map(|data| OutboxEffect::Event {
-            stream: "s".into(),
-            data: data.as_bytes().to_vec(),
-        })
-        .collect();
+    let effects = Effects {
+        records: events
+            .iter()
+            .map(|data| OutboxEffect::Event {
+                stream: "s".into(),
+                data: data.as_bytes().to_vec(),
+            })
+            .collect(),
+        ..Effects::default()
+    };
     Commit {
         app: "a".into(),
         component: "c".into(),

@@ -8,6 +8,15 @@
 //!
 //! - [`tables`]: every table definition and counter name: the on-disk layout at a glance.
 //! - [`records`]: the versioned, postcard-encoded outbox and inbox rows.
+//! - [`envelope`]: the checksum envelope every outbox and inbox row is stored in (table, key,
+//!   length, CRC-32), and the raw scan that finds intact rows in a damaged file.
+//! - [`quarantine`]: damaged rows taken out of the outbox or inbox, counted and kept.
+//! - [`guard`]: opening a device's state directory so a damaged file is moved aside and
+//!   replaced, checked in a child process because redb may abort on a damaged page.
+//! - [`salvage`]: the check itself, and saving the rows of a damaged file into a fresh one.
+//! - `floor`: the anti-rollback floor kept apart from the state file (`fleet-floor.json`).
+//! - `meta`: the incarnation id and the notes about the store's history.
+//! - [`notice`]: what the store tells the device about damage and recovery.
 //! - [`commit`]: what the committer takes (effects plus bookkeeping) and what it answers.
 //! - [`outbox`]: the outbox bounds and full-policy.
 //! - `outbox_rows`: the outbox rows and their counters inside a transaction (their one writer).
@@ -15,6 +24,11 @@
 //! - [`committer`]: the group-commit thread.
 //! - [`fleet`]: the fleet updater's reads and its one-transaction steps.
 //! - [`error`]: the backend-neutral [`StoreError`].
+//!
+//! Damage and faults (`docs/design/damaged-state.md`): a row that fails its checksum or does not
+//! decode is quarantined and the read goes on; an I/O error closes the database and the next
+//! operation re-opens it, so the store resumes by itself once the disk allows; a quota on the
+//! file's size makes the outbox's full-policy act before the filesystem is full.
 
 pub mod apply;
 pub mod commit;
