@@ -331,3 +331,31 @@ fn kill_9_is_never_taken_for_damage() {
     assert_eq!(outcome.quarantined, 0);
     assert_eq!(outcome.delivered, setup.committed);
 }
+
+/// What checking the state file at start costs: `outpost state verify` on a state holding
+/// 100,000 committed events (run with `--ignored --nocapture`; the figure is in
+/// docs/design/damaged-state.md).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_the_start_up_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = data_dir(dir.path());
+    prefill(&data, 100_000, &["readings"], OutboxLimits::default());
+    let file = state_file(&data);
+    let len = std::fs::metadata(&file).expect("meta").len();
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["state", "verify"])
+        .arg(&file)
+        .arg("--salvage-to")
+        .arg(dir.path().join("dump"))
+        .status()
+        .expect("runs");
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    eprintln!(
+        "outpost state verify: {took:?} for {} KiB ({} events)",
+        len / 1024,
+        100_000
+    );
+}

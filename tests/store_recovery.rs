@@ -298,6 +298,15 @@ fn a_downgrade_is_still_refused_after_the_state_file_was_wiped() {
     // forget the floor.
     std::fs::remove_file(data.join(outpost::store::STATE_FILE)).expect("wipe");
     let agent = start();
+    // The retained announcement of v2 brings back the version the device ran (its floor's own
+    // version, with nothing installed any more), so the device does not stay without its app.
+    wait("v2 is installed again after the wipe", &agent, &|seen| {
+        reports(seen, device)
+            .iter()
+            .filter(|r| r["result"] == "accepted" && r["to_version"] == "2.0.0")
+            .count()
+            >= 2
+    });
     publish(&bundle(dir.path(), &key, "1.0.0", "v1"));
     wait("v1 is refused as a downgrade", &agent, &|seen| {
         reports(seen, device).iter().any(|r| {
