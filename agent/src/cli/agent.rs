@@ -243,7 +243,14 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         stopped
     });
     drop(runtime);
+    let restart = stopped.needs_restart();
     stopped.join();
     let _ = renderer.join();
-    Ok(ExitCode::SUCCESS)
+    // EX_TEMPFAIL: systemd's Restart=on-failure starts the agent again, and the start-up
+    // check replaces the damaged state file.
+    Ok(if restart {
+        ExitCode::from(75)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

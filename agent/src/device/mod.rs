@@ -30,7 +30,7 @@ use crate::inbox::{Inbox, InboxRoute};
 use crate::report;
 use crate::scheduler::{Reporter, Scheduler};
 use crate::store::committer::{self, Committer, CommitterThread};
-use crate::store::{OutboxLimits, Store, StoreError, Verifier, guard};
+use crate::store::{OutboxLimits, Store, StoreError, StoreNotice, Verifier, guard};
 use crate::sync::SyncEngine;
 
 /// Inbound messages above this are refused (the ABI's payload limit).
@@ -75,6 +75,9 @@ pub struct Device {
     engine: SyncEngine<RumqttcTransport>,
     /// Prints (emits) each invocation's outcome.
     reporter: Reporter,
+    /// Woken when the state file turns out damaged while in use: the device stops so that a
+    /// restart's start-up check can move the file aside ([`Stopped::needs_restart`]).
+    restart: Arc<Notify>,
 }
 
 impl Device {
@@ -95,10 +98,15 @@ impl Device {
     ) -> Result<Device, DeviceError> {
         let clock: Arc<dyn Clock> = Arc::new(outpost_hal::SystemClock::new());
         let store = guard::open_dir(&config.data_dir, verifier)?;
+        let restart = Arc::new(Notify::new());
         {
             let events = events.clone();
+            let restart = restart.clone();
             store.on_notice(move |notice| {
                 events.emit(AgentEvent::problem("store", notice.to_string()));
+                if matches!(notice, StoreNotice::Unusable { .. }) {
+                    restart.notify_one();
+                }
             });
         }
         store.set_quota(
@@ -195,6 +203,7 @@ impl Device {
             fleet,
             engine,
             reporter,
+            restart,
         })
     }
 
@@ -218,6 +227,7 @@ impl Device {
             fleet,
             engine,
             reporter,
+            restart,
         } = self;
         events.emit(AgentEvent::Started {
             device: config.device_id.clone(),
@@ -243,9 +253,16 @@ impl Device {
         }
         let engine = engine.run(stop.clone());
         tokio::pin!(engine);
+        let mut needs_restart = false;
         tokio::select! {
             () = &mut engine => {}
             () = shutdown => {
+                events.emit(AgentEvent::Stopping);
+                let _ = stop_tx.send(true);
+                engine.await;
+            }
+            () = restart.notified() => {
+                needs_restart = true;
                 events.emit(AgentEvent::Stopping);
                 let _ = stop_tx.send(true);
                 engine.await;
@@ -260,6 +277,7 @@ impl Device {
             committer,
             committer_thread,
             events,
+            needs_restart,
         }
     }
 }
@@ -270,9 +288,17 @@ pub struct Stopped {
     committer: Committer,
     committer_thread: CommitterThread,
     events: Events,
+    needs_restart: bool,
 }
 
 impl Stopped {
+    /// Whether the device stopped because its state file is damaged while in use: the process
+    /// should exit with a failure so the service manager restarts it and the start-up check
+    /// moves the file aside.
+    pub fn needs_restart(&self) -> bool {
+        self.needs_restart
+    }
+
     /// Waits until every queued commit is written, then says [`AgentEvent::Stopped`]. Blocking:
     /// call outside the async runtime.
     pub fn join(self) {

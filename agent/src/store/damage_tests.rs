@@ -279,3 +279,43 @@ fn at_its_quota_the_state_file_makes_the_full_policy_act() {
     store.set_quota(0);
     with_events(&store, &["5"]);
 }
+
+#[test]
+fn a_file_that_stays_corrupted_asks_for_a_restart_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_dir(dir.path()).expect("opens");
+    let heard = notices(&store);
+    let db = store.database().expect("db");
+    for _ in 0..5 {
+        let _ = store.failed(
+            &db,
+            error::Failure::Redb(redb::Error::Corrupted("bad page".into())),
+            "read the outbox",
+        );
+    }
+    let heard = heard.lock().expect("lock").clone();
+    let unusable: Vec<_> = heard.iter().filter(|n| n.contains("restarting")).collect();
+    assert_eq!(unusable.len(), 1, "{heard:?}");
+    // Re-opened on the next operation (once nothing holds the old handle: redb locks the
+    // file), and a success resets the count.
+    drop(db);
+    with_events(&store, &["still works"]);
+    assert_eq!(store.inner.corrupted_in_a_row.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn only_the_newest_damaged_copies_are_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join(STATE_FILE);
+    for _ in 0..4 {
+        std::fs::write(&file, b"").expect("empty file");
+        drop(guard::open_dir(dir.path(), &Verifier::InProcess).expect("replaced"));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let copies = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".damaged-"))
+        .count();
+    assert_eq!(copies, guard::KEEP_DAMAGED);
+}

@@ -79,6 +79,11 @@ pub(super) enum Failure {
 }
 
 impl Failure {
+    /// Whether redb says the file itself is corrupted (not a passing I/O error).
+    pub(super) fn is_corruption(&self) -> bool {
+        matches!(self, Failure::Redb(redb::Error::Corrupted(_)))
+    }
+
     /// Whether the database handle is unusable after this failure and the file must be opened
     /// again: redb refuses every operation after an I/O error until it is.
     pub(super) fn needs_reopen(&self) -> bool {

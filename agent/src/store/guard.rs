@@ -168,10 +168,36 @@ pub fn open_dir(dir: &Path, verifier: &Verifier) -> Result<Store, StoreError> {
     }
 }
 
+/// Damaged files kept for forensics; older ones are deleted, so a device that keeps meeting
+/// damage never fills its disk with them.
+pub const KEEP_DAMAGED: usize = 2;
+
+/// Deletes all but the newest `keep` damaged copies of `file` (their names sort by time).
+fn prune_damaged(file: &Path, keep: usize) {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.damaged-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut copies: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    copies.sort();
+    let excess = copies.len().saturating_sub(keep);
+    for old in &copies[..excess] {
+        let _ = std::fs::remove_file(old);
+    }
+}
+
 /// Moves the damaged `file` aside, opens a fresh store in its place, restores the rows salvaged
 /// into `dump`, and records and raises what happened.
 fn replace(file: &Path, dump: &Path, reason: &str) -> Result<Store, StoreError> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    // Milliseconds, so two replacements in one second keep both copies apart.
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let aside = file.with_file_name(format!("{STATE_FILE}.damaged-{stamp}"));
     std::fs::rename(file, &aside).map_err(|e| StoreError::Open {
         path: file.to_path_buf(),
@@ -179,6 +205,7 @@ fn replace(file: &Path, dump: &Path, reason: &str) -> Result<Store, StoreError> 
     })?;
     // Pure byte scanning of the moved file: cannot panic, finds rows behind damaged pages.
     let _ = salvage::scan_file(&aside, dump);
+    prune_damaged(file, KEEP_DAMAGED);
     let store = Store::open(file)?;
     let salvaged = salvage::import(&store, dump)?;
     let _ = std::fs::remove_file(dump);

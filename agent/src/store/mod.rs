@@ -102,7 +102,14 @@ struct Inner {
     /// Set by an I/O error, cleared by the next write that succeeds: one notice each way per
     /// episode, however many operations fail in between.
     io_trouble: std::sync::atomic::AtomicBool,
+    /// Operations that failed in a row because redb found the file corrupted; at
+    /// [`CORRUPTION_LIMIT`] the store asks for a restart ([`StoreNotice::Unusable`]).
+    corrupted_in_a_row: AtomicU64,
 }
+
+/// Consecutive "corrupted" failures (each followed by a re-open) after which the file is taken
+/// as damaged for good while in use.
+const CORRUPTION_LIMIT: u64 = 3;
 
 /// One outbox row as read back, with its sequence number.
 #[derive(Debug, Clone, PartialEq)]
@@ -220,6 +227,7 @@ impl Store {
                 notices: Mutex::new(notice::Sink::default()),
                 quota: AtomicU64::new(0),
                 io_trouble: std::sync::atomic::AtomicBool::new(false),
+                corrupted_in_a_row: AtomicU64::new(0),
             }),
         };
         store.create_tables()?;
@@ -353,7 +361,9 @@ impl Store {
             let txn = db.begin_read()?;
             body(&txn)
         };
-        run().map_err(|failure: Failure| self.failed(&db, failure, action))
+        let value = run().map_err(|failure: Failure| self.failed(&db, failure, action))?;
+        self.inner.corrupted_in_a_row.store(0, Ordering::Relaxed);
+        Ok(value)
     }
 
     /// The public error for `failure`; an I/O error also closes `db` so the next operation
@@ -363,7 +373,22 @@ impl Store {
         if reopen {
             self.close_after_io_error(db);
         }
+        let corrupted = failure.is_corruption();
         let error = failure.at(&self.inner.path, action);
+        if corrupted
+            && self
+                .inner
+                .corrupted_in_a_row
+                .fetch_add(1, Ordering::Relaxed)
+                + 1
+                == CORRUPTION_LIMIT
+        {
+            self.notify(StoreNotice::Unusable {
+                path: self.inner.path.display().to_string(),
+                error: error.to_string(),
+            });
+            return error;
+        }
         if reopen && !self.inner.io_trouble.swap(true, Ordering::Relaxed) {
             self.notify(StoreNotice::IoError {
                 path: self.inner.path.display().to_string(),
@@ -390,6 +415,7 @@ impl Store {
             Ok(value)
         };
         let value = run().map_err(|failure: Failure| self.failed(&db, failure, action))?;
+        self.inner.corrupted_in_a_row.store(0, Ordering::Relaxed);
         if self.inner.io_trouble.swap(false, Ordering::Relaxed) {
             self.notify(StoreNotice::Reopened {
                 path: self.inner.path.display().to_string(),

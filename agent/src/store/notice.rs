@@ -30,6 +30,15 @@ pub enum StoreNotice {
         /// What failed.
         error: String,
     },
+    /// The open file keeps reporting damage that re-opening does not cure (redb says the
+    /// database is corrupted): the agent should restart, so that the start-up check moves the
+    /// file aside and salvages it. Raised once.
+    Unusable {
+        /// The state file.
+        path: String,
+        /// The last error.
+        error: String,
+    },
     /// A write succeeded again after an I/O error: the store has recovered by itself.
     Reopened {
         /// The state file.
@@ -53,6 +62,10 @@ impl std::fmt::Display for StoreNotice {
             StoreNotice::IoError { path, error } => write!(
                 f,
                 "state file {path}: {error}; re-opening it and retrying until the disk allows"
+            ),
+            StoreNotice::Unusable { path, error } => write!(
+                f,
+                "state file {path} is damaged while in use ({error}); restarting so the start-up check can replace it"
             ),
             StoreNotice::Reopened { path } => write!(
                 f,
