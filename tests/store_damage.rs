@@ -187,6 +187,12 @@ fn assert_accounted(setup: &Setup, outcome: &Outcome) {
 fn an_empty_state_file_is_replaced_and_reported() {
     let setup = setup();
     std::fs::File::create(state_file(&setup.data)).expect("emptied");
+    // A reading tool refuses it and names the file, never treats it as a fresh store.
+    let listed = outpost_cli(&["outbox", "list", "--data", s(&setup.data)]);
+    assert!(
+        listed.contains(s(&state_file(&setup.data))) && listed.contains("empty"),
+        "{listed}"
+    );
     let outcome = run(&setup);
     assert!(
         outcome
@@ -275,6 +281,29 @@ fn an_undecodable_row_is_quarantined_and_the_drain_goes_past_it() {
     assert_eq!(outcome.quarantined, 1);
     assert!(outcome.notes.is_empty(), "the file itself is fine");
     assert_eq!(outcome.problem_lines, 1, "one problem line for one row");
+    // An operator can list what was set aside.
+    let listed = outpost_cli(&["outbox", "quarantine", "--data", s(&setup.data)]);
+    assert!(
+        listed.contains("outbox row 500: does not decode") && listed.contains("1 row(s)"),
+        "{listed}"
+    );
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// Runs the real `outpost` with `args`; returns stdout and stderr together.
+fn outpost_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(args)
+        .output()
+        .expect("outpost runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]

@@ -180,6 +180,10 @@ pub fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
         c.rejected_records,
         c.rejected_invocations
     );
+    println!("store: incarnation {}", c.incarnation);
+    for note in &c.store_notes {
+        println!("store note: {note}");
+    }
     if c.quarantined_rows > 0 {
         println!(
             "quarantine: {} damaged row(s) set aside (outpost outbox quarantine --data {})",
