@@ -209,6 +209,12 @@ fn an_empty_state_file_is_replaced_and_reported() {
         .filter_map(Result::ok)
         .any(|e| e.file_name().to_string_lossy().contains(".damaged-"));
     assert!(aside, "the damaged file is kept for forensics");
+    // The fresh store's sequence numbers start past every one handed out before.
+    let next = common::mqtt::open_state(&setup.data)
+        .counters()
+        .expect("counters")
+        .next_seq;
+    assert!(next > EVENTS as u64, "next seq {next}");
 }
 
 #[test]

@@ -76,7 +76,7 @@ pub fn apply_batch(
     // Checked once per batch: the file grows only when redb runs out of free pages, so this is
     // the point where the outbox must make room in the file it already has.
     let over_quota = store.over_quota();
-    store.write("apply a commit batch", |txn| {
+    let results = store.write("apply a commit batch", |txn| {
         let mut results = Vec::with_capacity(batch.len());
         let mut kv = txn.open_table(tables::KV)?;
         let mut counters = txn.open_table(tables::COUNTERS)?;
@@ -180,7 +180,15 @@ pub fn apply_batch(
             failed_invocations,
         )?;
         Ok(results)
-    })
+    })?;
+    if let Some(last) = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok()?.seqs.as_ref().map(|s| *s.end()))
+        .max()
+    {
+        store.handed_out(last + 1);
+    }
+    Ok(results)
 }
 
 /// Adds `by` to counter `name` inside the open transaction.

@@ -87,7 +87,7 @@ pub(super) fn of(store: &Store, app: &str) -> Option<String> {
     match read(&path) {
         Ok(mut floor) => floor.remove(app),
         Err(message) => {
-            store.notify(StoreNotice::Floor { message });
+            store.notify(StoreNotice::SideFile { message });
             None
         }
     }
@@ -105,7 +105,7 @@ pub(super) fn raise(store: &Store, raised: &[(String, String)]) {
         floor.extend(merged.map(|v| (app.clone(), v)));
     }
     if let Err(error) = write(&path, &floor) {
-        store.notify(StoreNotice::Floor {
+        store.notify(StoreNotice::SideFile {
             message: format!("cannot write {}: {error}", path.display()),
         });
     }
@@ -119,7 +119,7 @@ pub(super) fn reconcile(store: &Store) -> Result<(), StoreError> {
     let file = match read(&path) {
         Ok(file) => file,
         Err(message) => {
-            store.notify(StoreNotice::Floor { message });
+            store.notify(StoreNotice::SideFile { message });
             BTreeMap::new()
         }
     };
@@ -149,7 +149,7 @@ pub(super) fn reconcile(store: &Store) -> Result<(), StoreError> {
     if merged != file
         && let Err(error) = write(&path, &merged)
     {
-        store.notify(StoreNotice::Floor {
+        store.notify(StoreNotice::SideFile {
             message: format!("cannot write {}: {error}", path.display()),
         });
     }

@@ -16,6 +16,7 @@
 //! - [`salvage`]: the check itself, and saving the rows of a damaged file into a fresh one.
 //! - `floor`: the anti-rollback floor kept apart from the state file (`fleet-floor.json`).
 //! - `meta`: the incarnation id and the notes about the store's history.
+//! - `watermark`: sequence numbers reserved apart from the state file, so they never restart.
 //! - [`notice`]: what the store tells the device about damage and recovery.
 //! - [`commit`]: what the committer takes (effects plus bookkeeping) and what it answers.
 //! - [`outbox`]: the outbox bounds and full-policy.
@@ -46,6 +47,7 @@ pub mod quarantine;
 pub mod records;
 pub mod salvage;
 pub mod tables;
+mod watermark;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,6 +107,8 @@ struct Inner {
     /// Operations that failed in a row because redb found the file corrupted; at
     /// [`CORRUPTION_LIMIT`] the store asks for a restart ([`StoreNotice::Unusable`]).
     corrupted_in_a_row: AtomicU64,
+    /// The sequence number up to which the watermark file has reserved numbers (`watermark`).
+    seq_reserved: AtomicU64,
 }
 
 /// Consecutive "corrupted" failures (each followed by a re-open) after which the file is taken
@@ -228,6 +232,7 @@ impl Store {
                 quota: AtomicU64::new(0),
                 io_trouble: std::sync::atomic::AtomicBool::new(false),
                 corrupted_in_a_row: AtomicU64::new(0),
+                seq_reserved: AtomicU64::new(0),
             }),
         };
         store.create_tables()?;
@@ -236,6 +241,7 @@ impl Store {
             inner.incarnation = incarnation;
         }
         floor::reconcile(&store)?;
+        watermark::open(&store)?;
         Ok(store)
     }
 
@@ -262,6 +268,11 @@ impl Store {
     /// The disk quota of the state file (0 = none).
     pub fn quota(&self) -> u64 {
         self.inner.quota.load(Ordering::Relaxed)
+    }
+
+    /// Tells the sequence watermark that numbers below `next` have been handed out.
+    pub(crate) fn handed_out(&self, next: u64) {
+        watermark::reserve(self, next);
     }
 
     /// Whether the state file has reached its quota (never for an in-memory store).

@@ -44,8 +44,9 @@ pub enum StoreNotice {
         /// The state file.
         path: String,
     },
-    /// The anti-rollback floor kept next to the state file could not be read or written.
-    Floor {
+    /// A file kept apart from the state file (the anti-rollback floor, the sequence
+    /// watermark) could not be read or written.
+    SideFile {
         /// What failed.
         message: String,
     },
@@ -71,7 +72,9 @@ impl std::fmt::Display for StoreNotice {
                 f,
                 "state file {path} re-opened after an I/O error; writes work again"
             ),
-            StoreNotice::Floor { message } => write!(f, "anti-rollback floor file: {message}"),
+            StoreNotice::SideFile { message } => {
+                write!(f, "file kept apart from the state file: {message}")
+            }
         }
     }
 }
