@@ -333,6 +333,24 @@ fn a_zeroed_page_is_contained() {
 }
 
 #[test]
+fn a_zeroed_header_loses_nothing_the_rows_themselves_still_hold() {
+    // redb cannot open the file at all ("All roots are corrupted" and the like); the rows carry
+    // their own keys and checksums, so a raw scan salvages every one.
+    let setup = setup();
+    let path = state_file(&setup.data);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[..4096].fill(0);
+    std::fs::write(&path, &bytes).expect("write");
+    let outcome = run(&setup);
+    assert!(!outcome.notes.is_empty(), "the replacement is noted");
+    assert_eq!(
+        outcome.delivered, setup.committed,
+        "every committed event arrives"
+    );
+    assert_accounted(&setup, &outcome);
+}
+
+#[test]
 fn random_bit_flips_never_crash_the_agent_or_lose_events_silently() {
     for seed in [7u64, 11, 42] {
         let setup = setup();

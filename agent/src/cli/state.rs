@@ -102,11 +102,11 @@ pub fn state(command: StateCommand) -> anyhow::Result<ExitCode> {
             ExitCode::from(3)
         }
         Verdict::Damaged(reason) => {
-            let saved = salvage::salvage(&file, &salvage_to);
-            eprintln!(
-                "{reason} ({} rows salvaged)",
-                saved.map_or_else(|e| format!("none: {e}"), |n| n.to_string())
-            );
+            // The last stderr line is the reason the agent keeps in its note.
+            match salvage::salvage(&file, &salvage_to) {
+                Ok(rows) => eprintln!("{reason}; {rows} rows still readable through redb"),
+                Err(_) => eprintln!("{reason}; no rows readable through redb"),
+            }
             ExitCode::from(2)
         }
     })
