@@ -85,12 +85,7 @@ impl Verifier {
                     // once, and the next start's check in a working child catches it.
                     Err(_) => return Verdict::Healthy,
                 };
-                let said = String::from_utf8_lossy(&output.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
+                let said = last_words(&String::from_utf8_lossy(&output.stderr));
                 match output.status.code() {
                     Some(0) => Verdict::Healthy,
                     Some(3) => Verdict::Locked,
@@ -113,6 +108,22 @@ impl Verifier {
             }
         }
     }
+}
+
+/// What a verifier said last: its verdict line, or a panic's message (the line after
+/// "panicked at"), never Rust's "note: run with RUST_BACKTRACE" hint.
+fn last_words(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
+    if let Some(at) = lines.iter().position(|l| l.contains("panicked at"))
+        && let Some(message) = lines.get(at + 1)
+    {
+        return format!("panic: {message}");
+    }
+    lines
+        .iter()
+        .rev()
+        .find(|l| !l.is_empty() && !l.starts_with("note:"))
+        .map_or_else(String::new, |l| (*l).to_string())
 }
 
 /// Runs `body`, turning a panic into its message.
@@ -220,4 +231,23 @@ fn replace(file: &Path, dump: &Path, reason: &str) -> Result<Store, StoreError> 
     store.add_note(&note)?;
     store.notify(StoreNotice::Replaced { note });
     Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_words;
+
+    #[test]
+    fn a_verifier_crash_is_told_by_its_panic_message() {
+        let stderr = "thread 'main' panicked at btree_cursor.rs:12:5:\ninternal error: entered unreachable code\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(
+            last_words(stderr),
+            "panic: internal error: entered unreachable code"
+        );
+        assert_eq!(
+            last_words("bad page; 3 rows still readable\n"),
+            "bad page; 3 rows still readable"
+        );
+        assert_eq!(last_words(""), "");
+    }
 }
