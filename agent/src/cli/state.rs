@@ -203,13 +203,14 @@ fn quarantine(data: &std::path::Path, limit: usize) -> anyhow::Result<ExitCode> 
         .with_context(|| format!("reading the quarantine of {file}"))?;
     for row in &rows {
         println!(
-            "q{} {} {} row {}: {} ({} bytes)",
+            "q{} {} {} row {}: {} ({} bytes: {})",
             row.id,
             report::clock_time(row.at_ms),
             row.table,
             row.key,
             row.reason,
-            row.bytes.len()
+            row.bytes.len(),
+            report::preview(&row.bytes)
         );
     }
     println!("quarantine: {} row(s) in {file}", rows.len());
