@@ -214,6 +214,51 @@ fn a_full_disk_then_freed_space_resumes_within_seconds_and_loses_nothing() {
     );
 }
 
+#[test]
+fn the_state_quota_makes_the_full_policy_act_before_the_disk_fills() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let app = big_beats(dir.path());
+    let broker = Broker::start();
+    let link = Proxy::start(broker.port());
+    link.set_offline(true);
+    let quota: u64 = 2 * 1024 * 1024;
+    let mut agent = Agent::start(
+        "quota-1",
+        &link.url(),
+        &data,
+        &[
+            "--app",
+            s(&app),
+            "--max-state-bytes",
+            &quota.to_string(),
+            "--outbox-full",
+            "drop-oldest",
+        ],
+    );
+    // Offline, ~1.6 MB of events a second would grow the file without bound.
+    let state = data.join(outpost::store::STATE_FILE);
+    let mut largest = 0;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        largest = largest.max(std::fs::metadata(&state).map_or(0, |m| m.len()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ok = agent.count_lines("ok in");
+    assert!(agent.terminate().success());
+    let counters = common::mqtt::open_state(&data)
+        .counters()
+        .expect("counters");
+    eprintln!(
+        "quota {quota}: largest state file {largest} bytes; {ok} invocations ok, {} rows dropped",
+        counters.dropped_records
+    );
+    assert!(counters.dropped_records > 0, "{counters:?}");
+    // redb grows its file by doubling, so it may pass the quota once, never run away.
+    assert!(largest <= 3 * quota, "state file reached {largest} bytes");
+    assert!(ok > 100, "invocations kept succeeding: {ok}");
+}
+
 /// Reports on `outpost/{device}/updates`.
 fn reports(seen: &Seen, device: &str) -> Vec<Value> {
     seen.messages
