@@ -215,6 +215,57 @@ fn a_full_disk_then_freed_space_resumes_within_seconds_and_loses_nothing() {
 }
 
 #[test]
+fn a_full_disk_at_start_is_never_taken_for_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(_tmpfs) = Tmpfs::mount(&dir.path().join("disk"), 16) else {
+        eprintln!("SKIPPED: mounting a tmpfs is not permitted here (needs root / CAP_SYS_ADMIN)");
+        return;
+    };
+    let data = dir.path().join("disk/data");
+    let committed = common::mqtt::prefill(
+        &data,
+        500,
+        &["readings"],
+        outpost::store::OutboxLimits::default(),
+    );
+    let filler = fill(&dir.path().join("disk"));
+    let broker = Broker::start();
+    let sub = Subscriber::start_with(broker.port(), &[EVENTS_FILTER, STATUS_FILTER]);
+    let device = "full-at-start";
+    // It may start or refuse to while the disk is full; either way the file stays where it is.
+    let mut agent = Agent::start(device, &broker.url(), &data, &[]);
+    let started = agent.wait_line("sync: connected", 1, Duration::from_secs(5));
+    agent.kill();
+    let aside = std::fs::read_dir(&data)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().contains(".damaged-"));
+    assert!(
+        !aside,
+        "a full disk moved a healthy store aside; output:\n{}",
+        agent.output_tail(20)
+    );
+    eprintln!(
+        "with the disk full the agent {}",
+        if started { "started" } else { "did not start" }
+    );
+
+    std::fs::remove_file(&filler).expect("free");
+    let agent = Agent::start(device, &broker.url(), &data, &[]);
+    assert!(
+        sub.wait_for_all(device, &committed, WAIT),
+        "every committed event arrives; output:\n{}",
+        agent.output_tail(20)
+    );
+    assert_eq!(
+        agent.count_lines("was damaged"),
+        0,
+        "{}",
+        agent.output_tail(20)
+    );
+}
+
+#[test]
 fn the_state_quota_makes_the_full_policy_act_before_the_disk_fills() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");

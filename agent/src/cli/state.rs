@@ -42,7 +42,8 @@ pub enum KvCommand {
 #[derive(clap::Subcommand)]
 pub enum StateCommand {
     /// Check a state file: exit 0 if healthy, 2 if damaged (after salvaging its outbox and
-    /// inbox rows into the dump), 3 if another process holds it. Run in a child process because
+    /// inbox rows into the dump), 3 if another process holds it, 4 if it cannot be checked now
+    /// (full or read-only disk: not damage). Run in a child process because
     /// redb may panic (abort) on a damaged page.
     Verify {
         /// The state file.
@@ -100,6 +101,10 @@ pub fn state(command: StateCommand) -> anyhow::Result<ExitCode> {
         Verdict::Locked => {
             eprintln!("{} is in use by another process", file.display());
             ExitCode::from(3)
+        }
+        Verdict::Unavailable(reason) => {
+            eprintln!("{reason}");
+            ExitCode::from(4)
         }
         Verdict::Damaged(reason) => {
             // The last stderr line is the reason the agent keeps in its note.

@@ -30,7 +30,8 @@ pub enum Verifier {
     InProcess,
     /// In a child process: `program args… FILE --salvage-to DUMP` exits 0 if the file is
     /// healthy, 2 if it is damaged (after writing what it could salvage to DUMP), 3 if another
-    /// process holds it; any other end (a crash) means damaged. With `--salvage-only` it only
+    /// process holds it, 4 if it cannot be checked now for a reason that is not damage (full or
+    /// read-only disk); any other end (a crash) means damaged. With `--salvage-only` it only
     /// salvages.
     Command {
         /// The program (the agent's own executable).
@@ -89,6 +90,7 @@ impl Verifier {
                 match output.status.code() {
                     Some(0) => Verdict::Healthy,
                     Some(3) => Verdict::Locked,
+                    Some(4) => Verdict::Unavailable(said),
                     Some(2) => Verdict::Damaged(said),
                     _ => {
                         // The check crashed (redb panicked, an abort): salvage in another
@@ -168,13 +170,15 @@ pub fn open_dir(dir: &Path, verifier: &Verifier) -> Result<Store, StoreError> {
         None => verifier.check(&file, &dump),
     };
     match verdict {
-        Verdict::Healthy => match Store::open(&file) {
-            Err(StoreError::Open { source, .. }) => {
-                replace(&file, &dump, &format!("redb cannot open it: {source}"))
-            }
-            other => other,
-        },
+        // Checked healthy: an error opening it now is the disk's or the lock's, not damage.
+        Verdict::Healthy => Store::open(&file),
         Verdict::Locked => Err(StoreError::Locked { path: file }),
+        // A full or read-only disk is not damage: never move a good file aside for it. The
+        // agent fails to start and its service manager tries again.
+        Verdict::Unavailable(reason) => Err(StoreError::Open {
+            path: file,
+            source: format!("cannot check it now (not damage): {reason}").into(),
+        }),
         Verdict::Damaged(reason) => replace(&file, &dump, &reason),
     }
 }

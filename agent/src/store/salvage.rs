@@ -32,6 +32,34 @@ pub enum Verdict {
     Damaged(String),
     /// Another process holds the file.
     Locked,
+    /// The file cannot be checked now for a reason that is not damage (a full or read-only
+    /// filesystem, no permission, no memory): it must not be moved aside; try again later.
+    Unavailable(String),
+}
+
+/// Why an error opening or checking the file is not damage, if it is not: an I/O error of a
+/// kind that says the disk or the process cannot do it now, not that the bytes are wrong.
+fn not_damage(error: &redb::DatabaseError) -> Option<String> {
+    use std::io::ErrorKind as K;
+    match error {
+        redb::DatabaseError::RepairAborted => Some(error.to_string()),
+        redb::DatabaseError::Storage(redb::StorageError::PreviousIo) => Some(error.to_string()),
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if matches!(
+                io.kind(),
+                K::StorageFull
+                    | K::QuotaExceeded
+                    | K::ReadOnlyFilesystem
+                    | K::PermissionDenied
+                    | K::OutOfMemory
+                    | K::Interrupted
+                    | K::WouldBlock
+            ) =>
+        {
+            Some(error.to_string())
+        }
+        _ => None,
+    }
 }
 
 /// Frame tag of a salvaged outbox row.
@@ -51,15 +79,27 @@ fn open_existing(path: &Path) -> Result<Database, redb::DatabaseError> {
 pub fn verify(path: &Path) -> Verdict {
     let mut db = match open_existing(path) {
         Ok(db) => db,
-        Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Verdict::Locked,
-        Err(error) => return Verdict::Damaged(format!("redb cannot open it: {error}")),
+        Err(
+            redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch,
+        ) => return Verdict::Locked,
+        Err(error) => {
+            return match not_damage(&error) {
+                Some(reason) => Verdict::Unavailable(reason),
+                None => Verdict::Damaged(format!("redb cannot open it: {error}")),
+            };
+        }
     };
     match db.check_integrity() {
         Ok(true) => {}
         Ok(false) => {
             return Verdict::Damaged("redb's integrity check found damage and repaired it".into());
         }
-        Err(error) => return Verdict::Damaged(format!("integrity check failed: {error}")),
+        Err(error) => {
+            return match not_damage(&error) {
+                Some(reason) => Verdict::Unavailable(reason),
+                None => Verdict::Damaged(format!("integrity check failed: {error}")),
+            };
+        }
     }
     match walk_all(&db) {
         Ok(()) => Verdict::Healthy,
@@ -297,6 +337,18 @@ fn frame(bytes: &[u8]) -> Option<(u8, u64, &[u8], &[u8])> {
 mod tests {
     use super::*;
     use crate::store::envelope::{Table, seal};
+
+    #[test]
+    fn a_full_or_read_only_disk_is_not_damage_but_a_corrupted_file_is() {
+        let io =
+            |kind| redb::DatabaseError::Storage(redb::StorageError::Io(std::io::Error::from(kind)));
+        assert!(not_damage(&io(std::io::ErrorKind::StorageFull)).is_some());
+        assert!(not_damage(&io(std::io::ErrorKind::ReadOnlyFilesystem)).is_some());
+        assert!(not_damage(&io(std::io::ErrorKind::InvalidData)).is_none());
+        let corrupted =
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted("bad page".into()));
+        assert!(not_damage(&corrupted).is_none());
+    }
 
     #[test]
     fn a_raw_scan_finds_rows_across_chunk_boundaries_exactly_once() {
