@@ -45,14 +45,15 @@ log=$(mktemp)
 # The tests that run in-process. The others spawn target/<target>/debug/outpost, which the kernel
 # can only exec through a qemu binfmt_misc registration: --full runs them through a shim instead.
 subset=(-p outpost-abi -p outpost-manifest -p outpost-hal -p outpost-bundle -p outpost --lib --bins
-  --test isolation --test examples --test scheduling --test mqtt_broker --test linux_board
-  --test accepted --test errors --test format)
+  --test mqtt_broker --test linux_board --test accepted --test errors --test format)
+# The in-process areas of the agent's one end-to-end binary (tests/main.rs), by module filter.
+e2e_in_process=(-p outpost --test e2e -- isolation:: examples:: scheduling::)
 
 # --full: tests that cannot run on a foreign architecture, as `--skip` filters per test binary.
 # packaging's .deb tests strip and package the test build of `outpost` with the host's tools.
 skips_for() {
   case "$1" in
-    packaging-*) echo "--skip the_deb_" ;;
+    e2e-*) echo "--skip packaging::the_deb_" ;;
   esac
 }
 
@@ -112,6 +113,7 @@ for target in "${targets[@]}"; do
   else
     say "$target: in-process tests under $(runner_for "$target")"
     cargo test --locked --target "$target" "${subset[@]}" 2>&1 | tee -a "$log" || status=1
+    cargo test --locked --target "$target" "${e2e_in_process[@]}" 2>&1 | tee -a "$log" || status=1
   fi
 done
 

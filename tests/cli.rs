@@ -1,13 +1,13 @@
 //! The `outpost` command line as a person uses it: outcomes on stdout, one-line errors on stderr,
 //! non-zero exit codes on failure.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::OUTPOST;
+
 fn outpost(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_outpost"))
+    Command::new(OUTPOST)
         .args(args)
         .current_dir(dir)
         .output()
@@ -26,8 +26,8 @@ fn write_app(dir: &Path, extra: &str) {
          grants = {{ streams = [\"echo\"], kv = [\"echo\"], config = [\"greeting\"] }}\n\
          [[component]]\nid = \"trapper\"\nsource = \"{}\"\n\
          grants = {{ kv = [\"state\"], streams = [\"events\"] }}\n",
-        common::guest("echo").display(),
-        common::guest("trap_after_write").display()
+        outpost_testkit::guests::guest("echo").display(),
+        outpost_testkit::guests::guest("trap_after_write").display()
     );
     std::fs::write(dir.join("outpost.toml"), manifest).expect("manifest");
 }

@@ -2,13 +2,13 @@
 //! committed is in redb, and no invocation is half-written (each event has its KV row and each
 //! KV row its event). The state file must also reopen cleanly for the next run.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use outpost::store::{RecordBody, Store};
+
+use crate::OUTPOST;
 
 /// Successes to see reported before pulling the plug, per round.
 const REPORTED_BEFORE_KILL: usize = 150;
@@ -45,14 +45,14 @@ fn kill_9_during_a_burst_loses_no_reported_invocation_and_half_writes_none() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("outpost.toml"),
-        manifest(&common::guest("burst")),
+        manifest(&outpost_testkit::guests::guest("burst")),
     )
     .expect("manifest");
     let data = dir.path().join("data");
     let mut reported = BTreeSet::new();
 
     for round in 1..=ROUNDS {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        let mut child = Command::new(OUTPOST)
             .args(["up", "--no-build", "--quiet-events", "--data"])
             .arg(&data)
             .arg(dir.path())

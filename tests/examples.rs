@@ -1,21 +1,21 @@
 //! The two example apps in bundles/examples, built from source, run against a real redb file.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{START_MS, events, guest, options};
 use outpost::app::App;
 use outpost::runtime::Firing;
 use outpost::store::{OutboxLimits, RecordBody};
 use outpost_abi::{SensorPayload, TriggerKind};
 use outpost_hal::ManualClock;
+use outpost_testkit::START_MS;
+use outpost_testkit::app::{events, options};
+use outpost_testkit::guests::guest;
 
 /// Starts an example app from its own manifest, with state in a temp dir.
 fn start_example(name: &str) -> (tempfile::TempDir, App, Arc<ManualClock>) {
     guest(name); // build the guests (the example's wasm among them)
-    let manifest = common::repo_root()
+    let manifest = outpost_testkit::repo_root()
         .join("bundles/examples")
         .join(name)
         .join("outpost.toml");

@@ -2,33 +2,41 @@
 //! (`keygen`, `bundle build`, `fleet publish`) and as device (`outpost agent`), bundles built
 //! from a WAT guest in this repo.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::broker::Broker;
-use common::fleet::outpost;
-use common::mqtt::{Agent, EVENTS_FILTER, STATUS_FILTER, Seen, Subscriber, data_dir, open_state};
-use common::proxy::Proxy;
+use outpost::events::AgentEvent;
 use outpost::fleet::state::FleetState;
+use outpost_testkit::agent::Agent;
+use outpost_testkit::beacon::Beacon;
+use outpost_testkit::broker::Broker;
+use outpost_testkit::fleet::Cli;
+use outpost_testkit::prefill::{data_dir, open_state};
+use outpost_testkit::proxy::Proxy;
+use outpost_testkit::s;
+use outpost_testkit::seen::Seen;
+use outpost_testkit::subscriber::{EVENTS_FILTER, STATUS_FILTER, Subscriber};
 use serde_json::Value;
+
+use crate::OUTPOST;
 
 const UPDATES_FILTER: &str = "outpost/+/updates";
 const WAIT: Duration = Duration::from_secs(60);
 
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
+/// The CLI under test.
+fn cli() -> Cli {
+    Cli::new(OUTPOST)
+}
+
+/// Runs `outpost ARGS`, asserting success; returns its stdout.
+fn outpost(args: &[&str]) -> String {
+    cli().run(args)
 }
 
 /// A key pair in `dir`; returns (secret, public).
 fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    outpost(&["keygen", "--out", s(dir), "--name", name]);
-    (
-        dir.join(format!("{name}.key")),
-        dir.join(format!("{name}.pub")),
-    )
+    cli().keygen(dir, name)
 }
 
 /// What every fleet test starts from: a broker, a subscriber to `filters`, a publisher key pair
@@ -65,52 +73,18 @@ impl Fleet {
 fn device_agent(device: &str, url: &str, data: &Path, public: &Path, extra: &[&str]) -> Agent {
     let mut args = vec!["--trust", s(public), "--group", "field"];
     args.extend_from_slice(extra);
-    Agent::start(device, url, data, &args)
+    Agent::start(OUTPOST, device, url, data, &args)
 }
 
 /// Builds version `version` of the `beacon` app emitting `mode` every 100 ms, padded with
 /// `padding` bytes of custom section; returns the bundle file.
 fn beacon_bundle(dir: &Path, key: &Path, version: &str, mode: &str, padding: usize) -> PathBuf {
-    beacon_bundle_with(dir, key, version, mode, padding, "interval = \"100ms\"")
+    cli().beacon_bundle(dir, key, &Beacon::new(version, mode).padded(padding))
 }
 
-/// [`beacon_bundle`] with `trigger` as the body of its one `[[component.trigger]]`.
-fn beacon_bundle_with(
-    dir: &Path,
-    key: &Path,
-    version: &str,
-    mode: &str,
-    padding: usize,
-    trigger: &str,
-) -> PathBuf {
-    let app = common::fleet::app(
-        dir,
-        &format!("beacon-{version}-{mode}"),
-        version,
-        mode,
-        padding,
-        trigger,
-    );
-    let out = dir.join(format!("beacon-{version}-{mode}.bundle"));
-    outpost(&[
-        "bundle",
-        "build",
-        s(&app),
-        "--key",
-        s(key),
-        "--out",
-        s(&out),
-    ]);
-    out
-}
-
+/// Publishes `bundle` to the group `field` on `broker`.
 fn publish(bundle: &Path, broker: &Broker, extra: &[&str]) {
-    let mut args = vec!["fleet", "publish", s(bundle), "--broker"];
-    let url = broker.url();
-    args.push(&url);
-    args.extend(["--group", "field"]);
-    args.extend(extra);
-    outpost(&args);
+    cli().publish(bundle, &broker.url(), "field", extra);
 }
 
 /// Update reports of `device` seen so far, in order.
@@ -291,14 +265,19 @@ fn a_large_download_resumes_across_cuts_and_a_reboot_without_refetching() {
     let args = ["--chunk-window", "2"];
     let mut agent = device_agent("pi-2", &proxy.url(), &data, &public, &args);
     assert!(
-        agent.wait_line("sync: connected", 1, WAIT),
+        agent.wait_event(|e| matches!(e, AgentEvent::Connected), 1, WAIT),
         "{}",
         agent.output_tail(20)
     );
     // Small chunks, so the download takes long enough to be cut several times.
     publish(&bundle, &broker, &["--chunk-size", "8192"]);
     assert!(
-        agent.wait_line("fleet: fetching beacon 1.0.0", 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::FleetFetching { app, version, .. }
+                if app == "beacon" && version == "1.0.0"),
+            1,
+            WAIT,
+        ),
         "{}",
         agent.output_tail(20)
     );
@@ -319,7 +298,12 @@ fn a_large_download_resumes_across_cuts_and_a_reboot_without_refetching() {
     agent.kill();
     let agent = device_agent("pi-2", &proxy.url(), &data, &public, &args);
     assert!(
-        agent.wait_line("fleet: resuming beacon 1.0.0", 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::FleetResuming { app, version, .. }
+                if app == "beacon" && version == "1.0.0"),
+            1,
+            WAIT,
+        ),
         "{}",
         agent.output_tail(20)
     );
@@ -370,7 +354,12 @@ fn kill_during_activation_leaves_exactly_one_complete_version_active() {
         &[],
     );
     assert!(
-        agent.wait_line("fleet: verifying beacon 2.0.0", 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::FleetVerifying { app, version }
+                if app == "beacon" && version == "2.0.0"),
+            1,
+            WAIT,
+        ),
         "{}",
         agent.output_tail(20)
     );
@@ -397,7 +386,12 @@ fn kill_during_activation_leaves_exactly_one_complete_version_active() {
 
     let agent = device_agent("pi-3", &broker.url(), &data, &public, &[]);
     assert!(
-        agent.wait_line(&format!("fleet: running beacon {version}"), 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::FleetRunning { app, version: running, .. }
+                if app == "beacon" && *running == version),
+            1,
+            WAIT,
+        ),
         "the active version {version} starts after the restart; output:\n{}",
         agent.output_tail(40)
     );
@@ -432,7 +426,7 @@ fn keygen_and_bundle_inspect_tell_a_good_bundle_from_a_bad_one() {
         let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the secret key is private");
     }
-    let again = Command::new(env!("CARGO_BIN_EXE_outpost"))
+    let again = Command::new(OUTPOST)
         .args(["keygen", "--out", s(dir.path()), "--name", "release"])
         .output()
         .expect("runs");
@@ -443,7 +437,7 @@ fn keygen_and_bundle_inspect_tell_a_good_bundle_from_a_bad_one() {
 
     let bundle = beacon_bundle(dir.path(), &key, "1.2.3", "ok", 0);
     let inspect = |file: &Path, trust: &Path| {
-        let output = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        let output = Command::new(OUTPOST)
             .args(["bundle", "inspect", s(file), "--trust", s(trust)])
             .output()
             .expect("runs");
@@ -478,7 +472,7 @@ fn keygen_and_bundle_inspect_tell_a_good_bundle_from_a_bad_one() {
     assert!(!ok, "a tampered bundle does not check out: {text}");
     assert!(text.contains("integrity: BROKEN"), "{text}");
 
-    let refused = Command::new(env!("CARGO_BIN_EXE_outpost"))
+    let refused = Command::new(OUTPOST)
         .args([
             "fleet",
             "publish",
@@ -501,7 +495,11 @@ fn keygen_and_bundle_inspect_tell_a_good_bundle_from_a_bad_one() {
 /// Publishes `payload` retained at QoS 1 to `topic` and waits for the broker's PUBACK.
 fn publish_raw(port: u16, topic: &str, payload: &[u8]) {
     use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
-    let mut options = MqttOptions::new(common::mqtt::unique_client_id("raw"), "127.0.0.1", port);
+    let mut options = MqttOptions::new(
+        outpost_testkit::subscriber::unique_client_id("raw"),
+        "127.0.0.1",
+        port,
+    );
     options.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut connection) = Client::new(options, 10);
     client
@@ -554,7 +552,7 @@ fn a_stalled_download_and_a_chunk_that_never_matches_are_abandoned_and_reported(
         &["--stall-deadline", "2s"],
     );
     assert!(
-        agent.wait_line("sync: connected", 1, WAIT),
+        agent.wait_event(|e| matches!(e, AgentEvent::Connected), 1, WAIT),
         "{}",
         agent.output_tail(20)
     );
@@ -594,7 +592,10 @@ fn a_stalled_download_and_a_chunk_that_never_matches_are_abandoned_and_reported(
         agent.output_tail(30)
     );
     assert!(
-        agent.count_lines("chunk 3 of beacon does not match its digest; fetching it again") >= 2
+        agent.count_events(|e| matches!(e, AgentEvent::Problem { area, message }
+            if area == "fleet"
+                && message == "chunk 3 of beacon does not match its digest; fetching it again"))
+            >= 2
     );
     sub.with(|seen| {
         assert_eq!(
@@ -628,7 +629,11 @@ fn a_failing_on_start_trigger_rolls_back_at_once() {
         agent.output_tail(20)
     );
     // Two failures are tolerated in the window, but not a failed on-start trigger.
-    let v2 = beacon_bundle_with(dir.path(), &key, "2.0.0", "trap", 0, "on_start = true");
+    let v2 = cli().beacon_bundle(
+        dir.path(),
+        &key,
+        &Beacon::new("2.0.0", "trap").trigger("on_start = true"),
+    );
     publish(&v2, &broker, &[]);
     assert!(
         sub.wait_for(WAIT, |seen| reports(seen, "pi-5").iter().any(|r| {

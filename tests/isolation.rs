@@ -1,17 +1,16 @@
 //! Sandboxing: failed invocations commit nothing, grants are enforced, hostile guests are stopped
 //! with a clear cause while the app keeps serving, and bad components are refused at load.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{TestApp, events, render, start_rendered, start_rendered_with};
 use outpost::app::{App, AppError};
 use outpost::executor::Outcome;
 use outpost::runtime::{Firing, InvocationError};
 use outpost::store::{FullPolicy, OutboxLimits, RecordBody};
 use outpost_abi::{ErrorCode, TriggerKind};
 use outpost_hal::{GpioBoard, GpioWrite, SimGpio};
+use outpost_testkit::app::{TestApp, events, start_rendered, start_rendered_with};
+use outpost_testkit::guests::render;
 
 fn run(app: &TestApp, component: &str) -> Outcome {
     app.app.executor.run_blocking(
@@ -19,7 +18,7 @@ fn run(app: &TestApp, component: &str) -> Outcome {
         Firing::scheduled(
             Arc::from("test-trigger"),
             TriggerKind::Interval,
-            common::START_MS,
+            outpost_testkit::START_MS,
         ),
     )
 }
@@ -263,10 +262,10 @@ fn start_error(manifest: &str) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("outpost.toml");
     std::fs::write(&path, render(manifest, dir.path())).expect("write");
-    let clock = Arc::new(outpost_hal::ManualClock::new(common::START_MS));
+    let clock = Arc::new(outpost_hal::ManualClock::new(outpost_testkit::START_MS));
     match App::start(
         &path,
-        common::options(dir.path(), clock, OutboxLimits::default()),
+        outpost_testkit::app::options(dir.path(), clock, OutboxLimits::default()),
     ) {
         Ok(_) => panic!("the app should have been refused"),
         Err(error @ (AppError::Manifest(_) | AppError::Load(_))) => error.to_string(),
@@ -423,8 +422,9 @@ fn start_with_gpio(manifest: &str, gpio: Arc<SimGpio>) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("outpost.toml");
     std::fs::write(&path, render(manifest, dir.path())).expect("write manifest");
-    let clock = Arc::new(outpost_hal::ManualClock::new(common::START_MS));
-    let mut options = common::options(dir.path(), clock.clone(), OutboxLimits::default());
+    let clock = Arc::new(outpost_hal::ManualClock::new(outpost_testkit::START_MS));
+    let mut options =
+        outpost_testkit::app::options(dir.path(), clock.clone(), OutboxLimits::default());
     options.gpio = Some(gpio);
     let app = App::start(&path, options).unwrap_or_else(|e| panic!("app did not start: {e}"));
     TestApp { dir, app, clock }

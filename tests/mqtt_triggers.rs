@@ -3,16 +3,19 @@
 //! downtime and a SIGKILL between acknowledgement and dispatch), and key-value namespaces
 //! mirrored as retained messages.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::broker::Broker;
-use common::mqtt::{Agent, Seen, Subscriber};
+use outpost::events::AgentEvent;
 use outpost::store::Store;
+use outpost_testkit::agent::Agent;
+use outpost_testkit::broker::Broker;
+use outpost_testkit::seen::Seen;
+use outpost_testkit::subscriber::Subscriber;
+
+use crate::OUTPOST;
 
 const DEVICE: &str = "pi-9";
 const WAIT: Duration = Duration::from_secs(30);
@@ -48,7 +51,7 @@ limits = {{ fuel = 2_000_000_000 }}
 name = "on-command"
 mqtt = "cmd/{DEVICE}/#"
 "#,
-        common::wat_guest(dir, "slow_command").display()
+        outpost_testkit::guests::wat_guest(dir, "slow_command").display()
     );
     std::fs::write(dir.join("outpost.toml"), manifest).expect("manifest");
 }
@@ -82,7 +85,7 @@ fn commands_are_handled_exactly_once_across_downtime_and_sigkill() {
 
     // First run: the persistent session and its subscription come into being.
     let mark = broker.log_mark();
-    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &extra);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &broker.url(), &data, &extra);
     broker
         .wait_log_after(mark, WAIT, |line| {
             line.contains("SUBSCRIBE") && line.contains(DEVICE)
@@ -94,7 +97,7 @@ fn commands_are_handled_exactly_once_across_downtime_and_sigkill() {
     for n in 1..=3 {
         publish(&broker, &format!("down-{n}"));
     }
-    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &extra);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &broker.url(), &data, &extra);
     for n in 1..=3 {
         publish(&broker, &format!("up-{n}"));
     }
@@ -105,29 +108,33 @@ fn commands_are_handled_exactly_once_across_downtime_and_sigkill() {
     );
 
     // A slow command: kill the agent after it stored and acknowledged it, before its effects.
-    let stored_before = agent.count_lines("inbox: stored");
-    let outcomes_before = agent.count_lines("commands <- on-command");
+    let stored_before = agent.count_events(|e| matches!(e, AgentEvent::InboundStored { .. }));
+    let outcomes_before = agent.count_events(|e| matches!(e, AgentEvent::Invoked { component, trigger, .. } if component == "commands" && trigger == "on-command"));
     publish(&broker, "slow-1");
     assert!(
-        agent.wait_line("inbox: stored", stored_before + 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::InboundStored { .. }),
+            stored_before + 1,
+            WAIT,
+        ),
         "stored and acknowledged"
     );
     agent.kill();
     assert_eq!(
-        agent.count_lines("commands <- on-command"),
+        agent.count_events(|e| matches!(e, AgentEvent::Invoked { component, trigger, .. } if component == "commands" && trigger == "on-command")),
         outcomes_before,
         "the kill landed before the slow command's effects were committed"
     );
 
     // The restarted agent runs the stored message; the broker does not redeliver it (acked).
-    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &extra);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &broker.url(), &data, &extra);
     assert!(
         subscriber.wait_for(WAIT, |seen| handled(seen).contains_key("slow-1")),
         "the slow command ran after the restart; output:\n{}",
         agent.output_tail(30)
     );
     assert!(
-        agent.wait_line("commands <- on-command", 1, WAIT),
+        agent.wait_event(|e| matches!(e, AgentEvent::Invoked { component, trigger, .. } if component == "commands" && trigger == "on-command"), 1, WAIT),
         "the restarted agent ran the stored row itself (it survived the kill in the inbox)"
     );
     agent.terminate();
@@ -165,10 +172,16 @@ fn a_synced_kv_namespace_is_readable_retained_from_the_broker() {
     let topic = "outpost/kv-dev/kv/readings/temperature/latest";
     let live = Subscriber::start_with(broker.port(), &["outpost/+/kv/#"]);
     let data = tempfile::tempdir().expect("temp dir");
-    common::guest("sampler"); // builds the example's wasm
-    let app = common::repo_root().join("bundles/examples/sampler");
+    outpost_testkit::guests::guest("sampler"); // builds the example's wasm
+    let app = outpost_testkit::repo_root().join("bundles/examples/sampler");
     let app = app.to_str().expect("utf-8 path");
-    let mut agent = Agent::start("kv-dev", &broker.url(), data.path(), &["--app", app]);
+    let mut agent = Agent::start(
+        OUTPOST,
+        "kv-dev",
+        &broker.url(),
+        data.path(),
+        &["--app", app],
+    );
     assert!(
         live.wait_for(WAIT, |seen| seen.messages.iter().any(|m| m.topic == topic)),
         "the sampler's latest reading was published; output:\n{}",
@@ -201,14 +214,14 @@ fn a_synced_kv_namespace_is_readable_retained_from_the_broker() {
 fn fleet_tail_prints_each_event_once_and_fleet_status_lists_the_device() {
     let broker = Broker::start();
     let data = tempfile::tempdir().expect("temp dir");
-    let committed = common::mqtt::prefill(
+    let committed = outpost_testkit::prefill::prefill(
         data.path(),
         300,
         &["a", "b"],
         outpost::store::OutboxLimits::default(),
     );
     // Tail first (clean session: it only sees what is published after it subscribed).
-    let tail = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+    let tail = std::process::Command::new(OUTPOST)
         .args([
             "fleet",
             "tail",
@@ -226,7 +239,7 @@ fn fleet_tail_prints_each_event_once_and_fleet_status_lists_the_device() {
     broker
         .wait_log_after(mark, WAIT, |line| line.contains("SUBSCRIBE"))
         .expect("fleet tail subscribed");
-    let mut agent = Agent::start("tail-dev", &broker.url(), data.path(), &[]);
+    let mut agent = Agent::start(OUTPOST, "tail-dev", &broker.url(), data.path(), &[]);
     let output = tail
         .wait_with_output()
         .expect("fleet tail exits after --count events");
@@ -242,8 +255,8 @@ fn fleet_tail_prints_each_event_once_and_fleet_status_lists_the_device() {
     }
     assert_eq!(printed, committed, "every event once, in order per stream");
 
-    assert!(agent.wait_line("sync: drained", 1, WAIT));
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+    assert!(agent.wait_event(|e| matches!(e, AgentEvent::Drained), 1, WAIT));
+    let status = std::process::Command::new(OUTPOST)
         .args(["fleet", "status", "--broker", &broker.url()])
         .output()
         .expect("fleet status runs");

@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 use outpost::config;
 use outpost_hal::mqtt::{MqttConfig, RumqttcTransport};
 
+use crate::OUTPOST;
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -40,9 +42,7 @@ fn ok(command: &mut Command) -> String {
 }
 
 fn outpost(args: &[&str], dir: &Path) -> Output {
-    run(Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(args)
-        .current_dir(dir))
+    run(Command::new(OUTPOST).args(args).current_dir(dir))
 }
 
 fn mode(path: &Path) -> u32 {
@@ -371,7 +371,7 @@ fn the_deb_carries_the_agent_its_example_config_and_a_unit_systemd_accepts() {
 
     // The debug binary, stripped (160 MB -> 20 MB) so packaging is quick.
     let binary = dir.join("outpost");
-    std::fs::copy(env!("CARGO_BIN_EXE_outpost"), &binary).expect("copy binary");
+    std::fs::copy(OUTPOST, &binary).expect("copy binary");
     if has("strip") {
         ok(Command::new("strip").arg(&binary));
     }
@@ -563,7 +563,7 @@ fn the_deb_installs_into_a_scratch_root_with_user_enable_link_and_kept_config() 
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path();
     let binary = dir.join("outpost");
-    std::fs::copy(env!("CARGO_BIN_EXE_outpost"), &binary).expect("copy binary");
+    std::fs::copy(OUTPOST, &binary).expect("copy binary");
     if has("strip") {
         ok(Command::new("strip").arg(&binary));
     }

@@ -2,12 +2,9 @@
 //! other triggers, overlapping runs are skipped and counted, missed runs follow the manifest.
 //! Tests wait for reported outcomes (events), never for fixed sleeps.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{START_MS, events, render};
 use outpost::app::{App, AppOptions};
 use outpost::executor::Outcome;
 use outpost::runtime::Firing;
@@ -15,6 +12,9 @@ use outpost::scheduler::{Reporter, Scheduler};
 use outpost::store::OutboxLimits;
 use outpost_abi::TriggerKind;
 use outpost_hal::{Clock, ManualClock, SystemClock};
+use outpost_testkit::START_MS;
+use outpost_testkit::app::events;
+use outpost_testkit::guests::render;
 use tokio::sync::{mpsc, watch};
 
 /// Safety net only: a test that sees no progress for this long fails instead of hanging.

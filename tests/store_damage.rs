@@ -6,18 +6,28 @@
 //! what is missing is exactly what the report accounts for. A `kill -9` must never be taken for
 //! damage.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::broker::Broker;
-use common::mqtt::{
-    Agent, EVENTS_FILTER, STATUS_FILTER, Subscriber, data_dir, fetch_status, prefill,
-};
 use outpost::store::{OutboxLimits, STATE_FILE};
+use outpost_testkit::agent::Agent;
+use outpost_testkit::broker::Broker;
+use outpost_testkit::prefill::{data_dir, open_state, prefill};
+use outpost_testkit::subscriber::{EVENTS_FILTER, STATUS_FILTER, Subscriber, fetch_status};
 use serde_json::Value;
+
+use crate::OUTPOST;
+
+/// Waits until the agent printed `n` event lines containing `needle`.
+pub(crate) fn wait_line(agent: &Agent, needle: &str, n: usize, timeout: Duration) -> bool {
+    agent.wait_event(|e| e.line().contains(needle), n, timeout)
+}
+
+/// Event lines containing `needle` the agent printed so far.
+pub(crate) fn count_lines(agent: &Agent, needle: &str) -> usize {
+    agent.count_events(|e| e.line().contains(needle))
+}
 
 /// Safety net for any single wait.
 const WAIT: Duration = Duration::from_secs(60);
@@ -78,9 +88,9 @@ struct Outcome {
 /// Starts the agent on the damaged state, waits until it drained, checks it is still running,
 /// and gathers what was delivered and reported.
 fn run(setup: &Setup) -> Outcome {
-    let mut agent = Agent::start(DEVICE, &setup.broker.url(), &setup.data, &[]);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &setup.broker.url(), &setup.data, &[]);
     assert!(
-        agent.wait_line("sync: drained", 1, WAIT),
+        wait_line(&agent, "sync: drained", 1, WAIT),
         "the agent never drained; output:\n{}",
         agent.output_tail(40)
     );
@@ -99,7 +109,7 @@ fn run(setup: &Setup) -> Outcome {
             (status["online"] == true).then_some(status)
         })
         .expect("a retained online status");
-    let problem_lines = agent.count_lines("store: ");
+    let problem_lines = count_lines(&agent, "store: ");
     let delivered: BTreeSet<u64> = setup.sub.with(|seen| {
         seen.events_of(DEVICE)
             .filter(|a| a.stream == "readings")
@@ -210,7 +220,7 @@ fn an_empty_state_file_is_replaced_and_reported() {
         .any(|e| e.file_name().to_string_lossy().contains(".damaged-"));
     assert!(aside, "the damaged file is kept for forensics");
     // The fresh store's sequence numbers start past every one handed out before.
-    let next = common::mqtt::open_state(&setup.data)
+    let next = open_state(&setup.data)
         .counters()
         .expect("counters")
         .next_seq;
@@ -301,7 +311,7 @@ fn s(path: &Path) -> &str {
 
 /// Runs the real `outpost` with `args`; returns stdout and stderr together.
 fn outpost_cli(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+    let out = std::process::Command::new(OUTPOST)
         .args(args)
         .output()
         .expect("outpost runs");
@@ -371,9 +381,9 @@ fn random_bit_flips_never_crash_the_agent_or_lose_events_silently() {
 fn kill_9_is_never_taken_for_damage() {
     let setup = setup();
     for round in 0..4 {
-        let mut agent = Agent::start(DEVICE, &setup.broker.url(), &setup.data, &[]);
+        let mut agent = Agent::start(OUTPOST, DEVICE, &setup.broker.url(), &setup.data, &[]);
         assert!(
-            agent.wait_line("sync: connected", 1, WAIT),
+            wait_line(&agent, "sync: connected", 1, WAIT),
             "round {round}: {}",
             agent.output_tail(20)
         );
@@ -397,7 +407,7 @@ fn measure_the_start_up_check() {
     let file = state_file(&data);
     let len = std::fs::metadata(&file).expect("meta").len();
     let started = std::time::Instant::now();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+    let status = std::process::Command::new(OUTPOST)
         .args(["state", "verify"])
         .arg(&file)
         .arg("--salvage-to")

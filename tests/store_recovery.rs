@@ -3,18 +3,23 @@
 //! invocations and delivery within seconds with nothing committed lost; and the anti-rollback
 //! floor survives the loss of the state file, so a downgrade is still refused after a wipe.
 
-mod common;
-
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::broker::Broker;
-use common::fleet::outpost;
-use common::mqtt::{Agent, EVENTS_FILTER, STATUS_FILTER, Seen, Subscriber};
-use common::proxy::Proxy;
+use outpost_testkit::agent::Agent;
+use outpost_testkit::beacon::Beacon;
+use outpost_testkit::broker::Broker;
+use outpost_testkit::fleet::Cli;
+use outpost_testkit::prefill::{open_state, prefill};
+use outpost_testkit::proxy::Proxy;
+use outpost_testkit::seen::Seen;
+use outpost_testkit::subscriber::{EVENTS_FILTER, STATUS_FILTER, Subscriber};
 use serde_json::Value;
+
+use crate::OUTPOST;
+use crate::store_damage::{count_lines, wait_line};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -115,6 +120,7 @@ fn a_full_disk_then_freed_space_resumes_within_seconds_and_loses_nothing() {
     let device = "disk-1";
     // No quota: this test is about the filesystem itself running out.
     let mut agent = Agent::start(
+        OUTPOST,
         device,
         &link.url(),
         &data,
@@ -138,23 +144,23 @@ fn a_full_disk_then_freed_space_resumes_within_seconds_and_loses_nothing() {
     link.cut();
     let filler = fill(&dir.path().join("disk"));
     assert!(
-        agent.wait_line("No space left on device", 1, WAIT),
+        wait_line(&agent, "No space left on device", 1, WAIT),
         "the commits never met the full disk; output:\n{}",
         agent.output_tail(30)
     );
     // Let it run against the full disk for a while: every invocation fails, nothing wedges.
     std::thread::sleep(Duration::from_secs(2));
-    let ok_before = agent.count_lines("ok in");
+    let ok_before = count_lines(&agent, "ok in");
     eprintln!(
         "while full: {} invocations failed for lack of space, {} I/O error notice(s)",
-        agent.count_lines("No space left on device"),
-        agent.count_lines("re-opening it and retrying")
+        count_lines(&agent, "No space left on device"),
+        count_lines(&agent, "re-opening it and retrying")
     );
 
     std::fs::remove_file(&filler).expect("free the space");
     let freed = Instant::now();
     assert!(
-        agent.wait_line("ok in", ok_before + 5, WAIT),
+        wait_line(&agent, "ok in", ok_before + 5, WAIT),
         "invocations never succeeded again; output:\n{}",
         agent.output_tail(30)
     );
@@ -163,10 +169,10 @@ fn a_full_disk_then_freed_space_resumes_within_seconds_and_loses_nothing() {
     eprintln!("invocations succeed again {invoking:?} after the space was freed");
     assert!(invoking < Duration::from_secs(10), "took {invoking:?}");
     assert!(
-        agent.count_lines("re-opened after an I/O error; writes work again") >= 1
-            && agent.count_lines("re-opening it and retrying") >= 1
-            && agent.count_lines("re-opening it and retrying") * 4
-                <= agent.count_lines("No space left on device"),
+        count_lines(&agent, "re-opened after an I/O error; writes work again") >= 1
+            && count_lines(&agent, "re-opening it and retrying") >= 1
+            && count_lines(&agent, "re-opening it and retrying") * 4
+                <= count_lines(&agent, "No space left on device"),
         "the error and the recovery are reported, once per episode, not per failure; output:\n{}",
         agent.output_tail(30)
     );
@@ -190,7 +196,7 @@ fn a_full_disk_then_freed_space_resumes_within_seconds_and_loses_nothing() {
     // so every seq up to the last one must arrive or still be queued.
     let exit = agent.terminate();
     assert!(exit.success(), "{exit}");
-    let state = common::mqtt::open_state(&data);
+    let state = open_state(&data);
     let last = state.counters().expect("counters").next_seq - 1;
     let queued: std::collections::BTreeSet<u64> = state
         .outbox_read(0, usize::MAX)
@@ -222,7 +228,7 @@ fn a_full_disk_at_start_is_never_taken_for_damage() {
         return;
     };
     let data = dir.path().join("disk/data");
-    let committed = common::mqtt::prefill(
+    let committed = prefill(
         &data,
         500,
         &["readings"],
@@ -233,8 +239,8 @@ fn a_full_disk_at_start_is_never_taken_for_damage() {
     let sub = Subscriber::start_with(broker.port(), &[EVENTS_FILTER, STATUS_FILTER]);
     let device = "full-at-start";
     // It may start or refuse to while the disk is full; either way the file stays where it is.
-    let mut agent = Agent::start(device, &broker.url(), &data, &[]);
-    let started = agent.wait_line("sync: connected", 1, Duration::from_secs(5));
+    let mut agent = Agent::start(OUTPOST, device, &broker.url(), &data, &[]);
+    let started = wait_line(&agent, "sync: connected", 1, Duration::from_secs(5));
     agent.kill();
     let aside = std::fs::read_dir(&data)
         .expect("dir")
@@ -251,14 +257,14 @@ fn a_full_disk_at_start_is_never_taken_for_damage() {
     );
 
     std::fs::remove_file(&filler).expect("free");
-    let agent = Agent::start(device, &broker.url(), &data, &[]);
+    let agent = Agent::start(OUTPOST, device, &broker.url(), &data, &[]);
     assert!(
         sub.wait_for_all(device, &committed, WAIT),
         "every committed event arrives; output:\n{}",
         agent.output_tail(20)
     );
     assert_eq!(
-        agent.count_lines("was damaged"),
+        count_lines(&agent, "was damaged"),
         0,
         "{}",
         agent.output_tail(20)
@@ -275,6 +281,7 @@ fn the_state_quota_makes_the_full_policy_act_before_the_disk_fills() {
     link.set_offline(true);
     let quota: u64 = 2 * 1024 * 1024;
     let mut agent = Agent::start(
+        OUTPOST,
         "quota-1",
         &link.url(),
         &data,
@@ -295,11 +302,9 @@ fn the_state_quota_makes_the_full_policy_act_before_the_disk_fills() {
         largest = largest.max(std::fs::metadata(&state).map_or(0, |m| m.len()));
         std::thread::sleep(Duration::from_millis(50));
     }
-    let ok = agent.count_lines("ok in");
+    let ok = count_lines(&agent, "ok in");
     assert!(agent.terminate().success());
-    let counters = common::mqtt::open_state(&data)
-        .counters()
-        .expect("counters");
+    let counters = open_state(&data).counters().expect("counters");
     eprintln!(
         "quota {quota}: largest state file {largest} bytes; {ok} invocations ok, {} rows dropped",
         counters.dropped_records
@@ -320,25 +325,7 @@ fn reports(seen: &Seen, device: &str) -> Vec<Value> {
 }
 
 fn bundle(dir: &Path, key: &Path, version: &str, mode: &str) -> PathBuf {
-    let app = common::fleet::app(
-        dir,
-        &format!("beacon-{version}"),
-        version,
-        mode,
-        0,
-        "interval = \"100ms\"",
-    );
-    let out = dir.join(format!("beacon-{version}.bundle"));
-    outpost(&[
-        "bundle",
-        "build",
-        s(&app),
-        "--key",
-        s(key),
-        "--out",
-        s(&out),
-    ]);
-    out
+    Cli::new(OUTPOST).beacon_bundle(dir, key, &Beacon::new(version, mode))
 }
 
 #[test]
@@ -349,30 +336,19 @@ fn a_downgrade_is_still_refused_after_the_state_file_was_wiped() {
         broker.port(),
         &[EVENTS_FILTER, STATUS_FILTER, "outpost/+/updates"],
     );
-    outpost(&["keygen", "--out", s(dir.path()), "--name", "release"]);
-    let key = dir.path().join("release.key");
-    let public = dir.path().join("release.pub");
+    let (key, public) = Cli::new(OUTPOST).keygen(dir.path(), "release");
     let data = dir.path().join("data");
     let device = "wiped-1";
     let start = || {
         Agent::start(
+            OUTPOST,
             device,
             &broker.url(),
             &data,
             &["--trust", s(&public), "--group", "field"],
         )
     };
-    let publish = |bundle: &Path| {
-        outpost(&[
-            "fleet",
-            "publish",
-            s(bundle),
-            "--broker",
-            &broker.url(),
-            "--group",
-            "field",
-        ]);
-    };
+    let publish = |bundle: &Path| Cli::new(OUTPOST).publish(bundle, &broker.url(), "field", &[]);
     let wait = |what: &str, agent: &Agent, condition: &dyn Fn(&Seen) -> bool| {
         assert!(
             sub.wait_for(WAIT, condition),

@@ -3,23 +3,26 @@
 //! stream first arrivals in order, nothing that was never committed — through broker crashes,
 //! cut links, agent crashes and a full outbox.
 //!
-//! Every wait is for an event (a message the subscriber received, a line the agent printed, a
+//! Every wait is for an event (a message the subscriber received, an event the agent emitted, a
 //! line mosquitto logged); timeouts are safety nets that fail the test with a diagnosis.
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::broker::Broker;
-use common::mqtt::{
-    Agent, Arrival, Subscriber, assert_delivered, check_delivery, fetch_status, open_state, prefill,
-};
-use common::proxy::Proxy;
+use outpost::events::AgentEvent;
 use outpost::store::{FullPolicy, OutboxLimits};
+use outpost_testkit::agent::Agent;
+use outpost_testkit::broker::Broker;
+use outpost_testkit::delivery::{assert_delivered, check_delivery};
+use outpost_testkit::prefill::{open_state, prefill};
+use outpost_testkit::proxy::Proxy;
+use outpost_testkit::seen::Arrival;
+use outpost_testkit::subscriber::{Subscriber, fetch_status};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
+
+use crate::OUTPOST;
 
 /// Safety net for any single wait.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -89,8 +92,8 @@ fn wait_all_and_check(
 /// outbox on disk is empty.
 fn stop_and_expect_empty_outbox(agent: &mut Agent, data: &Path) {
     assert!(
-        agent.wait_line("sync: drained", 1, TIMEOUT),
-        "the agent never printed `sync: drained`; output tail:\n{}",
+        agent.wait_event(|e| matches!(e, AgentEvent::Drained), 1, TIMEOUT),
+        "the agent never reported the outbox drained; output tail:\n{}",
         agent.output_tail(30)
     );
     let status = agent.terminate();
@@ -118,7 +121,7 @@ fn backlog_of_50000_built_offline_is_drained_completely_in_order() {
     let broker = Broker::start();
     let sub = Subscriber::start(broker.port());
     let started = Instant::now();
-    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &[]);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &broker.url(), &data, &[]);
     wait_all_and_check(DEVICE, &committed, &sub, &agent, &broker);
     eprintln!("50,000 events drained in {:?}", started.elapsed());
     stop_and_expect_empty_outbox(&mut agent, &data);
@@ -137,7 +140,7 @@ fn broker_killed_and_restarted_during_drain_loses_nothing() {
     // A SIGKILLed mosquitto restarts from its last autosave: make sure that save holds the
     // subscriber's session, or the broker itself would forget where to deliver.
     broker.wait_saved();
-    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &[]);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &broker.url(), &data, &[]);
     for percent in [20, 45, 70] {
         wait_progress(DEVICE, n * percent / 100, &sub, &agent, &broker);
         broker.kill();
@@ -149,7 +152,7 @@ fn broker_killed_and_restarted_during_drain_loses_nothing() {
     }
     wait_all_and_check(DEVICE, &committed, &sub, &agent, &broker);
     assert!(
-        agent.count_lines("sync: connected") >= 4,
+        agent.count_events(|e| matches!(e, AgentEvent::Connected)) >= 4,
         "expected a connection per broker life; output tail:\n{}",
         agent.output_tail(30)
     );
@@ -175,12 +178,12 @@ fn connection_cut_at_random_moments_loses_nothing() {
     let sub = Subscriber::start(broker.port());
     let mut points: Vec<usize> = (0..5).map(|_| rng.usize(n / 20..n * 19 / 20)).collect();
     points.sort_unstable();
-    let mut agent = Agent::start(DEVICE, &proxy.url(), &data, &[]);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &proxy.url(), &data, &[]);
     for (cuts, point) in points.into_iter().enumerate() {
         wait_progress(DEVICE, point, &sub, &agent, &broker);
         // Each cut hits a live session: the one after the previous cut must be up.
         assert!(
-            agent.wait_line("sync: connected", cuts + 1, TIMEOUT),
+            agent.wait_event(|e| matches!(e, AgentEvent::Connected), cuts + 1, TIMEOUT),
             "the agent did not reconnect after cut {cuts}\n{}",
             diagnosis(DEVICE, &sub, Some(&agent), &broker)
         );
@@ -210,7 +213,7 @@ fn agent_killed_with_sigkill_during_drain_loses_nothing() {
 
     let broker = Broker::start();
     let sub = Subscriber::start(broker.port());
-    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &[]);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &broker.url(), &data, &[]);
     for percent in [20, 45, 70] {
         wait_progress(DEVICE, n * percent / 100, &sub, &agent, &broker);
         agent.kill();
@@ -226,7 +229,7 @@ fn agent_killed_with_sigkill_during_drain_loses_nothing() {
             "agent killed at {percent}% (subscriber had {} events)",
             sub.unique(DEVICE)
         );
-        agent = Agent::start(DEVICE, &broker.url(), &data, &[]);
+        agent = Agent::start(OUTPOST, DEVICE, &broker.url(), &data, &[]);
     }
     wait_all_and_check(DEVICE, &committed, &sub, &agent, &broker);
     stop_and_expect_empty_outbox(&mut agent, &data);
@@ -260,6 +263,7 @@ fn a_full_outbox_drops_per_policy_and_reports_it_in_status() {
     let broker = Broker::start();
     let sub = Subscriber::start(broker.port());
     let mut agent = Agent::start(
+        OUTPOST,
         DEVICE,
         &broker.url(),
         &data,
@@ -309,7 +313,11 @@ fn a_full_outbox_drops_per_policy_and_reports_it_in_status() {
 /// Publishes `messages` (topic, payload) at QoS 1 through `port` and returns once all are
 /// acknowledged.
 fn publish_all(port: u16, messages: &[(String, Vec<u8>)], retain: bool) {
-    let mut options = MqttOptions::new(common::mqtt::unique_client_id("pub"), "127.0.0.1", port);
+    let mut options = MqttOptions::new(
+        outpost_testkit::subscriber::unique_client_id("pub"),
+        "127.0.0.1",
+        port,
+    );
     options.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut connection) = Client::new(options, messages.len() + 1);
     for (topic, payload) in messages {
@@ -380,7 +388,7 @@ fn harness_broker_proxy_and_subscriber_behave() {
     // Through the proxy: a live connection is cut and the client comes back through it.
     let proxy = Proxy::start(broker.port());
     let mut options = MqttOptions::new(
-        common::mqtt::unique_client_id("via-proxy"),
+        outpost_testkit::subscriber::unique_client_id("via-proxy"),
         "127.0.0.1",
         proxy.port(),
     );

@@ -3,23 +3,25 @@
 //! certificate from an unknown CA. Each gives a clear line in the agent's log and a counter in
 //! the retained status, and none stops the agent or loses an outbox event.
 //!
-//! Every wait is for an event (a message the subscriber received, a line the agent printed, a
+//! Every wait is for an event (a message the subscriber received, an event the agent emitted, a
 //! line mosquitto logged); timeouts are safety nets that fail the test with a diagnosis.
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::broker::Broker;
-use common::mqtt::{
-    Agent, Arrival, Seen, Subscriber, assert_delivered, check_delivery, fetch_status, open_state,
-    outbox_seqs, prefill,
-};
+use outpost::events::AgentEvent;
 use outpost::store::OutboxLimits;
+use outpost_testkit::agent::Agent;
+use outpost_testkit::broker::Broker;
+use outpost_testkit::delivery::{assert_delivered, check_delivery};
+use outpost_testkit::prefill::{open_state, outbox_seqs, prefill};
+use outpost_testkit::seen::{Arrival, Seen};
+use outpost_testkit::subscriber::{Subscriber, fetch_status};
 use serde_json::Value;
+
+use crate::OUTPOST;
 
 /// Safety net for any single wait.
 const WAIT: Duration = Duration::from_secs(30);
@@ -61,7 +63,7 @@ limits = {{ fuel = 2_000_000_000 }}
 name = "on-command"
 mqtt = "cmd/{device}/#"
 "#,
-        common::wat_guest(dir, guest).display()
+        outpost_testkit::guests::wat_guest(dir, guest).display()
     );
     std::fs::write(dir.join("outpost.toml"), manifest).expect("manifest");
 }
@@ -71,7 +73,7 @@ mqtt = "cmd/{device}/#"
 fn start_with_app(broker: &Broker, device: &str, app: &Path, data: &Path) -> Agent {
     let app = app.to_str().expect("utf-8 path");
     let mark = broker.log_mark();
-    let agent = Agent::start(device, &broker.url(), data, &["--app", app]);
+    let agent = Agent::start(OUTPOST, device, &broker.url(), data, &["--app", app]);
     assert!(
         broker
             .wait_log_after(mark, WAIT, |line| {
@@ -147,10 +149,12 @@ fn wait_status(
 /// exited cleanly.
 fn stop_cleanly(agent: &mut Agent) {
     let status = agent.terminate();
-    // Its last line; the output readers may still be draining the pipes.
-    let complete = agent.wait_line("outpost agent: stopped", 1, WAIT);
+    // Its last event; the output readers may still be draining the pipes.
+    let complete = agent.wait_event(|e| matches!(e, AgentEvent::Stopped), 1, WAIT);
     assert!(
-        status.success() && complete && agent.count_lines("outpost agent: stopping") == 1,
+        status.success()
+            && complete
+            && agent.count_events(|e| matches!(e, AgentEvent::Stopping)) == 1,
         "the agent was not running until SIGTERM or did not stop cleanly ({status}); output:\n{}",
         agent.output_tail(30)
     );
@@ -175,7 +179,12 @@ fn an_oversize_inbound_message_is_refused_counted_and_the_rest_still_run() {
     publish(&broker, &topic, &["-m", "after-the-big-one"]);
 
     assert!(
-        agent.wait_line("over the 65536-byte limit", 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::InboundRefused { reason, .. }
+                if reason.contains("over the 65536-byte limit")),
+            1,
+            WAIT,
+        ),
         "no log line about the oversize message; output:\n{}",
         agent.output_tail(30)
     );
@@ -208,7 +217,7 @@ fn an_oversize_inbound_message_is_refused_counted_and_the_rest_still_run() {
         "only the normal command ran"
     );
     assert_eq!(
-        agent.count_lines("inbox: stored"),
+        agent.count_events(|e| matches!(e, AgentEvent::InboundStored { .. })),
         1,
         "only the normal command was stored; output:\n{}",
         agent.output_tail(30)
@@ -240,12 +249,17 @@ fn a_malformed_command_fails_its_invocation_without_stopping_the_agent() {
         agent.output_tail(30)
     );
     assert!(
-        agent.wait_line("`unreachable` executed", 1, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::Invoked { ok: false, line, .. }
+                if line.contains("`unreachable` executed")),
+            1,
+            WAIT,
+        ),
         "the output does not name the trap; output:\n{}",
         agent.output_tail(30)
     );
     assert_eq!(
-        agent.count_lines("FAILED"),
+        agent.count_events(|e| matches!(e, AgentEvent::Invoked { ok: false, .. })),
         1,
         "one failed invocation; output:\n{}",
         agent.output_tail(30)
@@ -294,6 +308,7 @@ fn refused_credentials_are_logged_counted_and_nothing_is_lost() {
     let committed = prefill(&data, PREFILLED, &STREAMS, OutboxLimits::default());
     let url = format!("mqtt://127.0.0.1:{}", broker.second_port());
     let mut agent = Agent::start(
+        OUTPOST,
         DEVICE,
         &url,
         &data,
@@ -302,7 +317,12 @@ fn refused_credentials_are_logged_counted_and_nothing_is_lost() {
 
     // Refused, and tried again: the agent keeps running.
     assert!(
-        agent.wait_line("refused the credentials", 2, WAIT),
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::ConnectFailed { error }
+                if error.contains("refused the credentials")),
+            2,
+            WAIT,
+        ),
         "no repeated log line about refused credentials; output:\n{}\n--- mosquitto ---\n{}",
         agent.output_tail(30),
         broker.log_tail(20)
@@ -313,7 +333,7 @@ fn refused_credentials_are_logged_counted_and_nothing_is_lost() {
     mosquitto_passwd(&["-b", passwords, "dev", "wrong"]);
     broker.reload();
     assert!(
-        agent.wait_line("sync: connected", 1, WAIT),
+        agent.wait_event(|e| matches!(e, AgentEvent::Connected), 1, WAIT),
         "the agent did not connect after the password file was fixed; output:\n{}\n--- mosquitto ---\n{}",
         agent.output_tail(30),
         broker.log_tail(20)
@@ -354,10 +374,16 @@ fn assert_delivered_all(
     assert_delivered(device, committed, sub);
 }
 
-/// Waits for `sync: drained`, stops the agent cleanly and checks the outbox on disk is empty.
+/// A failed TLS handshake with the test broker (`localhost`).
+fn tls_failed(event: &AgentEvent) -> bool {
+    matches!(event, AgentEvent::ConnectFailed { error }
+        if error.contains("TLS with the broker at localhost:"))
+}
+
+/// Waits for the outbox to drain, stops the agent cleanly and checks the outbox on disk is empty.
 fn stop_after_drain(agent: &mut Agent, data: &Path) {
     assert!(
-        agent.wait_line("sync: drained", 1, WAIT),
+        agent.wait_event(|e| matches!(e, AgentEvent::Drained), 1, WAIT),
         "never drained; output:\n{}",
         agent.output_tail(30)
     );
@@ -424,14 +450,16 @@ fn a_broker_certificate_signed_by_an_unknown_ca_is_refused_and_nothing_is_lost()
     std::fs::copy(path("other-ca.pem"), &agent_ca).expect("copy the CA");
     let args = ["--ca-file", agent_ca.as_str()];
 
-    let mut agent = Agent::start(DEVICE, &url, &data, &args);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &url, &data, &args);
     assert!(
-        agent.wait_line("TLS with the broker at localhost:", 2, WAIT),
+        agent.wait_event(tls_failed, 2, WAIT),
         "no repeated TLS error; output:\n{}",
         agent.output_tail(30)
     );
     assert!(
-        agent.count_lines("UnknownIssuer") >= 1,
+        agent.count_events(|e| matches!(e, AgentEvent::ConnectFailed { error }
+            if error.contains("UnknownIssuer")))
+            >= 1,
         "the TLS error does not name the certificate problem; output:\n{}",
         agent.output_tail(30)
     );
@@ -445,9 +473,9 @@ fn a_broker_certificate_signed_by_an_unknown_ca_is_refused_and_nothing_is_lost()
 
     // Again, and this time the operator installs the right CA while the agent retries: the
     // CA file is read at every connect, so the agent connects by itself.
-    let mut agent = Agent::start(DEVICE, &url, &data, &args);
+    let mut agent = Agent::start(OUTPOST, DEVICE, &url, &data, &args);
     assert!(
-        agent.wait_line("TLS with the broker at localhost:", 1, WAIT),
+        agent.wait_event(tls_failed, 1, WAIT),
         "no TLS error; output:\n{}",
         agent.output_tail(30)
     );
@@ -500,11 +528,13 @@ fn a_message_over_the_packet_limit_is_refused_counted_and_the_rest_still_run() {
     assert!(
         sub.wait_for(WAIT, |seen| !commands(seen, DEVICE).is_empty()),
         "the normal command was not handled ({} sessions so far); output:\n{}",
-        agent.count_lines("sync: connected"),
+        agent.count_events(|e| matches!(e, AgentEvent::Connected)),
         agent.output_tail(30)
     );
     assert!(
-        agent.count_lines("307200 bytes, over the 65536-byte limit") >= 1,
+        agent.count_events(|e| matches!(e, AgentEvent::InboundRefused { reason, .. }
+            if reason.contains("307200 bytes, over the 65536-byte limit")))
+            >= 1,
         "no log line naming the size and the limit; output:\n{}",
         agent.output_tail(30)
     );
@@ -521,7 +551,7 @@ fn a_message_over_the_packet_limit_is_refused_counted_and_the_rest_still_run() {
         },
     );
     assert!(
-        agent.count_lines("sync: connected") <= 2,
+        agent.count_events(|e| matches!(e, AgentEvent::Connected)) <= 2,
         "the agent reconnected over and over; output:\n{}",
         agent.output_tail(30)
     );

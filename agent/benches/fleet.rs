@@ -1,19 +1,19 @@
 //! Fleet update benchmark: the time from `outpost fleet publish` to the device running the new
 //! version, and the bytes that reach the device for it, for a 256 KiB bundle on loopback.
 //!
-//! Everything is the real thing, as in `tests/fleet.rs`: mosquitto on a free loopback port
-//! (`tests/common/broker.rs`: persistence on, autosave every second, `-v`), the `outpost`
-//! binary for `keygen`, `bundle build` and `fleet publish` (straight to the broker), and an
-//! `outpost agent` connected through a counting TCP proxy (`tests/common/proxy.rs`), so every
-//! byte the broker sends the device is counted.
+//! Everything is the real thing, as in `tests/fleet.rs`, through the test kit (`tests/kit/`):
+//! mosquitto on a free loopback port (`broker`: persistence on, autosave every second, `-v`), the
+//! `outpost` binary for `keygen`, `bundle build` and `fleet publish` (straight to the broker), and
+//! an `outpost agent` connected through a counting TCP proxy (`proxy`), so every byte the broker
+//! sends the device is counted.
 //!
 //! Two setups run side by side, rounds interleaved: the test broker as is (mosquitto's default
 //! `set_tcp_nodelay false`: Nagle on), and the same with `set_tcp_nodelay true`. In each:
 //! 1. `beacon` 1.0.0 is installed and confirmed (not timed).
 //! 2. Each round k in `ROUNDS` publishes `beacon` k.0.0, a bundle of exactly `BUNDLE_BYTES`
 //!    (tests/guests/beacon.wat padded with a custom section), and times spawn of `fleet publish`
-//!    → the agent's `fleet: running beacon k.0.0 (health window)` line. The agent's own lines
-//!    (`fetching`, `verifying`, `update accepted`) split the device side; the proxy's
+//!    → the agent's `FleetRunning` event for k.0.0 (in its health window). The agent's own events
+//!    (`FleetFetching`, `FleetVerifying`, the `accepted` report) split the device side; the proxy's
 //!    downstream counter gives the wire bytes, and the `accepted` report on
 //!    `outpost/bench/updates` the chunk payload bytes (`bytes_received`). The round ends when the
 //!    version is confirmed (its health window passed), so rounds do not overlap.
@@ -25,29 +25,27 @@
 //! Run with `cargo bench -p outpost --bench fleet` (~20 s). Needs `/usr/sbin/mosquitto`. Figures
 //! are wall-clock on a shared machine: the header prints the load average.
 
-#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-#[path = "../../tests/common/broker.rs"]
-mod broker;
-#[path = "../../tests/common/fleet.rs"]
-mod fleet;
-#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-#[path = "../../tests/common/proxy.rs"]
-mod proxy;
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use broker::Broker;
-use fleet::outpost;
-use proxy::Proxy;
+use outpost::events::AgentEvent;
+use outpost_testkit::agent::Agent;
+use outpost_testkit::beacon::Beacon;
+use outpost_testkit::broker::{Broker, MOSQUITTO};
+use outpost_testkit::fleet::Cli;
+use outpost_testkit::proxy::Proxy;
+use outpost_testkit::s;
+use outpost_testkit::subscriber::Subscriber;
 use rumqttc::{Client, Connection, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use support::{cpu_model, load_average};
+
+/// The `outpost` binary under test.
+const OUTPOST: &str = env!("CARGO_BIN_EXE_outpost");
 
 /// Device id of the agent under test.
 const DEVICE: &str = "bench";
@@ -71,14 +69,10 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpu_model(),
         load_average(),
-        broker::MOSQUITTO,
+        MOSQUITTO,
     );
     let dir = tempfile::tempdir().expect("temp dir");
-    outpost(&["keygen", "--out", s(dir.path()), "--name", "release"]);
-    let (key, public) = (
-        dir.path().join("release.key"),
-        dir.path().join("release.pub"),
-    );
+    let (key, public) = Cli::new(OUTPOST).keygen(dir.path(), "release");
     let bundles: Vec<(u32, PathBuf)> = std::iter::once(1)
         .chain(ROUNDS)
         .map(|k| (k, sized_bundle(dir.path(), &key, k)))
@@ -121,7 +115,7 @@ const NODELAY_LISTENER: &str = "allow_anonymous true\nset_tcp_nodelay true";
 /// clients (the subscriber through a second proxy), and the rounds measured so far.
 struct Setup {
     /// The device under test (first, so it is dropped before its broker).
-    agent: AgentProcess,
+    agent: Agent,
     /// Label of the broker configuration in the output.
     name: String,
     /// The broker; `fleet publish` connects to it directly.
@@ -130,8 +124,9 @@ struct Setup {
     device_link: Proxy,
     /// The baseline subscriber's link to the broker, counting bytes.
     baseline_link: Proxy,
-    /// Update reports of the device.
-    reports: Reports,
+    /// Update reports of the device, read straight on the broker (not through the device's
+    /// proxy, so they do not count as device traffic).
+    reports: Subscriber,
     /// The baseline's clients.
     plain: Plain,
     /// Each round and its baseline, in order.
@@ -144,14 +139,13 @@ impl Setup {
     fn start(name: &str, broker: Broker, dir: &Path, public: &Path) -> Setup {
         let device_link = Proxy::start(broker.port());
         let baseline_link = Proxy::start(broker.port());
-        let reports = Reports::subscribe(broker.port());
+        let reports = Subscriber::start_with(broker.port(), &[REPORTS_TOPIC]);
         let plain = Plain::connect(broker.port(), baseline_link.port());
         let data = dir.join(format!("device-{}", broker.port()));
-        let agent = AgentProcess::spawn(&device_link.url(), &data, public);
+        let agent = spawn_agent(&device_link.url(), &data, public);
         agent
-            .output
-            .wait_after(0, "sync: connected")
-            .unwrap_or_else(|| panic!("agent did not connect:\n{}", agent.output.tail(20)));
+            .wait_event_after(0, WAIT, |e| matches!(e, AgentEvent::Connected))
+            .unwrap_or_else(|| panic!("agent did not connect:\n{}", agent.output_tail(20)));
         Setup {
             agent,
             name: name.to_string(),
@@ -166,12 +160,11 @@ impl Setup {
 
     /// Publishes version 1.0.0 and waits until it runs and is confirmed (not timed).
     fn install_first(&self, bundle: &Path) {
-        let mark = self.agent.output.mark();
+        let mark = self.agent.mark();
         publish(bundle, &self.broker.url());
         self.agent
-            .output
-            .wait_after(mark, "fleet: running beacon 1.0.0")
-            .unwrap_or_else(|| panic!("v1 did not start:\n{}", self.agent.output.tail(20)));
+            .wait_event_after(mark, WAIT, |e| is_running(e, "1.0.0"))
+            .unwrap_or_else(|| panic!("v1 did not start:\n{}", self.agent.output_tail(20)));
         wait_confirmed(&self.agent, mark, 1);
     }
 
@@ -212,28 +205,11 @@ fn sized_bundle(dir: &Path, key: &Path, k: u32) -> PathBuf {
     panic!("cannot size the bundle of version {k} to {BUNDLE_BYTES} bytes");
 }
 
-/// Builds version `k.0.0` of the `beacon` app emitting `mK` every 100 ms (as `beacon_bundle` in
-/// tests/fleet.rs), its module padded with `padding` bytes of a custom section.
+/// Builds version `k.0.0` of the `beacon` app emitting `mK` every 100 ms (as the fleet tests
+/// do), its module padded with `padding` bytes of a custom section.
 fn beacon_bundle(dir: &Path, key: &Path, k: u32, padding: usize) -> PathBuf {
-    let app = fleet::app(
-        dir,
-        &format!("beacon-{k}"),
-        &format!("{k}.0.0"),
-        &format!("m{k}"),
-        padding,
-        "interval = \"100ms\"",
-    );
-    let out = dir.join(format!("beacon-{k}.bundle"));
-    outpost(&[
-        "bundle",
-        "build",
-        s(&app),
-        "--key",
-        s(key),
-        "--out",
-        s(&out),
-    ]);
-    out
+    let (version, mode) = (format!("{k}.0.0"), format!("m{k}"));
+    Cli::new(OUTPOST).beacon_bundle(dir, key, &Beacon::new(&version, &mode).padded(padding))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,15 +220,15 @@ struct Round {
     version: u32,
     /// `fleet publish` exited.
     publish: Duration,
-    /// `fleet: fetching` (the announcement reached the updater and its header checked out).
+    /// `FleetFetching` (the announcement reached the updater and its header checked out).
     fetching: Duration,
-    /// `fleet: verifying` (every chunk stored).
+    /// `FleetVerifying` (every chunk stored).
     verifying: Duration,
-    /// `fleet: update accepted` (verified, compiled, activated in one transaction).
+    /// The `accepted` update report (verified, compiled, activated in one transaction).
     accepted: Duration,
-    /// `fleet: running ... (health window)`: the new version's scheduler started.
+    /// `FleetRunning` in the health window: the new version's scheduler started.
     running: Duration,
-    /// Bytes the proxy forwarded broker → device from the spawn to the `running` line.
+    /// Bytes the proxy forwarded broker → device from the spawn to the `FleetRunning` event.
     downstream: u64,
     /// … and device → broker.
     upstream: u64,
@@ -262,42 +238,45 @@ struct Round {
 
 /// Publishes `beacon` `k.0.0` and waits until the device runs it, then until it is confirmed.
 fn update_round(
-    agent: &AgentProcess,
+    agent: &Agent,
     broker: &Broker,
     link: &Proxy,
-    reports: &Reports,
+    reports: &Subscriber,
     k: u32,
     bundle: &Path,
 ) -> Round {
     let version = format!("{k}.0.0");
-    let mark = agent.output.mark();
+    let mark = agent.mark();
     let (down, up) = (link.downstream_bytes(), link.upstream_bytes());
     let started = Instant::now();
     publish(bundle, &broker.url());
     let published = started.elapsed();
-    let running = agent.output.wait_after(
-        mark,
-        &format!("fleet: running beacon {version} (health window)"),
-    );
+    let running = agent.wait_event_after(mark, WAIT, |e| {
+        is_running(e, &version) && matches!(e, AgentEvent::FleetRunning { on_trial: true, .. })
+    });
     let (downstream, upstream) = (link.downstream_bytes() - down, link.upstream_bytes() - up);
-    let Some(running) = running else {
+    let Some((running, _)) = running else {
         panic!(
             "beacon {version} did not start; agent output:\n{}",
-            agent.output.tail(30)
+            agent.output_tail(30)
         );
     };
-    let at = |needle: &str| {
+    let at = |pred: &dyn Fn(&AgentEvent) -> bool| {
         agent
-            .output
-            .wait_after(mark, needle)
-            .map_or(Duration::ZERO, |t| t - started)
+            .wait_event_after(mark, WAIT, pred)
+            .map_or(Duration::ZERO, |(t, _)| t - started)
     };
-    let fetching = at(&format!("fleet: fetching beacon {version}"));
-    let verifying = at(&format!("fleet: verifying beacon {version}"));
-    let accepted = at(&format!("-> {version}: signature"));
-    let report = reports
-        .wait(|r| r["result"] == "accepted" && r["to_version"] == version.as_str())
-        .unwrap_or_else(|| panic!("no accepted report for {version}"));
+    let fetching = at(
+        &|e| matches!(e, AgentEvent::FleetFetching { app, version: v, .. } if app == "beacon" && *v == version),
+    );
+    let verifying = at(
+        &|e| matches!(e, AgentEvent::FleetVerifying { app, version: v } if app == "beacon" && *v == version),
+    );
+    let accepted = at(&|e| is_reported(e, "accepted", &version));
+    let report = wait_report(reports, |r| {
+        r["result"] == "accepted" && r["to_version"] == version.as_str()
+    })
+    .unwrap_or_else(|| panic!("no accepted report for {version}"));
     assert_eq!(report["bundle_bytes"].as_u64(), Some(BUNDLE_BYTES));
     wait_confirmed(agent, mark, k);
     Round {
@@ -314,14 +293,28 @@ fn update_round(
 }
 
 /// Waits for `beacon` `k.0.0` to pass its health window (10 invocations, ~1 s).
-fn wait_confirmed(agent: &AgentProcess, mark: usize, k: u32) {
-    let needle = format!("-> {k}.0.0: healthy");
-    agent.output.wait_after(mark, &needle).unwrap_or_else(|| {
-        panic!(
-            "beacon {k}.0.0 was not confirmed; agent output:\n{}",
-            agent.output.tail(30)
-        )
-    });
+fn wait_confirmed(agent: &Agent, mark: u64, k: u32) {
+    let version = format!("{k}.0.0");
+    agent
+        .wait_event_after(mark, WAIT, |e| is_reported(e, "confirmed", &version))
+        .unwrap_or_else(|| {
+            panic!(
+                "beacon {k}.0.0 was not confirmed; agent output:\n{}",
+                agent.output_tail(30)
+            )
+        });
+}
+
+/// Whether `event` says `beacon` `version` was started.
+fn is_running(event: &AgentEvent, version: &str) -> bool {
+    matches!(event, AgentEvent::FleetRunning { app, version: v, .. } if app == "beacon" && v == version)
+}
+
+/// Whether `event` is an update report `result` (`accepted`, `confirmed`, ...) of the update to
+/// `version`.
+fn is_reported(event: &AgentEvent, result: &str, version: &str) -> bool {
+    matches!(event, AgentEvent::UpdateReported { app, result: r, to_version: Some(v), .. }
+        if app == "beacon" && r == result && v == version)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -472,52 +465,22 @@ fn poll<T>(
 // ---------------------------------------------------------------------------------------------
 // Update reports.
 
-/// Every update report on `outpost/bench/updates`, read by a rumqttc subscriber straight on the
-/// broker (not through the device's proxy, so it does not count as device traffic).
-struct Reports {
-    /// Reports received so far, and a signal for each new one.
-    seen: Arc<(Mutex<Vec<Value>>, Condvar)>,
-    /// Kept so the subscription lives as long as this.
-    _client: Client,
-}
+/// The topic of the device's update reports.
+const REPORTS_TOPIC: &str = "outpost/bench/updates";
 
-impl Reports {
-    /// Subscribes and starts collecting.
-    fn subscribe(port: u16) -> Reports {
-        let (client, rx) = plain_client("reports", port, |packet| match packet {
-            Packet::Publish(p) => serde_json::from_slice::<Value>(&p.payload).ok(),
-            _ => None,
-        });
-        client
-            .subscribe(format!("outpost/{DEVICE}/updates"), QoS::AtLeastOnce)
-            .expect("subscribe queued");
-        let seen = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
-        let shared = seen.clone();
-        std::thread::spawn(move || {
-            for report in rx {
-                shared.0.lock().expect("reports").push(report);
-                shared.1.notify_all();
-            }
-        });
-        Reports {
-            seen,
-            _client: client,
-        }
-    }
-
-    /// The first report satisfying `pred`, waiting up to `WAIT`.
-    fn wait(&self, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-        let deadline = Instant::now() + WAIT;
-        let (lock, changed) = &*self.seen;
-        let mut seen = lock.lock().expect("reports");
-        loop {
-            if let Some(report) = seen.iter().find(|r| pred(r)) {
-                return Some(report.clone());
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            seen = changed.wait_timeout(seen, left).expect("reports").0;
-        }
-    }
+/// The first update report satisfying `pred`, waiting up to `WAIT`.
+fn wait_report(reports: &Subscriber, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    let find = |seen: &outpost_testkit::seen::Seen| {
+        seen.messages
+            .iter()
+            .filter(|m| m.topic == REPORTS_TOPIC)
+            .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
+            .find(|r| pred(r))
+    };
+    reports
+        .wait_for(WAIT, |seen| find(seen).is_some())
+        .then(|| reports.with(find))
+        .flatten()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -525,120 +488,30 @@ impl Reports {
 
 /// `outpost fleet publish FILE --broker URL --group GROUP` (32 KiB chunks, the default).
 fn publish(bundle: &Path, broker_url: &str) {
-    outpost(&[
-        "fleet",
-        "publish",
-        s(bundle),
-        "--broker",
-        broker_url,
-        "--group",
-        GROUP,
-    ]);
+    Cli::new(OUTPOST).publish(bundle, broker_url, GROUP, &[]);
 }
 
-/// A path as `&str` (temp paths are UTF-8).
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-/// The `outpost agent` process; its output lines timestamped as they are read. Dropping it kills
-/// it.
-struct AgentProcess {
-    /// The process.
-    child: Child,
-    /// Its stdout and stderr (prefixed `[stderr] `) lines.
-    output: Arc<Output>,
-}
-
-impl AgentProcess {
-    /// `outpost agent` for device `DEVICE` in `GROUP`, trusting `public`, reconnecting fast.
-    fn spawn(broker_url: &str, data: &Path, public: &Path) -> AgentProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
-            .args(["agent", "--device-id", DEVICE, "--broker", broker_url])
-            .arg("--data")
-            .arg(data)
-            .args(["--trust", s(public), "--group", GROUP])
-            .args(["--reconnect-min", "20ms", "--reconnect-max", "250ms"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("outpost agent starts");
-        let output = Arc::new(Output::default());
-        read_lines(child.stdout.take().expect("stdout"), "", output.clone());
-        read_lines(
-            child.stderr.take().expect("stderr"),
-            "[stderr] ",
-            output.clone(),
-        );
-        AgentProcess { child, output }
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Output lines of a child process with the instant each was read, waited for as events.
-#[derive(Default)]
-struct Output {
-    /// Every line so far with when it was read (an update run prints a few thousand).
-    lines: Mutex<Vec<(Instant, String)>>,
-    /// Signalled on each new line.
-    changed: Condvar,
-}
-
-impl Output {
-    /// Appends a line and wakes the waiters.
-    fn push(&self, line: String) {
-        self.lines
-            .lock()
-            .expect("lines")
-            .push((Instant::now(), line));
-        self.changed.notify_all();
-    }
-
-    /// A position: the number of lines read so far.
-    fn mark(&self) -> usize {
-        self.lines.lock().expect("lines").len()
-    }
-
-    /// When the first line at or after `mark` containing `needle` was read, waiting up to `WAIT`.
-    fn wait_after(&self, mark: usize, needle: &str) -> Option<Instant> {
-        let deadline = Instant::now() + WAIT;
-        let mut lines = self.lines.lock().expect("lines");
-        loop {
-            if let Some((at, _)) = lines.iter().skip(mark).find(|(_, l)| l.contains(needle)) {
-                return Some(*at);
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            lines = self.changed.wait_timeout(lines, left).expect("lines").0;
-        }
-    }
-
-    /// The last `n` lines, for failure messages.
-    fn tail(&self, n: usize) -> String {
-        let lines = self.lines.lock().expect("lines");
-        let skip = lines.len().saturating_sub(n);
-        lines[skip..]
-            .iter()
-            .map(|(_, l)| l.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-/// Reads `stream` line by line into `output` on a thread of its own.
-fn read_lines(stream: impl Read + Send + 'static, prefix: &'static str, output: Arc<Output>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            output.push(format!("{prefix}{line}"));
-        }
-    });
+/// `outpost agent` for device `DEVICE` in `GROUP`, trusting `public`, reconnecting fast.
+fn spawn_agent(broker_url: &str, data: &Path, public: &Path) -> Agent {
+    Agent::spawn(
+        OUTPOST,
+        &[
+            "--device-id",
+            DEVICE,
+            "--broker",
+            broker_url,
+            "--data",
+            s(data),
+            "--trust",
+            s(public),
+            "--group",
+            GROUP,
+            "--reconnect-min",
+            "20ms",
+            "--reconnect-max",
+            "250ms",
+        ],
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -217,8 +217,10 @@ impl MqttSettings {
     }
 }
 
+/// 60 s: a connected agent with nothing to do wakes for the keepalive alone about once a
+/// minute (battery-powered boards), and a dead link is still noticed within 90 s.
 fn default_keepalive() -> Duration {
-    Duration::from_secs(30)
+    Duration::from_secs(60)
 }
 fn default_prefix() -> String {
     "outpost".into()

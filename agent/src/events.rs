@@ -113,6 +113,9 @@ pub enum AgentEvent {
         app: String,
         /// `accepted`, `confirmed`, `refused`, `rolled-back` or `abandoned`.
         result: String,
+        /// The version the update was about, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_version: Option<String>,
         /// The report as one line.
         line: String,
     },

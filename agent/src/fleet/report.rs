@@ -87,6 +87,7 @@ impl UpdateReport {
         crate::events::AgentEvent::UpdateReported {
             app: self.app.clone(),
             result: self.result.as_str().to_string(),
+            to_version: self.to_version.clone(),
             line: self.line(),
         }
     }

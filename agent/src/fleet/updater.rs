@@ -162,17 +162,19 @@ impl Updater {
         self.publish_wanted();
         let tick_every = Duration::from_secs(1);
         let mut tick = tokio::time::interval(tick_every);
+        // The stall clock only runs while a download is in progress and the link is up, so an
+        // idle device is not woken every second for nothing; a tick missed meanwhile is skipped,
+        // not made up in a burst.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            let downloading = !self.downloads.is_empty() && *self.connected.borrow();
             tokio::select! {
                 message = self.rx.recv() => match message {
                     Some(message) => self.message(message).await,
                     None => return,
                 },
-                _ = tick.tick() => {
-                    if *self.connected.borrow() {
-                        self.count_stall(tick_every).await;
-                    }
-                }
+                _ = tick.tick(), if downloading => self.count_stall(tick_every).await,
+                () = link_changed(&mut self.connected) => {}
                 () = stopped(&mut stop) => return,
             }
         }
@@ -663,4 +665,11 @@ async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
 /// Resolves once `stop` turns true (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Resolves when the link goes up or down; never once the engine's end of it is gone.
+async fn link_changed(connected: &mut watch::Receiver<bool>) {
+    if connected.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }

@@ -153,7 +153,7 @@ impl<T: Transport> SyncEngine<T> {
             }
             let connected = tokio::select! {
                 result = self.transport.connect() => result,
-                _ = stop.wait_for(|s| *s) => break,
+                () = stopped(&mut stop) => break,
             };
             match connected {
                 Ok((client, connection)) => {
@@ -196,7 +196,7 @@ impl<T: Transport> SyncEngine<T> {
             let wait = Duration::from_millis(rng.u64(millis / 2..=millis));
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                _ = stop.wait_for(|s| *s) => break,
+                () = stopped(&mut stop) => break,
             }
             delay = (delay * 2).min(self.shared.config.reconnect_max);
         }
@@ -220,4 +220,10 @@ impl<T: Transport> SyncEngine<T> {
             })
             .collect()
     }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone). The guard `wait_for` returns is
+/// dropped here, so futures that await this stay `Send`.
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

@@ -23,4 +23,7 @@ pub mod status;
 pub mod subscriptions;
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use engine::{SyncConfig, SyncEngine};

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::batch::Outgoing;
 use super::drain::Drain;
-use super::engine::Shared;
+use super::engine::{Shared, stopped};
 use super::offload::Offloaded;
 use super::rate::RateBucket;
 use super::status;
@@ -90,6 +90,9 @@ impl<'a, T: Transport> Session<'a, T> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         // The pump is never cancelled mid-`next()`: it runs beside the logic until the link ends.
         let pump = async move {
+            // An error event right before `Disconnected` is the reason the link ended, not a
+            // problem of its own: it is held back until the next event says which it is.
+            let mut held: Option<String> = None;
             loop {
                 let ev = match connection.next().await {
                     Ok(event) => match event.payload() {
@@ -101,12 +104,26 @@ impl<'a, T: Transport> Session<'a, T> {
                             topic: topic.unwrap_or_default().to_string(),
                             data: data.to_vec(),
                         },
-                        EventPayload::Disconnected => Ev::Ended("disconnected".into()),
-                        EventPayload::Error(error) => Ev::Problem(format!("{error:?}")),
+                        EventPayload::Disconnected => {
+                            Ev::Ended(held.take().unwrap_or_else(|| "disconnected".into()))
+                        }
+                        EventPayload::Error(error) => {
+                            let earlier = held.replace(format!("{error:?}"));
+                            match earlier {
+                                Some(problem) => Ev::Problem(problem),
+                                None => continue,
+                            }
+                        }
                         _ => continue,
                     },
-                    Err(error) => Ev::Ended(format!("{error:?}")),
+                    Err(error) => Ev::Ended(held.take().unwrap_or_else(|| format!("{error:?}"))),
                 };
+                if !matches!(ev, Ev::Ended(_))
+                    && let Some(problem) = held.take()
+                    && tx.send(Ev::Problem(problem)).is_err()
+                {
+                    return;
+                }
                 let last = matches!(ev, Ev::Ended(_));
                 if tx.send(ev).is_err() || last {
                     return;
@@ -209,7 +226,7 @@ impl<'a, T: Transport> Session<'a, T> {
                         return End::Lost(reason);
                     }
                 }
-                _ = stop.wait_for(|s| *s) => {
+                () = stopped(stop) => {
                     let device = &config.planner.device;
                     let _ = self.client.publish(&self.status_topic(), QoS::AtLeastOnce, true, &status::offline(device)).await;
                     return End::Shutdown;

@@ -1,5 +1,6 @@
 //! The MQTT transport boundary: the traits the sync engine is written against, and an
-//! implementation over [rumqttc](::rumqttc) ([`RumqttcTransport`]).
+//! implementation over [rumqttc](::rumqttc) ([`RumqttcTransport`]). With the `testing` feature,
+//! [`memory`] adds a broker in memory with its [`MemoryTransport`], for unit tests.
 //!
 //! # Shape
 //! The client half and the connection half are **embedded-svc 0.29**'s async MQTT traits
@@ -32,10 +33,15 @@
 
 mod config;
 mod error;
+// Only for tests: the agent's dev-dependency turns `testing` on; device builds never do.
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;
 mod rumqttc;
 
 pub use self::config::{BrokerUrl, LastWill, MqttConfig, Scheme};
 pub use self::error::TransportError;
+#[cfg(any(test, feature = "testing"))]
+pub use self::memory::{MemoryBroker, MemoryClient, MemoryConnection, MemoryTransport};
 pub use self::rumqttc::{OwnedEvent, RumqttcClient, RumqttcConnection, RumqttcTransport};
 pub use embedded_svc::mqtt::client::asynch::{
     Client, Connection, Details, ErrorType, Event, EventPayload, MessageId, Publish, QoS,

@@ -66,7 +66,7 @@ impl Proxy {
     /// Drops every live connection (both sides shut down); keeps listening. Returns how many
     /// connections were cut.
     pub fn cut(&self) -> usize {
-        let live = std::mem::take(&mut *self.shared.live.lock().unwrap());
+        let live = std::mem::take(&mut *self.shared.live.lock().expect("proxy lock"));
         for (_, client, target) in &live {
             let _ = client.shutdown(Shutdown::Both);
             let _ = target.shutdown(Shutdown::Both);
@@ -99,7 +99,7 @@ impl Proxy {
 
     /// Connections currently open.
     pub fn live_connections(&self) -> usize {
-        self.shared.live.lock().unwrap().len()
+        self.shared.live.lock().expect("proxy lock").len()
     }
 }
 
@@ -146,7 +146,11 @@ fn accept_loop(listener: TcpListener, target_port: u16, shared: &Arc<Shared>) {
         next_id += 1;
         let id = next_id;
         shared.connections.fetch_add(1, Ordering::Relaxed);
-        shared.live.lock().unwrap().push((id, client3, target3));
+        shared
+            .live
+            .lock()
+            .expect("proxy lock")
+            .push((id, client3, target3));
         let up = shared.clone();
         std::thread::spawn(move || {
             pump(client, target, &up.upstream_bytes);
@@ -163,7 +167,10 @@ fn accept_loop(listener: TcpListener, target_port: u16, shared: &Arc<Shared>) {
 impl Shared {
     /// Removes a connection that ended by itself from the live list.
     fn forget(&self, id: u64) {
-        self.live.lock().unwrap().retain(|(i, _, _)| *i != id);
+        self.live
+            .lock()
+            .expect("proxy lock")
+            .retain(|(i, _, _)| *i != id);
     }
 }
 

@@ -1,0 +1,25 @@
+//! End-to-end tests of Outpost: real wasm built from `bundles/`, real redb files, a real
+//! mosquitto and the real `outpost` binary, driven through the test kit (`tests/kit/`,
+//! `outpost-testkit`).
+//!
+//! One test binary, one module per area, so the agent library is linked once rather than once per
+//! area. Tests run in parallel threads of this one process: nothing here may change process-wide
+//! state (environment variables, the working directory); brokers take free ports, temporary
+//! directories are per test. Filter by module: `cargo test -p outpost --test e2e sync::`.
+
+mod campaign;
+mod cli;
+mod crash;
+mod examples;
+mod fleet;
+mod isolation;
+mod mqtt_triggers;
+mod packaging;
+mod scheduling;
+mod store_damage;
+mod store_recovery;
+mod sync;
+mod sync_faults;
+
+/// The `outpost` binary under test (built by cargo for this package's tests).
+const OUTPOST: &str = env!("CARGO_BIN_EXE_outpost");
