@@ -17,6 +17,8 @@ mod mqtt_triggers;
 mod packaging;
 mod poison_inbound;
 mod scheduling;
+mod store_damage;
+mod store_recovery;
 mod sync;
 mod sync_faults;
 

@@ -59,6 +59,10 @@ pub struct AgentConfig {
     pub mqtt: MqttSettings,
     /// Outbox bounds and full-policy.
     pub outbox: OutboxLimits,
+    /// Disk quota of the state file (`[outbox] max_state_bytes`): at this size the outbox's
+    /// full-policy acts, before the filesystem is full. `None`: the default chosen at start
+    /// ([`crate::device::default_state_quota`]); `Some(0)`: no quota.
+    pub max_state_bytes: Option<u64>,
     /// Drain tuning.
     pub sync: SyncSettings,
     /// Fleet updates (trusted publishers, groups, transfer and health settings).
@@ -306,6 +310,8 @@ struct RawOutbox {
     max_bytes: Option<u64>,
     #[serde(default)]
     full: Option<FullPolicy>,
+    #[serde(default)]
+    max_state_bytes: Option<u64>,
 }
 
 /// Default state directory on a device.
@@ -361,6 +367,7 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
             max_bytes: raw.outbox.max_bytes.unwrap_or(defaults.max_bytes),
             policy: raw.outbox.full.unwrap_or(defaults.policy),
         },
+        max_state_bytes: raw.outbox.max_state_bytes,
         sync: raw.sync,
         fleet: FleetSettings {
             trust: raw.fleet.trust.iter().map(|p| base.join(p)).collect(),

@@ -9,7 +9,7 @@ use anyhow::Context;
 use outpost::config::{self, AgentConfig, MqttSettings, SyncSettings};
 use outpost::device::Device;
 use outpost::events::{AgentEvent, Events};
-use outpost::store::FullPolicy;
+use outpost::store::{FullPolicy, Verifier};
 use outpost::sync::wire::WireFormat;
 use outpost_hal::mqtt::{Protocol, TransportError};
 
@@ -60,6 +60,9 @@ pub struct AgentArgs {
     /// drop-oldest or reject-new.
     #[arg(long)]
     outbox_full: Option<FullPolicy>,
+    /// Disk quota of the state file in bytes (0 = none); the outbox's full-policy acts there.
+    #[arg(long)]
+    max_state_bytes: Option<u64>,
     /// Status refresh interval, e.g. 30s.
     #[arg(long, value_parser = humantime::parse_duration)]
     status_every: Option<Duration>,
@@ -168,6 +171,7 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
                     .context("--broker is required without --config")?,
             ),
             outbox: Default::default(),
+            max_state_bytes: None,
             sync: SyncSettings::default(),
             fleet: Default::default(),
         },
@@ -183,6 +187,9 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
         rate_limit => sync.rate_limit, mqtt_protocol => mqtt.protocol, reconnect_min => mqtt.reconnect_min, reconnect_max => mqtt.reconnect_max,
         health_invocations => fleet.health_invocations, health_max_failures => fleet.health_max_failures,
         stall_deadline => fleet.stall_deadline, chunk_window => fleet.chunk_window);
+    if args.max_state_bytes.is_some() {
+        config.max_state_bytes = args.max_state_bytes;
+    }
     config.fleet.trust.extend(args.trust);
     for group in args.groups {
         if !config.fleet.groups.contains(&group) {
@@ -219,7 +226,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let config = resolve(args)?;
     let events = Events::new();
     let renderer = render_events(&events, format);
-    let device = Device::assemble(config, events)?;
+    // The state file is checked in a child process of this executable (`outpost state
+    // verify`): redb can panic on a damaged page, and a release build aborts on panic.
+    let device = Device::assemble_with(config, events, &Verifier::this_executable())?;
     let status = format!(
         "STATUS=device {} -> {}",
         device.config().device_id,
@@ -244,7 +253,14 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         stopped
     });
     drop(runtime);
+    let restart = stopped.needs_restart();
     stopped.join();
     let _ = renderer.join();
-    Ok(ExitCode::SUCCESS)
+    // EX_TEMPFAIL: systemd's Restart=on-failure starts the agent again, and the start-up
+    // check replaces the damaged state file.
+    Ok(if restart {
+        ExitCode::from(75)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

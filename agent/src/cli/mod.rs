@@ -56,6 +56,9 @@ enum Command {
     /// Read the outbox of a state directory.
     #[command(subcommand)]
     Outbox(state::OutboxCommand),
+    /// Check a state file (used by the agent at start, in a child process).
+    #[command(subcommand, hide = true)]
+    State(state::StateCommand),
     /// Write one device's config, TLS files and trust keys as a tree to copy onto its SD card.
     #[cfg(feature = "operator")]
     Provision(Box<provision::ProvisionArgs>),
@@ -128,6 +131,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Invoke(args) => invoke::run(args),
         Command::Kv(command) => state::kv(command),
         Command::Outbox(command) => state::outbox(command),
+        Command::State(command) => state::state(command),
         #[cfg(feature = "operator")]
         Command::Provision(args) => provision::run(*args),
         #[cfg(feature = "operator")]

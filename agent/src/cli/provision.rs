@@ -140,6 +140,7 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
         app: None,
         mqtt: settings,
         outbox: Default::default(),
+        max_state_bytes: None,
         sync: SyncSettings::default(),
         fleet: FleetSettings {
             trust: vec![Path::new(ETC).join("trust")],

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use outpost::report;
 
 use super::open_store;
@@ -37,6 +38,25 @@ pub enum KvCommand {
     },
 }
 
+/// `outpost state ...` (hidden: the agent runs it on itself).
+#[derive(clap::Subcommand)]
+pub enum StateCommand {
+    /// Check a state file: exit 0 if healthy, 2 if damaged (after salvaging its outbox and
+    /// inbox rows into the dump), 3 if another process holds it, 4 if it cannot be checked now
+    /// (full or read-only disk: not damage). Run in a child process because
+    /// redb may panic (abort) on a damaged page.
+    Verify {
+        /// The state file.
+        file: PathBuf,
+        /// Where to write the rows still readable if it is damaged.
+        #[arg(long)]
+        salvage_to: PathBuf,
+        /// Only salvage (the check already failed).
+        #[arg(long)]
+        salvage_only: bool,
+    },
+}
+
 /// `outpost outbox ...`
 #[derive(clap::Subcommand)]
 pub enum OutboxCommand {
@@ -52,6 +72,49 @@ pub enum OutboxCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// List rows moved to quarantine because they failed their checksum or did not decode.
+    Quarantine {
+        /// State directory.
+        #[arg(long, default_value = ".outpost")]
+        data: PathBuf,
+        /// Most rows to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+/// Runs an `outpost state` command; the exit code is the verdict.
+pub fn state(command: StateCommand) -> anyhow::Result<ExitCode> {
+    use outpost::store::salvage::{self, Verdict};
+    let StateCommand::Verify {
+        file,
+        salvage_to,
+        salvage_only,
+    } = command;
+    let verdict = if salvage_only {
+        Verdict::Damaged("salvage only".into())
+    } else {
+        salvage::verify(&file)
+    };
+    Ok(match verdict {
+        Verdict::Healthy => ExitCode::SUCCESS,
+        Verdict::Locked => {
+            eprintln!("{} is in use by another process", file.display());
+            ExitCode::from(3)
+        }
+        Verdict::Unavailable(reason) => {
+            eprintln!("{reason}");
+            ExitCode::from(4)
+        }
+        Verdict::Damaged(reason) => {
+            // The last stderr line is the reason the agent keeps in its note.
+            match salvage::salvage(&file, &salvage_to) {
+                Ok(rows) => eprintln!("{reason}; {rows} rows still readable through redb"),
+                Err(_) => eprintln!("{reason}; no rows readable through redb"),
+            }
+            ExitCode::from(2)
+        }
+    })
 }
 
 /// Runs an `outpost kv` command.
@@ -91,9 +154,16 @@ pub fn kv(command: KvCommand) -> anyhow::Result<ExitCode> {
 
 /// Runs an `outpost outbox` command.
 pub fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
-    let OutboxCommand::List { data, from, limit } = command;
+    let (data, from, limit) = match command {
+        OutboxCommand::List { data, from, limit } => (data, from, limit),
+        OutboxCommand::Quarantine { data, limit } => return quarantine(&data, limit),
+    };
     let store = open_store(&data)?;
-    for entry in store.outbox_read(from, limit)? {
+    let file = store.path().display().to_string();
+    for entry in store
+        .outbox_read(from, limit)
+        .with_context(|| format!("reading the outbox of {file}"))?
+    {
         println!(
             "#{} {} {}/{} {}",
             entry.seq,
@@ -103,7 +173,9 @@ pub fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
             report::record_line(&entry.record.body.into())
         );
     }
-    let c = store.counters()?;
+    let c = store
+        .counters()
+        .with_context(|| format!("reading the counters of {file}"))?;
     println!(
         "outbox: {} record(s), {} byte(s); dropped {} ({} bytes); rejected {} record(s) in {} invocation(s)",
         c.outbox_records,
@@ -113,5 +185,39 @@ pub fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
         c.rejected_records,
         c.rejected_invocations
     );
+    println!("store: incarnation {}", c.incarnation);
+    for note in &c.store_notes {
+        println!("store note: {note}");
+    }
+    if c.quarantined_rows > 0 {
+        println!(
+            "quarantine: {} damaged row(s) set aside (outpost outbox quarantine --data {})",
+            c.quarantined_rows,
+            data.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `outpost outbox quarantine`: the damaged rows set aside, with why and their bytes' size.
+fn quarantine(data: &std::path::Path, limit: usize) -> anyhow::Result<ExitCode> {
+    let store = open_store(data)?;
+    let file = store.path().display().to_string();
+    let rows = store
+        .quarantined(limit)
+        .with_context(|| format!("reading the quarantine of {file}"))?;
+    for row in &rows {
+        println!(
+            "q{} {} {} row {}: {} ({} bytes: {})",
+            row.id,
+            report::clock_time(row.at_ms),
+            row.table,
+            row.key,
+            row.reason,
+            row.bytes.len(),
+            report::preview(&row.bytes)
+        );
+    }
+    println!("quarantine: {} row(s) in {file}", rows.len());
     Ok(ExitCode::SUCCESS)
 }

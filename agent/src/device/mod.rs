@@ -30,7 +30,7 @@ use crate::inbox::{Inbox, InboxRoute};
 use crate::report;
 use crate::scheduler::{Reporter, Scheduler};
 use crate::store::committer::{self, Committer, CommitterThread};
-use crate::store::{Store, StoreError};
+use crate::store::{OutboxLimits, Store, StoreError, StoreNotice, Verifier, guard};
 use crate::sync::SyncEngine;
 
 /// Inbound messages above this are refused (the ABI's payload limit).
@@ -75,13 +75,45 @@ pub struct Device {
     engine: SyncEngine<RumqttcTransport>,
     /// Prints (emits) each invocation's outcome.
     reporter: Reporter,
+    /// Woken when the state file turns out damaged while in use: the device stops so that a
+    /// restart's start-up check can move the file aside ([`Stopped::needs_restart`]).
+    restart: Arc<Notify>,
 }
 
 impl Device {
-    /// Assembles the device `config` describes; `events` hears everything it does.
+    /// Assembles the device `config` describes; `events` hears everything it does. The state
+    /// file is checked in this process ([`Verifier::InProcess`]); the agent binary uses
+    /// [`Device::assemble_with`] and a child process.
     pub fn assemble(config: AgentConfig, events: Events) -> Result<Device, DeviceError> {
+        Device::assemble_with(config, events, &Verifier::InProcess)
+    }
+
+    /// Assembles the device, checking its state file with `verifier` first: a damaged file is
+    /// moved aside and replaced (see [`crate::store::guard`]), and every notice about the
+    /// store (replaced, rows quarantined, re-opened after an I/O error) becomes a problem event.
+    pub fn assemble_with(
+        config: AgentConfig,
+        events: Events,
+        verifier: &Verifier,
+    ) -> Result<Device, DeviceError> {
         let clock: Arc<dyn Clock> = Arc::new(outpost_hal::SystemClock::new());
-        let store = Store::open_dir(&config.data_dir)?;
+        let store = guard::open_dir(&config.data_dir, verifier)?;
+        let restart = Arc::new(Notify::new());
+        {
+            let events = events.clone();
+            let restart = restart.clone();
+            store.on_notice(move |notice| {
+                events.emit(AgentEvent::problem("store", notice.to_string()));
+                if matches!(notice, StoreNotice::Unusable { .. }) {
+                    restart.notify_one();
+                }
+            });
+        }
+        store.set_quota(
+            config
+                .max_state_bytes
+                .unwrap_or_else(|| default_state_quota(&store, &config.outbox)),
+        );
         // One commit thread for every app on the device, so all commits share its batches.
         let (committer, committer_thread) = committer::spawn(store.clone(), config.outbox);
         let gpio = hardware::gpio();
@@ -171,6 +203,7 @@ impl Device {
             fleet,
             engine,
             reporter,
+            restart,
         })
     }
 
@@ -194,6 +227,7 @@ impl Device {
             fleet,
             engine,
             reporter,
+            restart,
         } = self;
         events.emit(AgentEvent::Started {
             device: config.device_id.clone(),
@@ -219,9 +253,16 @@ impl Device {
         }
         let engine = engine.run(stop.clone());
         tokio::pin!(engine);
+        let mut needs_restart = false;
         tokio::select! {
             () = &mut engine => {}
             () = shutdown => {
+                events.emit(AgentEvent::Stopping);
+                let _ = stop_tx.send(true);
+                engine.await;
+            }
+            () = restart.notified() => {
+                needs_restart = true;
                 events.emit(AgentEvent::Stopping);
                 let _ = stop_tx.send(true);
                 engine.await;
@@ -236,6 +277,7 @@ impl Device {
             committer,
             committer_thread,
             events,
+            needs_restart,
         }
     }
 }
@@ -246,9 +288,17 @@ pub struct Stopped {
     committer: Committer,
     committer_thread: CommitterThread,
     events: Events,
+    needs_restart: bool,
 }
 
 impl Stopped {
+    /// Whether the device stopped because its state file is damaged while in use: the process
+    /// should exit with a failure so the service manager restarts it and the start-up check
+    /// moves the file aside.
+    pub fn needs_restart(&self) -> bool {
+        self.needs_restart
+    }
+
     /// Waits until every queued commit is written, then says [`AgentEvent::Stopped`]. Blocking:
     /// call outside the async runtime.
     pub fn join(self) {
@@ -259,6 +309,26 @@ impl Stopped {
         self.committer_thread.join();
         self.events.emit(AgentEvent::Stopped);
     }
+}
+
+/// The state file's disk quota when `agent.toml` sets none: room for twice the outbox's byte
+/// bound plus 16 MiB (redb's pages, KV, bundles), but never more than half of what the file and
+/// the free space of its filesystem add up to at start, so the outbox's full-policy acts well
+/// before the disk is full and the rest of the system keeps room too.
+pub fn default_state_quota(store: &Store, outbox: &OutboxLimits) -> u64 {
+    let wanted = outbox.max_bytes.saturating_mul(2).saturating_add(16 << 20);
+    let path = store.path();
+    let file = std::fs::metadata(path).map_or(0, |m| m.len());
+    match path.parent().and_then(free_bytes) {
+        Some(free) => wanted.min((file + free) / 2),
+        None => wanted,
+    }
+}
+
+/// Bytes free for an unprivileged writer on the filesystem holding `dir`.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// `DIR/outpost.toml`, or DIR itself if it names a file.

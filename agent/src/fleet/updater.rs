@@ -322,9 +322,13 @@ impl Updater {
             self.refuse(&app, digest, Some(version), reason).await;
             return;
         }
+        // The floor's own version is accepted again only when nothing is installed: a store
+        // replaced after damage (or wiped) lost its install but kept its floor, and the device
+        // must get back the version it ran. Anything older is a downgrade, always.
         if let Some(floor) = highest.as_deref()
             && let Ok(floor_version) = outpost_bundle::parse_version(floor)
-            && header.version <= floor_version
+            && (header.version < floor_version
+                || (header.version == floor_version && install.is_some()))
         {
             let installed = running.as_deref().unwrap_or("none");
             let reason = format!(

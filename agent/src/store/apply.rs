@@ -46,6 +46,15 @@ pub enum CommitError {
         /// Encoded bytes in the commit.
         bytes: u64,
     },
+    /// The state file has reached its disk quota (`[outbox] max_state_bytes`) and the policy is
+    /// reject-new.
+    #[error(
+        "state file at its disk quota of {max_state_bytes} bytes (policy reject-new): effects refused"
+    )]
+    StateQuota {
+        /// The quota.
+        max_state_bytes: u64,
+    },
     /// The commit thread has stopped (the agent is shutting down); nothing was written.
     #[error("the commit thread has stopped")]
     Stopped,
@@ -64,7 +73,10 @@ pub fn apply_batch(
 ) -> Result<Vec<Result<Receipt, CommitError>>, StoreError> {
     // Every invocation that reports success must survive power loss: `write` commits with
     // `Durability::Immediate`; never weaken this.
-    store.write("apply a commit batch", |txn| {
+    // Checked once per batch: the file grows only when redb runs out of free pages, so this is
+    // the point where the outbox must make room in the file it already has.
+    let over_quota = store.over_quota();
+    let results = store.write("apply a commit batch", |txn| {
         let mut results = Vec::with_capacity(batch.len());
         let mut kv = txn.open_table(tables::KV)?;
         let mut counters = txn.open_table(tables::COUNTERS)?;
@@ -101,6 +113,26 @@ pub fn apply_batch(
                     || o.bytes() + new_bytes > limits.max_bytes
             };
             let mut dropped = 0;
+            if over_quota && new_records > 0 {
+                match limits.policy {
+                    FullPolicy::RejectNew => {
+                        outbox.count_rejected(new_records);
+                        results.push(Err(CommitError::StateQuota {
+                            max_state_bytes: store.quota(),
+                        }));
+                        continue;
+                    }
+                    FullPolicy::DropOldest => {
+                        // Free twice what the commit adds, so redb reuses freed pages instead of
+                        // growing the file; an empty outbox frees nothing more (KV and bundles
+                        // are not the outbox's to drop).
+                        let goal = outbox.bytes().saturating_sub(new_bytes * 2);
+                        while outbox.bytes() > goal && outbox.drop_oldest()? {
+                            dropped += 1;
+                        }
+                    }
+                }
+            }
             if overfull(&outbox) {
                 match limits.policy {
                     FullPolicy::RejectNew => {
@@ -148,7 +180,15 @@ pub fn apply_batch(
             failed_invocations,
         )?;
         Ok(results)
-    })
+    })?;
+    if let Some(last) = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok()?.seqs.as_ref().map(|s| *s.end()))
+        .max()
+    {
+        store.handed_out(last + 1);
+    }
+    Ok(results)
 }
 
 /// Adds `by` to counter `name` inside the open transaction.

@@ -36,13 +36,22 @@ pub enum StoreError {
         /// What the backend reported.
         source: BackendError,
     },
-    /// A stored outbox or inbox row does not decode (written by a newer agent, or corrupt).
-    #[error("outbox row {seq} does not decode: {source}")]
+    /// The state file is damaged (empty, truncated, or failing redb's integrity check);
+    /// [`open_dir`](super::guard::open_dir) moves such a file aside and starts a fresh one.
+    #[error("state file {path} is damaged: {reason}")]
+    Damaged {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A stored outbox or inbox row failed its checksum or does not decode.
+    #[error("outbox row {seq} is damaged: {source}")]
     CorruptRecord {
         /// Its sequence number (or inbox id).
         seq: u64,
-        /// What postcard reported.
-        source: postcard::Error,
+        /// What is wrong with it.
+        source: super::envelope::RowDamage,
     },
     /// A stored fleet record (install, transfer) does not decode (written by a newer agent, or
     /// corrupt).
@@ -70,6 +79,25 @@ pub(super) enum Failure {
 }
 
 impl Failure {
+    /// Whether redb says the file itself is corrupted (not a passing I/O error).
+    pub(super) fn is_corruption(&self) -> bool {
+        matches!(self, Failure::Redb(redb::Error::Corrupted(_)))
+    }
+
+    /// Whether the database handle is unusable after this failure and the file must be opened
+    /// again: redb refuses every operation after an I/O error until it is.
+    pub(super) fn needs_reopen(&self) -> bool {
+        matches!(
+            self,
+            Failure::Redb(
+                redb::Error::Io(_)
+                    | redb::Error::PreviousIo
+                    | redb::Error::DatabaseClosed
+                    | redb::Error::Corrupted(_)
+            )
+        )
+    }
+
     /// The public error: `path` failed while doing `action`.
     pub(super) fn at(self, path: &Path, action: &'static str) -> StoreError {
         match self {

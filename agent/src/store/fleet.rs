@@ -59,12 +59,18 @@ impl<'a> FleetStore<'a> {
         self.all("list installs", tables::INSTALLED)
     }
 
-    /// The highest version of `app` ever accepted (the anti-rollback floor).
+    /// The highest version of `app` ever accepted (the anti-rollback floor): the higher of
+    /// the table's and the copy kept apart from the state file (`fleet-floor.json`), so a
+    /// wiped or replaced state file never lowers it.
     pub fn highest(&self, app: &str) -> Result<Option<String>, StoreError> {
-        self.store.read("read the anti-rollback floor", |txn| {
+        let table = self.store.read("read the anti-rollback floor", |txn| {
             let table = txn.open_table(tables::HIGHEST)?;
             Ok(table.get(app)?.map(|v| v.value().to_string()))
-        })
+        })?;
+        Ok(super::floor::higher(
+            table,
+            super::floor::of(self.store, app),
+        ))
     }
 
     /// The last announcement of `app` dealt with.
@@ -128,10 +134,19 @@ impl<'a> FleetStore<'a> {
         body: impl FnOnce(&mut FleetStep<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let path = self.store.path();
-        self.store.write(action, |txn| {
-            let mut step = FleetStep { txn, path, action };
-            body(&mut step).map_err(Failure::from)
-        })
+        let (value, raised) = self.store.write(action, |txn| {
+            let mut step = FleetStep {
+                txn,
+                path,
+                action,
+                raised: Vec::new(),
+            };
+            let value = body(&mut step).map_err(Failure::from)?;
+            Ok((value, step.raised))
+        })?;
+        // Only once the floor is durable in the table: a failed step raises nothing.
+        super::floor::raise(self.store, &raised);
+        Ok(value)
     }
 
     fn get<T: for<'de> Deserialize<'de>>(
@@ -172,6 +187,8 @@ pub struct FleetStep<'txn> {
     /// For errors: which file, and which step.
     path: &'txn Path,
     action: &'static str,
+    /// Floors raised in this step, copied to the floor file after the commit.
+    raised: Vec<(String, String)>,
 }
 
 impl FleetStep<'_> {
@@ -221,7 +238,9 @@ impl FleetStep<'_> {
         self.run(|txn| {
             txn.open_table(tables::HIGHEST)?.insert(app, version)?;
             Ok(())
-        })
+        })?;
+        self.raised.push((app.to_string(), version.to_string()));
+        Ok(())
     }
 
     /// Marks an announcement of `app` dealt with.

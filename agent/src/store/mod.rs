@@ -8,6 +8,16 @@
 //!
 //! - [`tables`]: every table definition and counter name: the on-disk layout at a glance.
 //! - [`records`]: the versioned, postcard-encoded outbox and inbox rows.
+//! - [`envelope`]: the checksum envelope every outbox and inbox row is stored in (table, key,
+//!   length, CRC-32), and the raw scan that finds intact rows in a damaged file.
+//! - [`quarantine`]: damaged rows taken out of the outbox or inbox, counted and kept.
+//! - [`guard`]: opening a device's state directory so a damaged file is moved aside and
+//!   replaced, checked in a child process because redb may abort on a damaged page.
+//! - [`salvage`]: the check itself, and saving the rows of a damaged file into a fresh one.
+//! - `floor`: the anti-rollback floor kept apart from the state file (`fleet-floor.json`).
+//! - `meta`: the incarnation id and the notes about the store's history.
+//! - `watermark`: sequence numbers reserved apart from the state file, so they never restart.
+//! - [`notice`]: what the store tells the device about damage and recovery.
 //! - [`commit`]: what the committer takes (effects plus bookkeeping) and what it answers.
 //! - [`outbox`]: the outbox bounds and full-policy.
 //! - `outbox_rows`: the outbox rows and their counters inside a transaction (their one writer).
@@ -15,26 +25,44 @@
 //! - [`committer`]: the group-commit thread.
 //! - [`fleet`]: the fleet updater's reads and its one-transaction steps.
 //! - [`error`]: the backend-neutral [`StoreError`].
+//!
+//! Damage and faults (`docs/design/damaged-state.md`): a row that fails its checksum or does not
+//! decode is quarantined and the read goes on; an I/O error closes the database and the next
+//! operation re-opens it, so the store resumes by itself once the disk allows; a quota on the
+//! file's size makes the outbox's full-policy act before the filesystem is full.
 
 pub mod apply;
 pub mod commit;
 pub mod committer;
+pub mod envelope;
 pub mod error;
 pub mod fleet;
+mod floor;
+pub mod guard;
+mod meta;
+pub mod notice;
 pub mod outbox;
 mod outbox_rows;
+pub mod quarantine;
 pub mod records;
+pub mod salvage;
 pub mod tables;
+mod watermark;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 pub use commit::{Commit, Receipt};
 pub use error::StoreError;
 pub use fleet::{FleetStep, FleetStore};
+pub use guard::Verifier;
+pub use meta::StoreNote;
+pub use notice::StoreNotice;
 pub use outbox::{FullPolicy, OutboxLimits};
+pub use quarantine::QuarantinedRow;
 pub use records::{RecordBody, RecordV1, StoredInbound, StoredRecord};
 
 use crate::runtime::{KvError, KvReader};
@@ -53,11 +81,39 @@ const IN_MEMORY: &str = "(in-memory store)";
 /// A handle to the state database; cheap to clone and share across threads.
 #[derive(Clone)]
 pub struct Store {
-    /// The open database. redb serialises writers itself; readers never block.
-    db: Arc<Database>,
-    /// Where it lives, for error messages.
-    path: PathBuf,
+    inner: Arc<Inner>,
 }
+
+/// What every handle of one store shares.
+struct Inner {
+    /// The open database, or `None` after an I/O error closed it: redb refuses everything after
+    /// one ("Previous I/O error occurred"), so the next operation opens the file afresh and the
+    /// store resumes as soon as the disk allows. redb serialises writers itself.
+    db: RwLock<Option<Arc<Database>>>,
+    /// Where it lives, for error messages and re-opening; `None` for an in-memory store.
+    file: Option<PathBuf>,
+    /// What the store calls itself in errors: the file, or "(in-memory store)".
+    path: PathBuf,
+    /// This store's random incarnation id (see [`Store::incarnation`]).
+    incarnation: String,
+    /// Who hears about damage and recovery (the device's events); notices raised before anyone
+    /// listens are kept and handed over by [`Store::on_notice`].
+    notices: Mutex<notice::Sink>,
+    /// Most bytes the state file may take before the outbox's full-policy acts (0 = no quota).
+    quota: AtomicU64,
+    /// Set by an I/O error, cleared by the next write that succeeds: one notice each way per
+    /// episode, however many operations fail in between.
+    io_trouble: std::sync::atomic::AtomicBool,
+    /// Operations that failed in a row because redb found the file corrupted; at
+    /// [`CORRUPTION_LIMIT`] the store asks for a restart ([`StoreNotice::Unusable`]).
+    corrupted_in_a_row: AtomicU64,
+    /// The sequence number up to which the watermark file has reserved numbers (`watermark`).
+    seq_reserved: AtomicU64,
+}
+
+/// Consecutive "corrupted" failures (each followed by a re-open) after which the file is taken
+/// as damaged for good while in use.
+const CORRUPTION_LIMIT: u64 = 3;
 
 /// One outbox row as read back, with its sequence number.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +173,13 @@ pub struct Counters {
     pub failed_invocations: u64,
     /// Inbound messages refused (too large, or on no trigger's topic), over the device's life.
     pub inbound_rejected: u64,
+    /// Outbox and inbox rows moved to quarantine because they failed their checksum or did
+    /// not decode (see `outpost outbox quarantine`).
+    pub quarantined_rows: u64,
+    /// The store's incarnation id ([`Store::incarnation`]).
+    pub incarnation: String,
+    /// The notes about the store's history (a damaged file replaced), oldest first, as lines.
+    pub store_notes: Vec<String>,
 }
 
 impl Store {
@@ -129,20 +192,19 @@ impl Store {
         Store::open(&dir.join(STATE_FILE))
     }
 
-    /// Opens (or creates) the state file at `path`, with device-sized settings.
+    /// Opens (or creates) the state file at `path`, with device-sized settings. An existing
+    /// file too short to be a database (zero-length, truncated) is refused as
+    /// [`StoreError::Damaged`] instead of silently becoming a fresh store; [`guard::open_dir`]
+    /// moves such a file aside.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let mut builder = Database::builder();
-        builder.set_cache_size(CACHE_BYTES);
-        let db = builder.create(path).map_err(|source| match source {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+        if let Some(reason) = guard::too_short(path) {
+            return Err(StoreError::Damaged {
                 path: path.to_path_buf(),
-            },
-            source => StoreError::Open {
-                path: path.to_path_buf(),
-                source: Box::new(source),
-            },
-        })?;
-        Store::ready(db, path.to_path_buf())
+                reason,
+            });
+        }
+        let db = open_database(path)?;
+        Store::ready(db, Some(path.to_path_buf()))
     }
 
     /// A fresh, empty store that lives in memory only: for tests and tools that need a store's
@@ -155,21 +217,143 @@ impl Store {
                 path: path.clone(),
                 source: Box::new(source),
             })?;
-        Store::ready(db, path)
+        Store::ready(db, None)
     }
 
-    fn ready(db: Database, path: PathBuf) -> Result<Store, StoreError> {
-        let store = Store {
-            db: Arc::new(db),
-            path,
+    fn ready(db: Database, file: Option<PathBuf>) -> Result<Store, StoreError> {
+        let path = file.clone().unwrap_or_else(|| PathBuf::from(IN_MEMORY));
+        let mut store = Store {
+            inner: Arc::new(Inner {
+                db: RwLock::new(Some(Arc::new(db))),
+                file,
+                path,
+                incarnation: String::new(),
+                notices: Mutex::new(notice::Sink::default()),
+                quota: AtomicU64::new(0),
+                io_trouble: std::sync::atomic::AtomicBool::new(false),
+                corrupted_in_a_row: AtomicU64::new(0),
+                seq_reserved: AtomicU64::new(0),
+            }),
         };
         store.create_tables()?;
+        let incarnation = store.write("create the incarnation id", meta::incarnation)?;
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner.incarnation = incarnation;
+        }
+        floor::reconcile(&store)?;
+        watermark::open(&store)?;
         Ok(store)
     }
 
     /// The state file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
+    }
+
+    /// This store's incarnation id: 16 hex digits drawn at random when the store was created
+    /// and kept in it for its life. A store replaced after damage (or wiped) gets a new one, so
+    /// consumers that drop duplicates by `(device, incarnation, seq)` never mistake the new
+    /// store's sequence numbers, which start again at 1, for ones they have seen.
+    pub fn incarnation(&self) -> &str {
+        &self.inner.incarnation
+    }
+
+    /// Sets the disk quota of the state file: once the file is this large, commits that add
+    /// outbox rows meet the outbox's full-policy (drop-oldest frees room, reject-new refuses)
+    /// before the filesystem fills up. 0 means no quota.
+    pub fn set_quota(&self, max_state_bytes: u64) {
+        self.inner.quota.store(max_state_bytes, Ordering::Relaxed);
+    }
+
+    /// The disk quota of the state file (0 = none).
+    pub fn quota(&self) -> u64 {
+        self.inner.quota.load(Ordering::Relaxed)
+    }
+
+    /// Tells the sequence watermark that numbers below `next` have been handed out.
+    pub(crate) fn handed_out(&self, next: u64) {
+        watermark::reserve(self, next);
+    }
+
+    /// Whether the state file has reached its quota (never for an in-memory store).
+    pub(crate) fn over_quota(&self) -> bool {
+        let quota = self.inner.quota.load(Ordering::Relaxed);
+        quota > 0
+            && self
+                .inner
+                .file
+                .as_deref()
+                .and_then(|f| std::fs::metadata(f).ok())
+                .is_some_and(|m| m.len() >= quota)
+    }
+
+    /// Hands every notice about damage and recovery to `sink` from now on, starting with those
+    /// raised before (a store replaced at open, rows quarantined).
+    pub fn on_notice(&self, sink: impl Fn(&StoreNotice) + Send + Sync + 'static) {
+        self.notices().attach(Arc::new(sink));
+    }
+
+    /// Tells whoever listens about `notice` (or keeps it until someone does).
+    pub(crate) fn notify(&self, notice: StoreNotice) {
+        tracing::warn!(%notice, "state store");
+        self.notices().raise(notice);
+    }
+
+    fn notices(&self) -> std::sync::MutexGuard<'_, notice::Sink> {
+        // A panic while holding it left nothing half-done: the sink is a list and a callback.
+        self.inner
+            .notices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The open database, re-opening the file if an I/O error closed it.
+    fn database(&self) -> Result<Arc<Database>, StoreError> {
+        let shared = |lock: &RwLock<Option<Arc<Database>>>| {
+            lock.read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        };
+        if let Some(db) = shared(&self.inner.db) {
+            return Ok(db);
+        }
+        let mut slot = self
+            .inner
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        let Some(file) = &self.inner.file else {
+            return Err(StoreError::Open {
+                path: self.inner.path.clone(),
+                source: "the in-memory store was closed by an error".into(),
+            });
+        };
+        let db = Arc::new(open_database(file)?);
+        *slot = Some(db.clone());
+        tracing::debug!(path = %file.display(), "state file re-opened");
+        Ok(db)
+    }
+
+    /// Forgets `db` after it failed with an I/O error, so the next operation re-opens the file
+    /// (once every operation still holding it has finished and released redb's file lock).
+    fn close_after_io_error(&self, db: &Arc<Database>) {
+        if self.inner.file.is_none() {
+            return;
+        }
+        let mut slot = self
+            .inner
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, db))
+        {
+            *slot = None;
+        }
     }
 
     /// The fleet updater's part of the store.
@@ -183,11 +367,46 @@ impl Store {
         action: &'static str,
         body: impl FnOnce(&ReadTransaction) -> Result<T, Failure>,
     ) -> Result<T, StoreError> {
+        let db = self.database()?;
         let run = || {
-            let txn = self.db.begin_read()?;
+            let txn = db.begin_read()?;
             body(&txn)
         };
-        run().map_err(|failure: Failure| failure.at(&self.path, action))
+        let value = run().map_err(|failure: Failure| self.failed(&db, failure, action))?;
+        self.inner.corrupted_in_a_row.store(0, Ordering::Relaxed);
+        Ok(value)
+    }
+
+    /// The public error for `failure`; an I/O error also closes `db` so the next operation
+    /// re-opens the file.
+    fn failed(&self, db: &Arc<Database>, failure: Failure, action: &'static str) -> StoreError {
+        let reopen = failure.needs_reopen();
+        if reopen {
+            self.close_after_io_error(db);
+        }
+        let corrupted = failure.is_corruption();
+        let error = failure.at(&self.inner.path, action);
+        if corrupted
+            && self
+                .inner
+                .corrupted_in_a_row
+                .fetch_add(1, Ordering::Relaxed)
+                + 1
+                == CORRUPTION_LIMIT
+        {
+            self.notify(StoreNotice::Unusable {
+                path: self.inner.path.display().to_string(),
+                error: error.to_string(),
+            });
+            return error;
+        }
+        if reopen && !self.inner.io_trouble.swap(true, Ordering::Relaxed) {
+            self.notify(StoreNotice::IoError {
+                path: self.inner.path.display().to_string(),
+                error: error.to_string(),
+            });
+        }
+        error
     }
 
     /// Runs `body` in one write transaction and commits it durably (`Durability::Immediate`:
@@ -198,14 +417,22 @@ impl Store {
         action: &'static str,
         body: impl FnOnce(&WriteTransaction) -> Result<T, Failure>,
     ) -> Result<T, StoreError> {
+        let db = self.database()?;
         let run = || {
-            let mut txn = self.db.begin_write()?;
+            let mut txn = db.begin_write()?;
             txn.set_durability(redb::Durability::Immediate)?;
             let value = body(&txn)?;
             txn.commit()?;
             Ok(value)
         };
-        run().map_err(|failure: Failure| failure.at(&self.path, action))
+        let value = run().map_err(|failure: Failure| self.failed(&db, failure, action))?;
+        self.inner.corrupted_in_a_row.store(0, Ordering::Relaxed);
+        if self.inner.io_trouble.swap(false, Ordering::Relaxed) {
+            self.notify(StoreNotice::Reopened {
+                path: self.inner.path.display().to_string(),
+            });
+        }
+        Ok(value)
     }
 
     /// Makes sure every table exists, so readers never meet a missing table.
@@ -223,6 +450,9 @@ impl Store {
             txn.open_table(tables::CHUNKS)?;
             txn.open_table(tables::FLEET_SEEN)?;
             txn.open_table(tables::LAST_UPDATE)?;
+            txn.open_table(tables::QUARANTINE)?;
+            txn.open_table(tables::META)?;
+            txn.open_table(tables::NOTES)?;
             Ok(())
         })
     }
@@ -284,23 +514,35 @@ impl Store {
         })
     }
 
-    /// Reads up to `limit` outbox rows with `seq >= from`, oldest first.
+    /// Reads up to `limit` outbox rows with `seq >= from`, oldest first. A row that fails its
+    /// checksum or does not decode is moved to quarantine (counted, and told through
+    /// [`Store::on_notice`]) and the read goes on past it, so one damaged row never stops the
+    /// drain.
     pub fn outbox_read(&self, from: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.read("read the outbox", |txn| {
-            let table = txn.open_table(tables::OUTBOX)?;
-            let mut out = Vec::new();
-            for entry in table.range(from..)?.take(limit) {
-                let (seq, bytes) = entry?;
-                let seq = seq.value();
-                let record = StoredRecord::decode(bytes.value())
-                    .map_err(|source| StoreError::CorruptRecord { seq, source })?;
-                out.push(OutboxEntry {
-                    seq,
-                    record: record.into_current(),
-                });
+        loop {
+            let (entries, damaged) = self.read("read the outbox", |txn| {
+                let table = txn.open_table(tables::OUTBOX)?;
+                let mut out = Vec::new();
+                let mut damaged = Vec::new();
+                for entry in table.range(from..)?.take(limit) {
+                    let (seq, bytes) = entry?;
+                    let seq = seq.value();
+                    match StoredRecord::decode(bytes.value(), seq) {
+                        Ok(record) => out.push(OutboxEntry {
+                            seq,
+                            record: record.into_current(),
+                        }),
+                        Err(damage) => damaged.push((seq, damage)),
+                    }
+                }
+                Ok((out, damaged))
+            })?;
+            if damaged.is_empty() {
+                return Ok(entries);
             }
-            Ok(out)
-        })
+            // Re-read the page once the damaged rows are out of it, so a full page is a full page.
+            self.quarantine(quarantine::Source::Outbox, &damaged)?;
+        }
     }
 
     /// Deletes the outbox rows `seqs` (those the broker acknowledged) and updates the outbox
@@ -339,12 +581,16 @@ impl Store {
             let mut inbox = txn.open_table(tables::INBOX)?;
             let mut next = read_counter(&counters, tables::counter::NEXT_INBOX)?.max(1);
             for trigger in triggers {
-                let row = postcard::to_stdvec(&StoredInbound::V1 {
-                    trigger: (*trigger).to_string(),
-                    topic: topic.to_string(),
-                    payload: payload.to_vec(),
-                    received_ms,
-                })
+                let row = envelope::seal(
+                    envelope::Table::Inbox,
+                    next,
+                    &StoredInbound::V1 {
+                        trigger: (*trigger).to_string(),
+                        topic: topic.to_string(),
+                        payload: payload.to_vec(),
+                        received_ms,
+                    },
+                )
                 .map_err(StoreError::Encode)?;
                 inbox.insert(next, row.as_slice())?;
                 ids.push(next);
@@ -355,33 +601,40 @@ impl Store {
         })
     }
 
-    /// Inbound messages not yet handled, oldest first.
+    /// Inbound messages not yet handled, oldest first. A damaged row is moved to quarantine
+    /// like a damaged outbox row, and the others are still returned.
     pub fn inbox_pending(&self) -> Result<Vec<InboxEntry>, StoreError> {
-        self.read("read the inbox", |txn| {
-            let table = txn.open_table(tables::INBOX)?;
-            let mut out = Vec::new();
-            for entry in table.iter()? {
-                let (id, bytes) = entry?;
-                let id = id.value();
-                match postcard::from_bytes::<StoredInbound>(bytes.value()) {
-                    Ok(StoredInbound::V1 {
-                        trigger,
-                        topic,
-                        payload,
-                        ..
-                    }) => out.push(InboxEntry {
-                        id,
-                        trigger,
-                        topic,
-                        payload,
-                    }),
-                    Err(source) => {
-                        return Err(StoreError::CorruptRecord { seq: id, source }.into());
+        loop {
+            let (entries, damaged) = self.read("read the inbox", |txn| {
+                let table = txn.open_table(tables::INBOX)?;
+                let mut out = Vec::new();
+                let mut damaged = Vec::new();
+                for entry in table.iter()? {
+                    let (id, bytes) = entry?;
+                    let id = id.value();
+                    match envelope::open::<StoredInbound>(bytes.value(), envelope::Table::Inbox, id)
+                    {
+                        Ok(StoredInbound::V1 {
+                            trigger,
+                            topic,
+                            payload,
+                            ..
+                        }) => out.push(InboxEntry {
+                            id,
+                            trigger,
+                            topic,
+                            payload,
+                        }),
+                        Err(damage) => damaged.push((id, damage)),
                     }
                 }
+                Ok((out, damaged))
+            })?;
+            if damaged.is_empty() {
+                return Ok(entries);
             }
-            Ok(out)
-        })
+            self.quarantine(quarantine::Source::Inbox, &damaged)?;
+        }
     }
 
     /// Counts one inbound message that was refused (and acknowledged, so the broker stops
@@ -434,7 +687,18 @@ impl Store {
                 skipped_runs: get(c::SKIPPED_RUNS)?,
                 failed_invocations: get(c::FAILED_INVOCATIONS)?,
                 inbound_rejected: get(c::INBOUND_REJECTED)?,
+                quarantined_rows: get(c::QUARANTINED_ROWS)?,
+                incarnation: self.incarnation().to_string(),
+                store_notes: Vec::new(),
             })
+        })
+        .and_then(|mut counters| {
+            counters.store_notes = self
+                .notes()?
+                .into_iter()
+                .map(|n| format!("{}: {}", meta::format_ms(n.at_ms), n.text))
+                .collect();
+            Ok(counters)
         })
     }
 
@@ -445,6 +709,21 @@ impl Store {
             Ok(table.get((app, trigger))?.map(|v| v.value()))
         })
     }
+}
+
+/// Opens (or creates) the redb file at `path` with device-sized settings.
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    let mut builder = Database::builder();
+    builder.set_cache_size(CACHE_BYTES);
+    builder.create(path).map_err(|source| match source {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+            path: path.to_path_buf(),
+        },
+        source => StoreError::Open {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        },
+    })
 }
 
 /// The store serves the runtime's committed key-value reads; its errors reach the runtime
@@ -467,3 +746,6 @@ impl KvReader for Store {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod damage_tests;

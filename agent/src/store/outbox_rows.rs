@@ -5,6 +5,7 @@
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
+use super::envelope;
 use super::error::Failure;
 use super::tables::{self, counter};
 
@@ -66,9 +67,13 @@ impl<'txn> OutboxRows<'txn> {
     }
 
     /// Appends one encoded row under the next sequence number and returns that number.
+    /// A sealed row is addressed to that number first, so a raw scan of the file can put it
+    /// back where it was ([`super::envelope::scan`]).
     pub(super) fn append(&mut self, row: &[u8]) -> Result<u64, Failure> {
         let seq = self.tally.next_seq;
-        self.rows.insert(seq, row)?;
+        let mut row = row.to_vec();
+        envelope::set_key(&mut row, envelope::Table::Outbox, seq);
+        self.rows.insert(seq, row.as_slice())?;
         self.tally.next_seq += 1;
         self.tally.records += 1;
         self.tally.bytes += row.len() as u64;
@@ -98,6 +103,39 @@ impl<'txn> OutboxRows<'txn> {
         };
         self.forget(len);
         Ok(true)
+    }
+
+    /// Takes row `seq` out (to quarantine) and returns its bytes; `None` if it is gone.
+    pub(super) fn take(&mut self, seq: u64) -> Result<Option<Vec<u8>>, Failure> {
+        let Some(bytes) = self.rows.remove(seq)?.map(|row| row.value().to_vec()) else {
+            return Ok(None);
+        };
+        self.forget(bytes.len() as u64);
+        Ok(Some(bytes))
+    }
+
+    /// Puts a salvaged row back under its old sequence number (into a fresh store), keeping
+    /// the next sequence number past it. A row with that number already in place stays, unless
+    /// it fails its checksum and this one is intact (an intact copy found by the raw scan beats
+    /// a damaged one redb read). Returns whether a new row was added.
+    pub(super) fn restore(&mut self, seq: u64, row: &[u8]) -> Result<bool, Failure> {
+        self.tally.next_seq = self.tally.next_seq.max(seq + 1);
+        let intact = |bytes: &[u8]| envelope::body(bytes, envelope::Table::Outbox, seq).is_ok();
+        let existing = self.rows.get(seq)?.map(|r| r.value().to_vec());
+        match existing {
+            Some(old) if intact(&old) || !intact(row) => Ok(false),
+            Some(old) => {
+                self.rows.insert(seq, row)?;
+                self.tally.bytes = self.tally.bytes - old.len() as u64 + row.len() as u64;
+                Ok(false)
+            }
+            None => {
+                self.rows.insert(seq, row)?;
+                self.tally.records += 1;
+                self.tally.bytes += row.len() as u64;
+                Ok(true)
+            }
+        }
     }
 
     /// Counts one invocation's `records` refused because the outbox could not take them.

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::envelope::{self, RowDamage, Table};
 use crate::runtime::OutboxEffect;
 
 /// The effect an outbox row carries, as stored. It mirrors [`OutboxEffect`] but is the on-disk
@@ -123,14 +124,16 @@ pub enum StoredRecord {
 }
 
 impl StoredRecord {
-    /// Encodes for storage.
+    /// Encodes for storage, inside the checksum envelope; the outbox addresses it to its
+    /// sequence number when it appends it.
     pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(self)
+        envelope::seal(Table::Outbox, 0, self)
     }
 
-    /// Decodes a stored row; an unknown or corrupt row is an error, never a panic.
-    pub fn decode(bytes: &[u8]) -> Result<StoredRecord, postcard::Error> {
-        postcard::from_bytes(bytes)
+    /// Checks and decodes stored outbox row `seq` (with or without the checksum envelope); a
+    /// damaged, misplaced, unknown or corrupt row is an error, never a panic.
+    pub fn decode(bytes: &[u8], seq: u64) -> Result<StoredRecord, RowDamage> {
+        envelope::open(bytes, Table::Outbox, seq)
     }
 
     /// The current-version view of the row.
@@ -172,18 +175,29 @@ mod tests {
                 data: b"21.5".to_vec(),
             },
         });
-        let bytes = record.encode().expect("encodes");
-        assert_eq!(StoredRecord::decode(&bytes).expect("decodes"), record);
-        // The on-disk layout, pinned: version tag, time (zigzag varint), names, body tag.
+        let mut bytes = record.encode().expect("encodes");
+        envelope::set_key(&mut bytes, Table::Outbox, 5);
+        assert_eq!(StoredRecord::decode(&bytes, 5).expect("decodes"), record);
+        // The on-disk layout, pinned: envelope tag, table, key, length and CRC-32, then the
+        // version tag, time (zigzag varint), names, body tag.
         assert_eq!(
-            bytes,
+            &bytes[..14],
+            &[envelope::CHECKED, 1, 5, 0, 0, 0, 0, 0, 0, 0, 35, 0, 0, 0]
+        );
+        assert_eq!(
+            &bytes[18..],
             [
                 0, 128, 160, 171, 254, 249, 98, 4, b'd', b'e', b'm', b'o', 7, b's', b'a', b'm',
                 b'p', b'l', b'e', b'r', 0, 8, b'r', b'e', b'a', b'd', b'i', b'n', b'g', b's', 4,
                 b'2', b'1', b'.', b'5'
             ]
         );
-        assert!(StoredRecord::decode(&[7, 1, 2]).is_err());
-        assert!(StoredRecord::decode(&[]).is_err());
+        // A row written before the envelope still decodes.
+        assert_eq!(
+            StoredRecord::decode(&bytes[18..], 5).expect("old row decodes"),
+            record
+        );
+        assert!(StoredRecord::decode(&[7, 1, 2], 1).is_err());
+        assert!(StoredRecord::decode(&[], 1).is_err());
     }
 }

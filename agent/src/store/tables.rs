@@ -49,7 +49,26 @@ pub mod counter {
     pub const NEXT_INBOX: &str = "inbox.next_id";
     /// Runs skipped because the previous run of the same trigger was still going.
     pub const SKIPPED_RUNS: &str = "scheduler.skipped_runs";
+    /// Outbox and inbox rows moved to [`super::QUARANTINE`] (failed checksum, undecodable).
+    pub const QUARANTINED_ROWS: &str = "store.quarantined_rows";
+    /// The id the next quarantined row gets.
+    pub const NEXT_QUARANTINE: &str = "store.next_quarantine_id";
+    /// The id the next store note gets.
+    pub const NEXT_NOTE: &str = "store.next_note_id";
 }
+
+/// Damaged rows taken out of the outbox or inbox so that the rest still flows:
+/// `id -> postcard(quarantine::Stored::V1(QuarantinedRow))`, the damaged bytes kept as they were
+/// for an operator (`outpost outbox quarantine`).
+pub const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine_v1");
+
+/// Facts about the store itself: `name -> bytes`; `incarnation` holds the random id drawn when
+/// the store was created.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta_v1");
+
+/// What happened to the store that an operator should know after a restart (a damaged file
+/// replaced, rows salvaged): `id -> postcard(meta::Stored::V1(StoreNote))`.
+pub const NOTES: TableDefinition<u64, &[u8]> = TableDefinition::new("store_notes_v1");
 
 /// Installed bundle files: `(app, version) -> bundle bytes`; the active and the previous version
 /// of each app (older ones are removed on activation).

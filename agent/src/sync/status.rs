@@ -73,6 +73,15 @@ struct SyncCounters {
     inbound_rejected: u64,
 }
 
+/// The state store's health: its incarnation (new after a damaged store was replaced), rows
+/// quarantined over its life, and the notes about its history.
+#[derive(Serialize)]
+struct StoreHealth<'a> {
+    incarnation: &'a str,
+    quarantined_rows: u64,
+    notes: &'a [String],
+}
+
 #[derive(Serialize)]
 struct Status<'a> {
     v: u8,
@@ -86,6 +95,7 @@ struct Status<'a> {
     skipped_runs: u64,
     failed_invocations: u64,
     sync: SyncCounters,
+    store: StoreHealth<'a>,
     last_error: Option<String>,
     uptime_s: u64,
 }
@@ -127,6 +137,11 @@ pub fn online(
             oversize_rows: load(&stats.oversize_rows),
             inbound_rejected: counters.inbound_rejected,
         },
+        store: StoreHealth {
+            incarnation: &counters.incarnation,
+            quarantined_rows: counters.quarantined_rows,
+            notes: &counters.store_notes,
+        },
         last_error: stats.last_error(),
         uptime_s,
     };
@@ -145,7 +160,7 @@ pub fn offline(device: &str) -> Vec<u8> {
 }
 
 /// The counters whose change triggers an early status refresh.
-pub type Significant = [u64; 7];
+pub type Significant = [u64; 8];
 
 /// The part of the counters whose change triggers an early status refresh (not the outbox
 /// depth, which changes all the time while draining).
@@ -158,6 +173,7 @@ pub fn significant(counters: &Counters, stats: &SyncStats) -> Significant {
         stats.oversize_rows.load(Ordering::Relaxed),
         counters.inbound_rejected,
         stats.connect_failures.load(Ordering::Relaxed),
+        counters.quarantined_rows,
     ]
 }
 
@@ -187,6 +203,7 @@ mod tests {
         assert_eq!(doc["outbox"]["records"], 5);
         assert_eq!(doc["dropped"]["records"], 2);
         assert_eq!(doc["apps"][0]["version"], "1.0.0");
+        assert_eq!(doc["store"]["quarantined_rows"], 0);
         assert_eq!(doc["last_error"], "broker refused the credentials");
         stats.error("é".repeat(400));
         let long: serde_json::Value =
