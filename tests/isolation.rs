@@ -90,7 +90,7 @@ fn hostile_guests_are_stopped_with_their_cause_and_the_app_keeps_serving() {
                     }
                 )
             },
-            "memory or table limit",
+            "asked for 1114112 bytes of linear memory, the limit is 1048576 bytes",
         ),
         (
             "recurser",

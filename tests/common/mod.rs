@@ -84,6 +84,7 @@ pub fn options(dir: &Path, clock: Arc<ManualClock>, outbox: OutboxLimits) -> App
         clock,
         board: None,
         gpio: None,
+        send: None,
     }
 }
 

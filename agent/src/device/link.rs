@@ -39,16 +39,28 @@ pub fn transport(config: &AgentConfig) -> Result<RumqttcTransport, TransportErro
     RumqttcTransport::new(mqtt)
 }
 
+/// How this device shapes messages: its id, its store's `incarnation`, topic prefix, wire
+/// format and packet limit. The sync engine plans with it and every app sizes its outbox
+/// records against it at commit time.
+pub fn planner(config: &AgentConfig, incarnation: String) -> Planner {
+    Planner {
+        device: config.device_id.clone(),
+        incarnation,
+        prefix: config.mqtt.topic_prefix.clone(),
+        format: config.sync.wire,
+        max_events: config.sync.batch_max_events,
+        max_packet_bytes: config.mqtt.max_packet_bytes,
+    }
+}
+
 /// The sync engine's settings; `apps` is the list of running apps the status shows.
-pub fn sync_config(config: &AgentConfig, apps: watch::Receiver<Vec<AppVersion>>) -> SyncConfig {
+pub fn sync_config(
+    config: &AgentConfig,
+    planner: Planner,
+    apps: watch::Receiver<Vec<AppVersion>>,
+) -> SyncConfig {
     SyncConfig {
-        planner: Planner {
-            device: config.device_id.clone(),
-            prefix: config.mqtt.topic_prefix.clone(),
-            format: config.sync.wire,
-            max_events: config.sync.batch_max_events,
-            max_packet_bytes: config.mqtt.max_packet_bytes,
-        },
+        planner,
         window: config.sync.window,
         page_rows: PAGE_ROWS,
         reconnect_min: config.mqtt.reconnect_min,

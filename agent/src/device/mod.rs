@@ -28,6 +28,7 @@ use crate::config::AgentConfig;
 use crate::events::{AgentEvent, Events};
 use crate::inbox::{Inbox, InboxRoute};
 use crate::report;
+use crate::runtime::SendCheck;
 use crate::scheduler::{Reporter, Scheduler};
 use crate::store::committer::{self, Committer, CommitterThread};
 use crate::store::{Store, StoreError};
@@ -85,6 +86,8 @@ impl Device {
         // One commit thread for every app on the device, so all commits share its batches.
         let (committer, committer_thread) = committer::spawn(store.clone(), config.outbox);
         let gpio = hardware::gpio();
+        let planner = link::planner(&config, incarnation(&store));
+        let send: Arc<dyn SendCheck> = Arc::new(planner.clone());
         let reporter: Reporter = {
             let events = events.clone();
             Arc::new(move |outcome| events.emit(report::outcome_event(outcome)))
@@ -104,6 +107,7 @@ impl Device {
                                 // The manifest's simulated sensors, as `outpost up` runs them.
                                 board: None,
                                 gpio: gpio.clone(),
+                                send: Some(send.clone()),
                             },
                             store.clone(),
                             committer.clone(),
@@ -121,7 +125,7 @@ impl Device {
         let mut engine = SyncEngine::new(
             link::transport(&config)?,
             store.clone(),
-            link::sync_config(&config, apps_rx),
+            link::sync_config(&config, planner, apps_rx),
             Some(committer.stats_handle()),
         )
         .with_events(events.clone());
@@ -137,6 +141,7 @@ impl Device {
                     gpio,
                     reporter: reporter.clone(),
                     events: events.clone(),
+                    send,
                 },
                 apps_tx,
                 local_apps,
@@ -290,4 +295,10 @@ async fn dispatch(
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// The store's incarnation for the wire (docs/WIRE.md). Empty until the store has one
+/// (`Store::incarnation`, issue 10 item 5): an empty incarnation is left out of events.
+fn incarnation(_store: &Store) -> String {
+    String::new()
 }
