@@ -8,6 +8,7 @@
 //!
 //! - [`tables`]: every table definition and counter name: the on-disk layout at a glance.
 //! - [`records`]: the versioned, postcard-encoded outbox and inbox rows.
+//! - [`dead_letters`]: outbox rows that can never be sent, kept apart and counted.
 //! - [`commit`]: what the committer takes (effects plus bookkeeping) and what it answers.
 //! - [`outbox`]: the outbox bounds and full-policy.
 //! - `outbox_rows`: the outbox rows and their counters inside a transaction (their one writer).
@@ -19,6 +20,7 @@
 pub mod apply;
 pub mod commit;
 pub mod committer;
+pub mod dead_letters;
 pub mod error;
 pub mod fleet;
 pub mod outbox;
@@ -117,6 +119,14 @@ pub struct Counters {
     pub failed_invocations: u64,
     /// Inbound messages refused (too large, or on no trigger's topic), over the device's life.
     pub inbound_rejected: u64,
+    /// Records moved to the dead letters because they can never be sent.
+    pub dead_records: u64,
+    /// Bytes moved to the dead letters.
+    pub dead_bytes: u64,
+    /// Inbound messages waiting in the inbox.
+    pub inbox_records: u64,
+    /// Payload bytes waiting in the inbox.
+    pub inbox_bytes: u64,
 }
 
 impl Store {
@@ -216,6 +226,7 @@ impl Store {
             txn.open_table(tables::COUNTERS)?;
             txn.open_table(tables::TRIGGER_RUNS)?;
             txn.open_table(tables::INBOX)?;
+            txn.open_table(tables::DEAD_LETTERS)?;
             txn.open_table(tables::BUNDLES)?;
             txn.open_table(tables::INSTALLED)?;
             txn.open_table(tables::HIGHEST)?;
@@ -434,6 +445,10 @@ impl Store {
                 skipped_runs: get(c::SKIPPED_RUNS)?,
                 failed_invocations: get(c::FAILED_INVOCATIONS)?,
                 inbound_rejected: get(c::INBOUND_REJECTED)?,
+                dead_records: get(c::DEAD_RECORDS)?,
+                dead_bytes: get(c::DEAD_BYTES)?,
+                inbox_records: get(c::INBOX_RECORDS)?,
+                inbox_bytes: get(c::INBOX_BYTES)?,
             })
         })
     }

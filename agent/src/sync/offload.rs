@@ -54,6 +54,17 @@ impl Offloaded {
         Ok(Self::run(move || store.outbox_remove(&seqs)).await??)
     }
 
+    /// Moves outbox rows that can never be sent to the dead letters, counted, in one
+    /// transaction; returns how many were moved.
+    pub async fn outbox_dead_letter(
+        &self,
+        rows: Vec<(u64, String)>,
+        now_ms: i64,
+    ) -> Result<u64, OffloadError> {
+        let store = self.store.clone();
+        Ok(Self::run(move || store.outbox_dead_letter(&rows, now_ms)).await??)
+    }
+
     /// The persistent counters.
     pub async fn counters(&self) -> Result<Counters, OffloadError> {
         let store = self.store.clone();

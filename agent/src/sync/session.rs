@@ -13,7 +13,7 @@ use outpost_hal::mqtt::{Acknowledge, Transport};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::batch::Outgoing;
+use super::batch::{Outgoing, Oversize};
 use super::drain::Drain;
 use super::engine::Shared;
 use super::offload::Offloaded;
@@ -241,17 +241,7 @@ impl<'a, T: Transport> Session<'a, T> {
         let planner = &shared.config.planner;
         let (messages, oversize) = planner.plan(rows);
         if !oversize.is_empty() {
-            shared
-                .stats
-                .oversize_rows
-                .fetch_add(oversize.len() as u64, Ordering::Relaxed);
-            shared.problem(format!(
-                "{} outbox row(s) (first seq {}) exceed the packet limit of {} bytes and can never be sent; removed",
-                oversize.len(),
-                oversize[0].seq,
-                planner.max_packet_bytes
-            ));
-            self.drain.disposed(oversize.iter().map(|o| o.seq));
+            self.dead_letter(&oversize).await?;
         }
         for message in messages {
             self.bucket.take(message.payload.len()).await;
@@ -259,6 +249,50 @@ impl<'a, T: Transport> Session<'a, T> {
             self.drain.sent(id, message.seqs);
         }
         Ok(())
+    }
+
+    /// Moves rows that can never be sent to the dead letters (one transaction that counts
+    /// them), reports them, and refreshes the status. If the move fails they stay in the
+    /// outbox, owed, and the next session tries again: never deleted silently.
+    async fn dead_letter(&mut self, oversize: &[Oversize]) -> Result<(), String> {
+        let shared = self.shared;
+        let limit = shared.config.planner.max_packet_bytes;
+        let rows: Vec<(u64, String)> = oversize
+            .iter()
+            .map(|o| {
+                (
+                    o.seq,
+                    format!(
+                        "needs a {}-byte MQTT packet, over the packet limit of {limit} bytes",
+                        o.bytes
+                    ),
+                )
+            })
+            .collect();
+        let first = rows[0].clone();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        match shared.store.outbox_dead_letter(rows, now_ms).await {
+            Ok(moved) => {
+                shared.stats.error(format!(
+                    "{moved} outbox row(s) can never be sent (first seq {}: {}); moved to the dead letters (`outpost outbox dead`)",
+                    first.0, first.1
+                ));
+                shared.events.emit(AgentEvent::DeadLettered {
+                    records: moved,
+                    first_seq: first.0,
+                    reason: first.1,
+                });
+                self.refresh_status().await
+            }
+            Err(error) => {
+                shared.problem(format!(
+                    "cannot move unsendable outbox rows to the dead letters: {error}; they stay in the outbox"
+                ));
+                Ok(())
+            }
+        }
     }
 
     async fn send(&mut self, message: &Outgoing) -> Result<MessageId, String> {
