@@ -15,6 +15,13 @@ use crate::sync::status;
 /// Outbox rows read per page.
 const PAGE_ROWS: usize = 1024;
 
+/// Stored outbox bytes read per page: a few large rows, or a thousand small ones.
+const PAGE_BYTES: usize = 256 * 1024;
+
+/// Payload bytes awaiting PUBACK: what the transport holds in memory for re-sending. On
+/// loopback 1 MiB keeps the link busy with any message size.
+const WINDOW_BYTES: usize = 1024 * 1024;
+
 /// The MQTT transport: a persistent session under the device id, with a Last-Will that marks
 /// the device offline.
 pub fn transport(config: &AgentConfig) -> Result<RumqttcTransport, TransportError> {
@@ -63,6 +70,8 @@ pub fn sync_config(
         planner,
         window: config.sync.window,
         page_rows: PAGE_ROWS,
+        page_bytes: PAGE_BYTES,
+        window_bytes: WINDOW_BYTES,
         reconnect_min: config.mqtt.reconnect_min,
         reconnect_max: config.mqtt.reconnect_max,
         status_every: config.sync.status_every,

@@ -297,11 +297,28 @@ impl Store {
 
     /// Reads up to `limit` outbox rows with `seq >= from`, oldest first.
     pub fn outbox_read(&self, from: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.outbox_read_page(from, limit, usize::MAX)
+    }
+
+    /// Reads outbox rows with `seq >= from`, oldest first: at most `limit` rows, and no more
+    /// once `max_bytes` stored bytes were read (the row that reaches it is the last; a page
+    /// always holds at least one row), so a page's memory is bounded whatever the row sizes.
+    pub fn outbox_read_page(
+        &self,
+        from: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         self.read("read the outbox", |txn| {
             let table = txn.open_table(tables::OUTBOX)?;
             let mut out = Vec::new();
+            let mut read = 0usize;
             for entry in table.range(from..)?.take(limit) {
+                if read >= max_bytes {
+                    break;
+                }
                 let (seq, bytes) = entry?;
+                read = read.saturating_add(bytes.value().len());
                 let seq = seq.value();
                 let record = StoredRecord::decode(bytes.value())
                     .map_err(|source| StoreError::CorruptRecord { seq, source })?;

@@ -232,3 +232,25 @@ fn backend_failures_name_the_file_and_what_failed() {
     assert!(text.contains("disk gone"), "{text}");
     assert!(std::error::Error::source(&error).is_some());
 }
+
+#[test]
+fn an_outbox_page_ends_after_the_row_that_reaches_its_byte_bound() {
+    let store = Store::in_memory().expect("store");
+    let big = "x".repeat(1_000);
+    let rows: Vec<&str> = vec![&big; 5];
+    apply_batch(&store, &OutboxLimits::default(), &[commit("a", &rows)], 0).expect("batch");
+    let seqs = |page: Vec<OutboxEntry>| page.iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(store.outbox_read_page(0, 100, 2_500).expect("page")),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        seqs(store.outbox_read_page(2, 100, 1).expect("page")),
+        vec![2],
+        "a page always holds one row"
+    );
+    assert_eq!(
+        seqs(store.outbox_read_page(0, 2, usize::MAX).expect("page")),
+        vec![1, 2]
+    );
+}

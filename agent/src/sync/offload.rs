@@ -3,6 +3,7 @@
 //! session holds an [`Offloaded`] instead of a [`Store`], so a synchronous store call from the
 //! async loop does not compile.
 
+use super::drain::ReadRequest;
 use crate::store::{Counters, OutboxEntry, Store, StoreError};
 
 /// Why an off-thread call failed.
@@ -46,6 +47,16 @@ impl Offloaded {
     ) -> Result<Vec<OutboxEntry>, OffloadError> {
         let store = self.store.clone();
         Ok(Self::run(move || store.outbox_read(from, limit)).await??)
+    }
+
+    /// One page of the outbox as the drain asks for it: rows from `request.from`, at most
+    /// `request.limit` of them and about `request.max_bytes` stored bytes.
+    pub async fn outbox_page(&self, request: ReadRequest) -> Result<Vec<OutboxEntry>, OffloadError> {
+        let store = self.store.clone();
+        Ok(Self::run(move || {
+            store.outbox_read_page(request.from, request.limit, request.max_bytes)
+        })
+        .await??)
     }
 
     /// Deletes the acknowledged rows `seqs` in one transaction; returns how many were removed.

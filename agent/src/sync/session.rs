@@ -223,7 +223,7 @@ impl<'a, T: Transport> Session<'a, T> {
     async fn fill_window(&mut self) -> Result<(), Fill> {
         let shared = self.shared;
         while let Some(request) = self.drain.next_read() {
-            let rows = match shared.store.outbox_read(request.from, request.limit).await {
+            let rows = match shared.store.outbox_page(request).await {
                 Ok(rows) => rows,
                 Err(error) => {
                     shared.problem(format!("cannot read the outbox: {error}"));
@@ -246,7 +246,7 @@ impl<'a, T: Transport> Session<'a, T> {
         for message in messages {
             self.bucket.take(message.payload.len()).await;
             let id = self.send(&message).await?;
-            self.drain.sent(id, message.seqs);
+            self.drain.sent(id, message.seqs, message.payload.len());
         }
         Ok(())
     }
