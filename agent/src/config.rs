@@ -9,6 +9,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::store::{FullPolicy, OutboxLimits};
+use crate::inbox::InboxLimits;
 use crate::sync::wire::WireFormat;
 
 /// Why `agent.toml` was refused.
@@ -58,6 +59,9 @@ pub struct AgentConfig {
     pub mqtt: MqttSettings,
     /// Outbox bounds and full-policy.
     pub outbox: OutboxLimits,
+    /// Inbox bounds (inbound messages for `mqtt` triggers); past them messages are refused
+    /// and counted.
+    pub inbox: InboxLimits,
     /// Drain tuning.
     pub sync: SyncSettings,
     /// Fleet updates (trusted publishers, groups, transfer and health settings).
@@ -252,6 +256,8 @@ struct RawConfig {
     #[serde(default)]
     outbox: RawOutbox,
     #[serde(default)]
+    inbox: InboxLimits,
+    #[serde(default)]
     sync: SyncSettings,
     #[serde(default)]
     fleet: FleetSettings,
@@ -321,6 +327,7 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
             max_bytes: raw.outbox.max_bytes.unwrap_or(defaults.max_bytes),
             policy: raw.outbox.full.unwrap_or(defaults.policy),
         },
+        inbox: raw.inbox,
         sync: raw.sync,
         fleet: FleetSettings {
             trust: raw.fleet.trust.iter().map(|p| base.join(p)).collect(),
@@ -374,6 +381,9 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
     }
     if config.outbox.max_records == 0 || config.outbox.max_bytes == 0 {
         return Err("outbox limits must be at least 1".into());
+    }
+    if config.inbox.max_records == 0 || config.inbox.max_bytes == 0 {
+        return Err("inbox limits must be at least 1".into());
     }
     for group in &config.fleet.groups {
         if group.is_empty()

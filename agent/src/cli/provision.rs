@@ -140,6 +140,7 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
         app: None,
         mqtt: settings,
         outbox: Default::default(),
+        inbox: Default::default(),
         sync: SyncSettings::default(),
         fleet: FleetSettings {
             trust: vec![Path::new(ETC).join("trust")],

@@ -155,6 +155,7 @@ impl Device {
                 store.clone(),
                 a.executor.clone(),
                 MAX_INBOUND_BYTES,
+                config.inbox,
             );
             (!inbox.filters().is_empty()).then(|| (inbox, Arc::new(Notify::new())))
         });
@@ -285,8 +286,9 @@ async fn dispatch(
 ) {
     loop {
         let worker = inbox.clone();
-        match tokio::task::spawn_blocking(move || worker.dispatch_pending()).await {
-            Ok(Ok(outcomes)) => outcomes.iter().for_each(|o| reporter(o)),
+        let report = reporter.clone();
+        match tokio::task::spawn_blocking(move || worker.dispatch_pending(|o| report(o))).await {
+            Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "cannot read the inbox"),
             Err(error) => tracing::warn!(%error, "inbox dispatch failed"),
         }

@@ -227,6 +227,18 @@ impl Store {
             txn.open_table(tables::TRIGGER_RUNS)?;
             txn.open_table(tables::INBOX)?;
             txn.open_table(tables::DEAD_LETTERS)?;
+            // A store from before the inbox was counted: count its rows once.
+            let mut counters = txn.open_table(tables::COUNTERS)?;
+            if counters.get(tables::counter::INBOX_RECORDS)?.is_none() {
+                let (mut records, mut bytes) = (0u64, 0u64);
+                for entry in txn.open_table(tables::INBOX)?.iter()? {
+                    let (_, row) = entry?;
+                    records += 1;
+                    bytes += row.value().len() as u64;
+                }
+                counters.insert(tables::counter::INBOX_RECORDS, records)?;
+                counters.insert(tables::counter::INBOX_BYTES, bytes)?;
+            }
             txn.open_table(tables::BUNDLES)?;
             txn.open_table(tables::INSTALLED)?;
             txn.open_table(tables::HIGHEST)?;
@@ -353,7 +365,8 @@ impl Store {
     }
 
     /// Stores an inbound message durably, one row per trigger that will handle it, in one
-    /// transaction; returns the inbox ids in `triggers` order. Call before acknowledging it.
+    /// transaction, and counts them in the inbox's size (`inbox.records`, `inbox.bytes`);
+    /// returns the inbox ids in `triggers` order. Call before acknowledging it.
     pub fn inbox_put(
         &self,
         triggers: &[&str],
@@ -377,18 +390,28 @@ impl Store {
                 inbox.insert(next, row.as_slice())?;
                 ids.push(next);
                 next += 1;
+                let records = read_counter(&counters, tables::counter::INBOX_RECORDS)?;
+                let bytes = read_counter(&counters, tables::counter::INBOX_BYTES)?;
+                counters.insert(tables::counter::INBOX_RECORDS, records + 1)?;
+                counters.insert(tables::counter::INBOX_BYTES, bytes + row.len() as u64)?;
             }
             counters.insert(tables::counter::NEXT_INBOX, next)?;
             Ok(ids)
         })
     }
 
-    /// Inbound messages not yet handled, oldest first.
+    /// Inbound messages not yet handled, oldest first. Reads them all: for tools and tests;
+    /// the dispatcher pages with [`Store::inbox_page`].
     pub fn inbox_pending(&self) -> Result<Vec<InboxEntry>, StoreError> {
+        self.inbox_page(0, usize::MAX)
+    }
+
+    /// Up to `limit` inbound messages not yet handled with `id >= from`, oldest first.
+    pub fn inbox_page(&self, from: u64, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
         self.read("read the inbox", |txn| {
             let table = txn.open_table(tables::INBOX)?;
             let mut out = Vec::new();
-            for entry in table.iter()? {
+            for entry in table.range(from..)?.take(limit) {
                 let (id, bytes) = entry?;
                 let id = id.value();
                 match postcard::from_bytes::<StoredInbound>(bytes.value()) {
@@ -438,7 +461,10 @@ impl Store {
     /// Drops one inbox row without running it (its trigger is gone).
     pub fn inbox_remove(&self, id: u64) -> Result<(), StoreError> {
         self.write("drop an inbound message", |txn| {
-            txn.open_table(tables::INBOX)?.remove(id)?;
+            let mut counters = txn.open_table(tables::COUNTERS)?;
+            if let Some(row) = txn.open_table(tables::INBOX)?.remove(id)? {
+                inbox_forget(&mut counters, row.value().len())?;
+            }
             Ok(())
         })
     }
@@ -477,6 +503,18 @@ impl Store {
             Ok(table.get((app, trigger))?.map(|v| v.value()))
         })
     }
+}
+
+/// Takes one removed inbox row of `len` stored bytes off the inbox's size counters.
+fn inbox_forget(counters: &mut redb::Table<&str, u64>, len: usize) -> Result<(), Failure> {
+    let records = read_counter(counters, tables::counter::INBOX_RECORDS)?;
+    let bytes = read_counter(counters, tables::counter::INBOX_BYTES)?;
+    counters.insert(tables::counter::INBOX_RECORDS, records.saturating_sub(1))?;
+    counters.insert(
+        tables::counter::INBOX_BYTES,
+        bytes.saturating_sub(len as u64),
+    )?;
+    Ok(())
 }
 
 /// The store serves the runtime's committed key-value reads; its errors reach the runtime

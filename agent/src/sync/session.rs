@@ -3,6 +3,7 @@
 //! route's delivery runs off the async thread ([`Offloaded`]), so a slow SD card never holds up
 //! triggers or the watchdog.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio::time::Instant;
 use super::batch::{Outgoing, Oversize};
 use super::drain::Drain;
 use super::engine::Shared;
+use super::gate::Gate;
 use super::offload::Offloaded;
 use super::rate::RateBucket;
 use super::status;
@@ -39,6 +41,11 @@ const STATUS_SETTLE: Duration = Duration::from_secs(1);
 /// After a failed outbox read, how long before reading again.
 const READ_RETRY: Duration = Duration::from_secs(1);
 
+/// Inbound payload bytes the pump hands over before it waits for the logic to take them
+/// (see [`Gate`]): with one message of up to the inbound packet limit on top, what a broker's
+/// queue can cost in memory.
+const INBOUND_BUFFER_BYTES: usize = 256 * 1024;
+
 /// The transport's events, owned so they can cross from the pump to the logic.
 enum Ev {
     Published(MessageId),
@@ -61,6 +68,8 @@ pub(super) struct Session<'a, T: Transport> {
     bucket: RateBucket,
     /// The counters that last went into a status, to publish again only when they change.
     last_significant: Option<status::Significant>,
+    /// Back-pressure on inbound messages, shared with the pump.
+    gate: Arc<Gate>,
 }
 
 impl<'a, T: Transport> Session<'a, T> {
@@ -73,6 +82,7 @@ impl<'a, T: Transport> Session<'a, T> {
             subscribed: Wanted::new(),
             bucket: RateBucket::new(shared.config.rate_limit),
             last_significant: None,
+            gate: Arc::new(Gate::new(INBOUND_BUFFER_BYTES)),
         }
     }
 
@@ -82,25 +92,30 @@ impl<'a, T: Transport> Session<'a, T> {
         mut connection: T::Connection,
         stop: &mut watch::Receiver<bool>,
     ) -> End {
-        // Unbounded on purpose: the pump must never wait for the logic, because the logic may be
-        // waiting in `publish` for the transport's event loop, which only the pump drives (a
-        // bounded channel deadlocks a fast drain). What it buffers is bounded elsewhere: acks by
-        // the window, QoS 1 inbound messages by the broker's in-flight limit (they are
-        // acknowledged only once taken).
+        // Unbounded on purpose: the pump must never wait for the logic while the logic waits in
+        // a transport call for the event loop, which only the pump drives (a bounded channel
+        // deadlocks a fast drain). What it buffers is bounded elsewhere: acks by the window,
+        // inbound messages by the gate's bytes (the pump stops reading while the logic is
+        // behind and not in a transport call).
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let gate = self.gate.clone();
         // The pump is never cancelled mid-`next()`: it runs beside the logic until the link ends.
         let pump = async move {
             loop {
+                gate.wait_open().await;
                 let ev = match connection.next().await {
                     Ok(event) => match event.payload() {
                         EventPayload::Published(id) => Ev::Published(id),
                         EventPayload::Received {
                             id, topic, data, ..
-                        } => Ev::Received {
-                            id,
-                            topic: topic.unwrap_or_default().to_string(),
-                            data: data.to_vec(),
-                        },
+                        } => {
+                            gate.handed(data.len());
+                            Ev::Received {
+                                id,
+                                topic: topic.unwrap_or_default().to_string(),
+                                data: data.to_vec(),
+                            }
+                        }
                         EventPayload::Disconnected => Ev::Ended("disconnected".into()),
                         EventPayload::Error(error) => Ev::Problem(format!("{error:?}")),
                         _ => continue,
@@ -172,7 +187,9 @@ impl<'a, T: Transport> Session<'a, T> {
                         }
                     }
                     Some(Ev::Received { id, topic, data }) => {
+                        let bytes = data.len();
                         self.receive(id, topic, data).await;
+                        self.gate.taken(bytes);
                         status_check.get_or_insert(Instant::now() + STATUS_SETTLE);
                     }
                     Some(Ev::Problem(problem)) => shared.problem(problem),
@@ -211,6 +228,7 @@ impl<'a, T: Transport> Session<'a, T> {
                 }
                 _ = stop.wait_for(|s| *s) => {
                     let device = &config.planner.device;
+                    let _call = self.gate.calling();
                     let _ = self.client.publish(&self.status_topic(), QoS::AtLeastOnce, true, &status::offline(device)).await;
                     return End::Shutdown;
                 }
@@ -301,6 +319,8 @@ impl<'a, T: Transport> Session<'a, T> {
         } else {
             QoS::AtLeastOnce
         };
+        let gate = self.gate.clone();
+        let _call = gate.calling();
         let sent = self
             .client
             .publish(&message.topic, qos, message.retain, &message.payload)
@@ -359,6 +379,8 @@ impl<'a, T: Transport> Session<'a, T> {
         }
         // A failed ack is not the end of the session: a QoS 0 message has nothing to ack, and
         // a dead link shows up as the connection's end anyway.
+        let gate = self.gate.clone();
+        let _call = gate.calling();
         if let Err(error) = self.client.ack(id).await {
             tracing::debug!(?error, %id, "inbound message not acknowledged");
         }
@@ -373,6 +395,8 @@ impl<'a, T: Transport> Session<'a, T> {
             subscriptions::union(values.iter())
         };
         let changes = subscriptions::diff(&wanted, &self.subscribed);
+        let gate = self.gate.clone();
+        let _call = gate.calling();
         for filter in &changes.subscribe {
             if let Err(error) = self.client.subscribe(filter, QoS::AtLeastOnce).await {
                 let reason = format!("subscribe to {filter} failed: {error:?}");
@@ -416,6 +440,8 @@ impl<'a, T: Transport> Session<'a, T> {
             None => shared.store.counters().await.unwrap_or_default(),
         };
         self.last_significant = Some(status::significant(&counters, &shared.stats));
+        let gate = self.gate.clone();
+        let _call = gate.calling();
         let body = status::online(
             &shared.config.planner.device,
             &shared.config.apps.borrow(),
