@@ -28,7 +28,9 @@ fn control_bytes(len: usize) -> Vec<u8> {
 fn emitter_wat(size: usize, on_refusal: &str) -> String {
     let refused = match on_refusal {
         "fail" => "(return (local.get $rc))",
-        _ => "(drop (call $emit (i32.const 8) (i32.const 4) (i32.const 16) (i32.const 9))) (return (i32.const 0))",
+        _ => {
+            "(drop (call $emit (i32.const 8) (i32.const 4) (i32.const 16) (i32.const 9))) (return (i32.const 0))"
+        }
     };
     format!(
         r#"(module
@@ -61,9 +63,8 @@ fn guest(dir: &Path, name: &str, wat: &str) -> PathBuf {
 /// Writes `dir/outpost.toml` with one component per `(id, wasm, trigger)`; the trigger is a
 /// TOML line (`on_start = true`, or an interval nobody waits for, for manual invocations).
 fn write_app(dir: &Path, components: &[(&str, &Path, &str)]) {
-    let mut manifest = String::from(
-        "manifest_version = 1\n[app]\nname = \"bounds\"\nversion = \"1.0.0\"\n",
-    );
+    let mut manifest =
+        String::from("manifest_version = 1\n[app]\nname = \"bounds\"\nversion = \"1.0.0\"\n");
     for (id, wasm, trigger) in components {
         manifest += &format!(
             "[[component]]\nid = \"{id}\"\nsource = \"{}\"\ngrants = {{ streams = [\"big\", \"note\"] }}\n\
@@ -165,12 +166,7 @@ fn an_event_too_large_for_the_packet_limit_is_refused_at_emit_and_nothing_commit
         DEVICE,
         &broker.url(),
         &data,
-        &[
-            "--app",
-            path_arg(dir.path()),
-            "--max-packet-bytes",
-            "16384",
-        ],
+        &["--app", path_arg(dir.path()), "--max-packet-bytes", "16384"],
     );
     // The guest that handles the refusal commits its note; the one that fits commits its event.
     assert!(
@@ -232,7 +228,10 @@ fn a_row_that_outgrew_a_lowered_packet_limit_is_dead_lettered_counted_and_listed
     let small = guest(dir.path(), "small", &emitter_wat(100, "fail"));
     let mid = guest(dir.path(), "mid", &emitter_wat(12_000, "fail"));
     let manual = "interval = \"24h\"";
-    write_app(dir.path(), &[("small", &small, manual), ("mid", &mid, manual)]);
+    write_app(
+        dir.path(),
+        &[("small", &small, manual), ("mid", &mid, manual)],
+    );
     let data = dir.path().join("data");
     // Committed under the default packet limit: seqs 1 (small), 2 (mid, ~16 KB as base64), 3.
     for component in ["small", "mid", "small"] {
@@ -246,14 +245,18 @@ fn a_row_that_outgrew_a_lowered_packet_limit_is_dead_lettered_counted_and_listed
         assert!(ok, "{output}");
     }
     // Then the limit is lowered: row 2 can never be sent.
-    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &["--max-packet-bytes", "8192"]);
+    let mut agent = Agent::start(
+        DEVICE,
+        &broker.url(),
+        &data,
+        &["--max-packet-bytes", "8192"],
+    );
     assert!(
         subscriber.wait_for(WAIT, |seen| seen.has(DEVICE, "big", 1)
             && seen.has(DEVICE, "big", 3)
-            && seen
-                .status(DEVICE)
-                .is_some_and(|s| s["dead_letters"]["records"] == 1
-                    && s["outbox"]["records"] == 0)),
+            && seen.status(DEVICE).is_some_and(
+                |s| s["dead_letters"]["records"] == 1 && s["outbox"]["records"] == 0
+            )),
         "rows 1 and 3 arrived and row 2 is reported dead; agent output:\n{}",
         agent.output_tail(30)
     );

@@ -11,9 +11,9 @@ use thiserror::Error;
 
 use crate::executor::Executor;
 use crate::runtime::{LoadError, Runtime, SendCheck, Services};
-use crate::sync::batch::Planner;
 use crate::store::committer::{self, CommitterThread};
 use crate::store::{OutboxLimits, Store, StoreError};
+use crate::sync::batch::Planner;
 
 /// Why an app could not be started.
 #[derive(Debug, Error)]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::store::{FullPolicy, OutboxLimits};
 use crate::inbox::InboxLimits;
+use crate::store::{FullPolicy, OutboxLimits};
 use crate::sync::wire::WireFormat;
 
 /// Why `agent.toml` was refused.

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use outpost_manifest::ComponentSpec;
 use super::limiter::Limiter;
+use outpost_manifest::ComponentSpec;
 
 use super::effects::Effects;
 use super::services::Services;

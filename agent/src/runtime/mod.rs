@@ -129,15 +129,15 @@ impl Runtime {
             InvocationContext {
                 limits: Limiter::new(
                     StoreLimitsBuilder::new()
-                    .memory_size(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX))
-                    .table_elements(limits.table_elements as usize)
-                    .instances(1)
-                    .memories(1)
-                    .tables(4)
-                    // Growing past the cap ends the invocation with a clear cause instead of
-                    // handing the guest -1 to ignore until it runs out of fuel.
-                    .trap_on_grow_failure(true)
-                    .build(),
+                        .memory_size(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX))
+                        .table_elements(limits.table_elements as usize)
+                        .instances(1)
+                        .memories(1)
+                        .tables(4)
+                        // Growing past the cap ends the invocation with a clear cause instead of
+                        // handing the guest -1 to ignore until it runs out of fuel.
+                        .trap_on_grow_failure(true)
+                        .build(),
                 ),
                 app: self.app.clone(),
                 component: loaded.spec.clone(),
@@ -173,13 +173,12 @@ impl Runtime {
                 status,
                 refusals: context.refusals,
             }),
-            Err((error, instantiating)) => Err(classify(
-                error,
-                &limits,
-                context.limits.denied,
-                instantiating,
-            )
-            .after(context.refusals)),
+            Err((error, instantiating)) => {
+                Err(
+                    classify(error, &limits, context.limits.denied, instantiating)
+                        .after(context.refusals),
+                )
+            }
         };
         Execution {
             result,
@@ -234,3 +233,6 @@ fn classify(
         None => InvocationError::Trap(error.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -90,24 +90,26 @@ impl Store {
             for entry in table.range(from..)?.take(limit) {
                 let (seq, bytes) = entry?;
                 let seq = seq.value();
-                out.push(match postcard::from_bytes::<StoredDeadLetter>(bytes.value()) {
-                    Ok(StoredDeadLetter::V1 {
-                        reason,
-                        moved_ms,
-                        row,
-                    }) => DeadLetter {
-                        seq,
-                        reason,
-                        moved_ms,
-                        row,
+                out.push(
+                    match postcard::from_bytes::<StoredDeadLetter>(bytes.value()) {
+                        Ok(StoredDeadLetter::V1 {
+                            reason,
+                            moved_ms,
+                            row,
+                        }) => DeadLetter {
+                            seq,
+                            reason,
+                            moved_ms,
+                            row,
+                        },
+                        Err(error) => DeadLetter {
+                            seq,
+                            reason: format!("(this dead letter does not decode: {error})"),
+                            moved_ms: 0,
+                            row: bytes.value().to_vec(),
+                        },
                     },
-                    Err(error) => DeadLetter {
-                        seq,
-                        reason: format!("(this dead letter does not decode: {error})"),
-                        moved_ms: 0,
-                        row: bytes.value().to_vec(),
-                    },
-                });
+                );
             }
             Ok(out)
         })

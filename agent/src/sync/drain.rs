@@ -340,7 +340,10 @@ mod tests {
         d.sent(1, vec![1], 600);
         assert!(d.has_room());
         d.sent(2, vec![2], 600);
-        assert!(!d.has_room(), "1,200 bytes in flight close a 1,000-byte window");
+        assert!(
+            !d.has_room(),
+            "1,200 bytes in flight close a 1,000-byte window"
+        );
         assert_eq!(d.next_read(), None);
         d.acknowledged(1);
         assert!(d.has_room());

@@ -52,8 +52,7 @@ impl Gate {
 
     /// Whether the pump must wait before reading again.
     pub fn full(&self) -> bool {
-        self.buffered.load(Ordering::SeqCst) >= self.limit
-            && self.calls.load(Ordering::SeqCst) == 0
+        self.buffered.load(Ordering::SeqCst) >= self.limit && self.calls.load(Ordering::SeqCst) == 0
     }
 
     /// Payload bytes handed over and not yet taken.

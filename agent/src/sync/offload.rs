@@ -51,7 +51,10 @@ impl Offloaded {
 
     /// One page of the outbox as the drain asks for it: rows from `request.from`, at most
     /// `request.limit` of them and about `request.max_bytes` stored bytes.
-    pub async fn outbox_page(&self, request: ReadRequest) -> Result<Vec<OutboxEntry>, OffloadError> {
+    pub async fn outbox_page(
+        &self,
+        request: ReadRequest,
+    ) -> Result<Vec<OutboxEntry>, OffloadError> {
         let store = self.store.clone();
         Ok(Self::run(move || {
             store.outbox_read_page(request.from, request.limit, request.max_bytes)

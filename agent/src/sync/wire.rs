@@ -259,9 +259,9 @@ pub fn decode(payload: &[u8]) -> Vec<Decoded> {
     use serde_json::Value;
     let from_json = |v: &Value| -> Option<Decoded> {
         let data = match (v.get("data"), v.get("data_b64")) {
-            (_, Some(Value::String(b64))) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .ok()?,
+            (_, Some(Value::String(b64))) => {
+                base64::engine::general_purpose::STANDARD.decode(b64).ok()?
+            }
             (Some(Value::String(text)), _) => text.clone().into_bytes(),
             (Some(json), _) => json.to_string().into_bytes(),
             (None, _) => Vec::new(),
@@ -430,7 +430,11 @@ mod tests {
             assert_eq!(decoded[0].data, br#"{"t":1}"#);
             assert_eq!(decoded[1].data, b"text");
             assert_eq!(decoded[2].data, binary);
-            assert!(decoded.iter().all(|d| d.incarnation == "0f3c" && d.device == "d1"));
+            assert!(
+                decoded
+                    .iter()
+                    .all(|d| d.incarnation == "0f3c" && d.device == "d1")
+            );
         }
         let v1 = br#"{"v":1,"device":"d","stream":"s","seq":4,"time":0,"app":"a","component":"c","data":7}"#;
         let old = decode(v1);

@@ -107,7 +107,11 @@ fn mqtt_publish(
             )
         }));
     }
-    if let Err(unsendable) = ctx.services.send.check(&Outbound::Publish { topic, payload }) {
+    if let Err(unsendable) = ctx
+        .services
+        .send
+        .check(&Outbound::Publish { topic, payload })
+    {
         let topic = topic.to_owned();
         return Ok(ctx.refuse(ErrorCode::TooLarge, || {
             format!("publish to '{topic}': {len} bytes {unsendable}")
