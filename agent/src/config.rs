@@ -441,6 +441,9 @@ topic_prefix = "farm"
 max_records = 5000
 full = "reject-new"
 
+[inbox]
+max_records = 200
+
 [sync]
 batch_max_events = 32
 wire = "postcard"
@@ -464,6 +467,8 @@ health_max_failures = 0
         assert_eq!(config.mqtt.keepalive, Duration::from_secs(15));
         assert_eq!(config.outbox.max_records, 5000);
         assert_eq!(config.outbox.policy, FullPolicy::RejectNew);
+        assert_eq!(config.inbox.max_records, 200);
+        assert_eq!(config.inbox.max_bytes, 16 * 1024 * 1024, "its default");
         assert_eq!(config.sync.wire, WireFormat::Postcard);
         assert_eq!(config.sync.window, 64, "defaults fill the rest");
         assert_eq!(config.fleet.trust, [PathBuf::from("/etc/outpost/trust")]);
