@@ -5,7 +5,8 @@
 //!
 //! Measure what ships: these are `#[ignore]`d in the default (debug) run, whose binary alone is
 //! several times larger. Run them with
-//! `cargo test --release -p outpost --test memory -- --ignored --nocapture --test-threads 1`.
+//! `cargo test --release -p outpost --test memory -- --ignored --nocapture --test-threads 1`
+//! (`OUTPOST_AGENT_ARGS="--window-bytes 524288"` passes more flags to the agent).
 
 mod common;
 
@@ -33,6 +34,35 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .expect("VmHWM")
+}
+
+/// `VmRSS` of `pid` every 100 ms until `stop`; prints the trajectory at the end (where the
+/// peak happens says what to look at).
+fn sample_rss(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                });
+            if let Some(rss) = rss {
+                samples.push((started.elapsed().as_millis(), rss));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let step = (samples.len() / 12).max(1);
+        let shown: Vec<String> = samples
+            .iter()
+            .step_by(step)
+            .map(|(ms, kib)| format!("{:.1}s:{kib}", *ms as f64 / 1000.0))
+            .collect();
+        println!("VmRSS KiB over time: {}", shown.join(" "));
+    })
 }
 
 /// Distinct `(stream, seq)` of one device's events, decoded and dropped at once (a 60 KB event
@@ -180,7 +210,14 @@ fn ten_thousand_30_kb_commands_keep_peak_rss_bounded_and_are_all_accounted_for()
     let data = dir.path().join("data");
     let app = dir.path().to_str().expect("utf-8").to_string();
     let mark = broker.log_mark();
-    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &["--app", &app]);
+    let mut args = vec!["--app".to_string(), app];
+    if let Ok(more) = std::env::var("OUTPOST_AGENT_ARGS") {
+        args.extend(more.split_whitespace().map(str::to_string));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &args);
+    let stop_sampling = Arc::new(AtomicBool::new(false));
+    let sampler = sample_rss(agent.pid(), stop_sampling.clone());
     broker
         .wait_log_after(mark, Duration::from_secs(30), |line| {
             line.contains("SUBSCRIBE") && line.contains(DEVICE)
@@ -200,6 +237,8 @@ fn ten_thousand_30_kb_commands_keep_peak_rss_bounded_and_are_all_accounted_for()
     });
     let elapsed = started.elapsed();
     let hwm = peak_rss_kib(agent.pid());
+    stop_sampling.store(true, Ordering::SeqCst);
+    sampler.join().expect("sampler");
     let (handled, refused) = (counter.count("done"), refused());
     println!(
         "inbound: {COMMANDS} x 30 KB published in {published:.1?}; handled {handled}, refused and \
@@ -263,10 +302,18 @@ fn a_3000_event_60_kb_backlog_drains_with_peak_rss_bounded() {
     let broker = Broker::start();
     let counter = Counter::start(broker.port(), DEVICE);
     let started = Instant::now();
-    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &[]);
+    let extra: Vec<String> = std::env::var("OUTPOST_AGENT_ARGS")
+        .map(|a| a.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut agent = Agent::start(DEVICE, &broker.url(), &data, &extra);
+    let stop_sampling = Arc::new(AtomicBool::new(false));
+    let sampler = sample_rss(agent.pid(), stop_sampling.clone());
     let drained = wait(Duration::from_secs(900), || counter.count("big") == EVENTS);
     let elapsed = started.elapsed();
     let hwm = peak_rss_kib(agent.pid());
+    stop_sampling.store(true, Ordering::SeqCst);
+    sampler.join().expect("sampler");
     println!(
         "outbound: {EVENTS} x 60 KB backlog ({} delivered) drained in {elapsed:.1?}; agent peak \
          RSS (VmHWM) {hwm} KiB ({:.2} MiB)",

@@ -175,6 +175,10 @@ pub struct SyncSettings {
     /// Most messages awaiting PUBACK.
     #[serde(default = "default_window")]
     pub window: usize,
+    /// Most payload bytes awaiting PUBACK (the transport keeps them in memory); a page of the
+    /// outbox is read a quarter of this at a time.
+    #[serde(default = "default_window_bytes")]
+    pub window_bytes: usize,
     /// Payload bytes per second on metered links (0 = unlimited).
     #[serde(default)]
     pub rate_limit: u64,
@@ -191,6 +195,7 @@ impl Default for SyncSettings {
         SyncSettings {
             batch_max_events: default_batch(),
             window: default_window(),
+            window_bytes: default_window_bytes(),
             rate_limit: 0,
             wire: WireFormat::Json,
             status_every: default_status_every(),
@@ -238,6 +243,11 @@ fn default_batch() -> usize {
 }
 fn default_window() -> usize {
     64
+}
+/// Half a MiB in flight keeps a loopback link as busy as 1 MiB did, for ~3.5 MiB less peak RSS
+/// draining a backlog of 60 KB events (BENCHMARKS.md).
+fn default_window_bytes() -> usize {
+    512 * 1024
 }
 fn default_status_every() -> Duration {
     Duration::from_secs(60)
@@ -378,6 +388,9 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
     }
     if config.sync.window == 0 || config.sync.batch_max_events == 0 {
         return Err("sync.window and sync.batch_max_events must be at least 1".into());
+    }
+    if config.sync.window_bytes < 4096 {
+        return Err("sync.window_bytes must be at least 4096".into());
     }
     if config.outbox.max_records == 0 || config.outbox.max_bytes == 0 {
         return Err("outbox limits must be at least 1".into());

@@ -74,6 +74,9 @@ pub struct AgentArgs {
     /// Most events per message.
     #[arg(long)]
     batch_max_events: Option<usize>,
+    /// Most payload bytes awaiting PUBACK (memory the transport holds).
+    #[arg(long)]
+    window_bytes: Option<usize>,
     /// json or postcard.
     #[arg(long)]
     wire: Option<WireFormat>,
@@ -181,6 +184,7 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
         outbox_max_records => outbox.max_records, outbox_max_bytes => outbox.max_bytes, outbox_full => outbox.policy,
         inbox_max_records => inbox.max_records, inbox_max_bytes => inbox.max_bytes, max_packet_bytes => mqtt.max_packet_bytes,
         status_every => sync.status_every, batch_max_events => sync.batch_max_events, wire => sync.wire,
+        window_bytes => sync.window_bytes,
         rate_limit => sync.rate_limit, reconnect_min => mqtt.reconnect_min, reconnect_max => mqtt.reconnect_max,
         health_invocations => fleet.health_invocations, health_max_failures => fleet.health_max_failures,
         stall_deadline => fleet.stall_deadline, chunk_window => fleet.chunk_window);

@@ -15,12 +15,6 @@ use crate::sync::status;
 /// Outbox rows read per page.
 const PAGE_ROWS: usize = 1024;
 
-/// Stored outbox bytes read per page: a few large rows, or a thousand small ones.
-const PAGE_BYTES: usize = 256 * 1024;
-
-/// Payload bytes awaiting PUBACK: what the transport holds in memory for re-sending. On
-/// loopback 1 MiB keeps the link busy with any message size.
-const WINDOW_BYTES: usize = 1024 * 1024;
 
 /// The MQTT transport: a persistent session under the device id, with a Last-Will that marks
 /// the device offline.
@@ -37,6 +31,9 @@ pub fn transport(config: &AgentConfig) -> Result<RumqttcTransport, TransportErro
     mqtt.client_cert = config.mqtt.client_cert.clone();
     mqtt.client_key = config.mqtt.client_key.clone();
     mqtt.max_packet_bytes = config.mqtt.max_packet_bytes;
+    // Room for everything a session enqueues, so it never waits for the event loop while the
+    // inbound gate has paused it (sync/gate.rs).
+    mqtt.request_capacity = crate::sync::gate::request_capacity(config.sync.window, PAGE_ROWS);
     mqtt.last_will = Some(LastWill {
         topic: status_topic,
         payload: status::offline(&config.device_id),
@@ -70,8 +67,9 @@ pub fn sync_config(
         planner,
         window: config.sync.window,
         page_rows: PAGE_ROWS,
-        page_bytes: PAGE_BYTES,
-        window_bytes: WINDOW_BYTES,
+        // A quarter of the window: a few large rows, or a thousand small ones.
+        page_bytes: config.sync.window_bytes / 4,
+        window_bytes: config.sync.window_bytes,
         reconnect_min: config.mqtt.reconnect_min,
         reconnect_max: config.mqtt.reconnect_max,
         status_every: config.sync.status_every,

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::batch::{Outgoing, Oversize};
 use super::drain::Drain;
 use super::engine::Shared;
-use super::gate::Gate;
+use super::gate::{self, Gate};
 use super::offload::Offloaded;
 use super::rate::RateBucket;
 use super::status;
@@ -38,13 +38,13 @@ pub(super) enum End {
 /// read of the counters per quiet second at most, not one per commit).
 const STATUS_SETTLE: Duration = Duration::from_secs(1);
 
+/// Before a session ends because inbound messages overflowed, how long the transport gets to
+/// send the acknowledgements already queued.
+const OVERFLOW_FLUSH: Duration = Duration::from_millis(300);
+
 /// After a failed outbox read, how long before reading again.
 const READ_RETRY: Duration = Duration::from_secs(1);
 
-/// Inbound payload bytes the pump hands over before it waits for the logic to take them
-/// (see [`Gate`]): with one message of up to the inbound packet limit on top, what a broker's
-/// queue can cost in memory.
-const INBOUND_BUFFER_BYTES: usize = 256 * 1024;
 
 /// The transport's events, owned so they can cross from the pump to the logic.
 enum Ev {
@@ -82,7 +82,7 @@ impl<'a, T: Transport> Session<'a, T> {
             subscribed: Wanted::new(),
             bucket: RateBucket::new(shared.config.rate_limit),
             last_significant: None,
-            gate: Arc::new(Gate::new(INBOUND_BUFFER_BYTES)),
+            gate: Arc::new(Gate::new(gate::BUFFER_BYTES, gate::BUFFER_MESSAGES)),
         }
     }
 
@@ -109,6 +109,13 @@ impl<'a, T: Transport> Session<'a, T> {
                         EventPayload::Received {
                             id, topic, data, ..
                         } => {
+                            // Polled only for the logic's sake while the buffer is full:
+                            // the message is not kept and not acknowledged, so the broker
+                            // delivers it again in the next session.
+                            if gate.over() {
+                                gate.overflowed();
+                                continue;
+                            }
                             gate.handed(data.len());
                             Ev::Received {
                                 id,
@@ -166,6 +173,19 @@ impl<'a, T: Transport> Session<'a, T> {
         let mut status_check: Option<Instant> = None;
         let mut read_retry: Option<Instant> = None;
         loop {
+            // Messages read past the buffer were left unacknowledged: once everything taken is
+            // handled, a new session makes the broker deliver them again.
+            if self.gate.overflow() > 0 && self.gate.buffered() == 0 {
+                // The acks of what was stored are queued in the transport: let the pump drive
+                // them out first (what it reads meanwhile is dropped, unacknowledged), or the
+                // broker delivers those messages again too.
+                tokio::time::sleep(OVERFLOW_FLUSH).await;
+                return End::Lost(format!(
+                    "{} inbound messages arrived faster than they could be stored and were left \
+                     unacknowledged; reconnecting so the broker delivers them again",
+                    self.gate.overflow()
+                ));
+            }
             if read_retry.is_none()
                 && let Err(outcome) = self.fill_window().await
             {
