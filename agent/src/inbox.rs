@@ -92,7 +92,7 @@ fn default_max_bytes() -> u64 {
 }
 
 /// Inbox rows the dispatcher reads per page: it never holds more than this many messages.
-const DISPATCH_PAGE: usize = 16;
+const DISPATCH_PAGE: usize = 4;
 
 /// The inbox of one app.
 #[derive(Clone)]

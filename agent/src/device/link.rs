@@ -15,7 +15,6 @@ use crate::sync::status;
 /// Outbox rows read per page.
 const PAGE_ROWS: usize = 1024;
 
-
 /// The MQTT transport: a persistent session under the device id, with a Last-Will that marks
 /// the device offline.
 pub fn transport(config: &AgentConfig) -> Result<RumqttcTransport, TransportError> {

@@ -23,11 +23,11 @@ use tokio::sync::Notify;
 
 /// Inbound payload bytes handed over before the pump waits (plus one message of up to the
 /// inbound packet limit on top).
-pub const BUFFER_BYTES: usize = 256 * 1024;
+pub const BUFFER_BYTES: usize = 128 * 1024;
 
 /// Inbound messages handed over before the pump waits: bounds the acks the logic queues while
 /// the pump does not poll.
-pub const BUFFER_MESSAGES: usize = 64;
+pub const BUFFER_MESSAGES: usize = 32;
 
 /// A transport request queue in which the session never waits for room: the drain's window and
 /// one page of messages, an ack for every message the gate lets through, and room for status

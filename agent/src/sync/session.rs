@@ -45,7 +45,6 @@ const OVERFLOW_FLUSH: Duration = Duration::from_millis(300);
 /// After a failed outbox read, how long before reading again.
 const READ_RETRY: Duration = Duration::from_secs(1);
 
-
 /// The transport's events, owned so they can cross from the pump to the logic.
 enum Ev {
     Published(MessageId),
