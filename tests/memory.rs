@@ -102,11 +102,12 @@ impl Counter {
                             let _ = subscribed_tx.send(());
                         }
                         Ok(Event::Incoming(Packet::Publish(publish))) => {
-                            let mut seen = seen.lock().unwrap();
+                            let mut seen = seen.lock().expect("counter lock");
                             for event in outpost::sync::wire::decode(&publish.payload) {
                                 if let Some(index) = event.data.get(..8) {
-                                    let index = u64::from_le_bytes(index.try_into().unwrap());
-                                    payloads.lock().unwrap().insert(index);
+                                    let index =
+                                        u64::from_le_bytes(index.try_into().expect("8 bytes"));
+                                    payloads.lock().expect("counter lock").insert(index);
                                 }
                                 seen.insert((event.stream, event.seq));
                             }
@@ -129,13 +130,13 @@ impl Counter {
 
     /// Distinct command indexes handled.
     fn distinct_payloads(&self) -> usize {
-        self.payloads.lock().unwrap().len()
+        self.payloads.lock().expect("counter lock").len()
     }
 
     fn count(&self, stream: &str) -> usize {
         self.seen
             .lock()
-            .unwrap()
+            .expect("counter lock")
             .iter()
             .filter(|(s, _)| s == stream)
             .count()
