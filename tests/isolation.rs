@@ -508,7 +508,10 @@ fn an_invocation_that_fails_after_writing_gpio_moves_nothing() {
 
     let crashed = run_manual(&app, "probe", "crash");
     assert!(
-        matches!(crashed.result, Err(InvocationError::Trap(_))),
+        matches!(
+            crashed.result.as_ref().map_err(InvocationError::root),
+            Err(InvocationError::Trap(_))
+        ),
         "{:?}",
         crashed.result
     );

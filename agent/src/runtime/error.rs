@@ -158,6 +158,14 @@ pub enum InvocationError {
 }
 
 impl InvocationError {
+    /// The cause itself, without the refused host calls that preceded it.
+    pub fn root(&self) -> &InvocationError {
+        match self {
+            InvocationError::AfterRefusals { cause, .. } => cause.root(),
+            other => other,
+        }
+    }
+
     /// Adds the host calls refused during the invocation to a trap, which they usually explain;
     /// other causes (fuel, limits) are their own explanation.
     pub fn after(self, refusals: Vec<String>) -> InvocationError {
