@@ -7,12 +7,14 @@
 //! state (environment variables, the working directory); brokers take free ports, temporary
 //! directories are per test. Filter by module: `cargo test -p outpost --test e2e sync::`.
 
+mod bounds;
 mod campaign;
 mod cli;
 mod crash;
 mod examples;
 mod fleet;
 mod isolation;
+mod memory;
 mod mqtt_triggers;
 mod packaging;
 mod poison_inbound;

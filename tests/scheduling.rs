@@ -38,6 +38,7 @@ fn start(dir: &std::path::Path, manifest: &str, clock: Arc<dyn Clock>) -> App {
             clock,
             board: None,
             gpio: None,
+            send: None,
         },
     )
     .unwrap_or_else(|e| panic!("app did not start: {e}"))

@@ -381,6 +381,7 @@ impl BenchApp {
             clock: clock.clone(),
             variables: Arc::new(BTreeMap::new()),
             gpio: Arc::new(outpost_hal::SimGpio::new()),
+            send: Arc::new(outpost::sync::batch::Planner::assumed_default()),
         };
         let pool = EnginePool::default();
         let loaded: Vec<LoadedComponent> = components

@@ -295,6 +295,8 @@ fn wire_bytes_per_event(template: &Template) -> usize {
     let sync = SyncSettings::default();
     let planner = Planner {
         device: DEVICE.into(),
+        // A random 128-bit id in hex, as a store's incarnation is.
+        incarnation: "0".repeat(32),
         prefix: MqttSettings::new(String::new()).topic_prefix,
         format: sync.wire,
         max_events: sync.batch_max_events,

@@ -10,9 +10,10 @@ use outpost_manifest::{AppManifest, ManifestError};
 use thiserror::Error;
 
 use crate::executor::Executor;
-use crate::runtime::{LoadError, Runtime, Services};
+use crate::runtime::{LoadError, Runtime, SendCheck, Services};
 use crate::store::committer::{self, CommitterThread};
 use crate::store::{OutboxLimits, Store, StoreError};
+use crate::sync::batch::Planner;
 
 /// Why an app could not be started.
 #[derive(Debug, Error)]
@@ -46,6 +47,9 @@ pub struct AppOptions {
     /// The GPIO lines; `None` is a simulated board without lines (the manifest's simulator
     /// declares sensors only), on which every line is not found.
     pub gpio: Option<Arc<dyn outpost_hal::GpioBoard>>,
+    /// Sizes outbox records against the device's packet limit and wire format; `None`
+    /// assumes a device with default settings ([`Planner::assumed_default`]).
+    pub send: Option<Arc<dyn SendCheck>>,
 }
 
 /// A started app: everything needed to invoke components and schedule triggers.
@@ -106,6 +110,9 @@ impl App {
             gpio: options
                 .gpio
                 .unwrap_or_else(|| Arc::new(outpost_hal::SimGpio::new())),
+            send: options
+                .send
+                .unwrap_or_else(|| Arc::new(Planner::assumed_default())),
         };
         let runtime = Arc::new(Runtime::load(&manifest, services)?);
         let executor =

@@ -51,6 +51,16 @@ pub enum AgentEvent {
         /// Its topic.
         topic: String,
     },
+    /// Outbox rows that can never be sent (larger than the packet limit) were moved to the
+    /// dead letters and counted (`outpost outbox dead` lists them).
+    DeadLettered {
+        /// Rows moved.
+        records: u64,
+        /// The first one's sequence number.
+        first_seq: u64,
+        /// Why the first one can never be sent.
+        reason: String,
+    },
     /// An inbound message was refused (acknowledged, not stored) and counted.
     InboundRefused {
         /// Its topic.
@@ -156,6 +166,13 @@ impl AgentEvent {
             AgentEvent::InboundStored { topic } => {
                 format!("inbox: stored and acknowledged a message on {topic}")
             }
+            AgentEvent::DeadLettered {
+                records,
+                first_seq,
+                reason,
+            } => format!(
+                "sync: {records} outbox row(s) can never be sent (first seq {first_seq}: {reason}); moved to the dead letters (`outpost outbox dead`)"
+            ),
             AgentEvent::InboundRefused { topic, reason } => {
                 format!("inbox: refused a message on {topic}: {reason}")
             }

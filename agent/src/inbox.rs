@@ -3,6 +3,16 @@
 //! to the broker, and a row is removed in the same transaction as its handler's effects. A crash
 //! between acknowledgement and dispatch therefore loses nothing, and no message's effects land
 //! twice; rows left by a crash run on the next start.
+//!
+//! The inbox is bounded ([`InboxLimits`], `[inbox]` in `agent.toml`) and its policy when full
+//! is **refuse and count**: a message that would take it past either bound is acknowledged, not
+//! stored, counted persistently (`inbound_rejected` in the status) and reported with the bounds
+//! in the reason. Back-pressure (not acknowledging) was the alternative, and it is worse here:
+//! under MQTT 3.1.1 an unacknowledged message is re-delivered only after a reconnect, so the
+//! device would have to drop its session to get it again; and the broker's own queue limit
+//! (`max_queued_messages`) then drops messages that nobody counts. A refusal at the device is
+//! explicit, counted and visible to the operator. The dispatcher reads the inbox a page at a
+//! time, so memory does not follow its depth either.
 
 use std::sync::Arc;
 
@@ -39,7 +49,50 @@ pub enum Accepted {
         /// The limit.
         limit: usize,
     },
+    /// The inbox is full (acknowledged and dropped, and counted).
+    Full {
+        /// Messages waiting.
+        records: u64,
+        /// Stored bytes waiting.
+        bytes: u64,
+        /// The bounds.
+        limits: InboxLimits,
+    },
 }
+
+/// The inbox's bounds: what waits for the components, on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxLimits {
+    /// Most messages waiting (one per matching trigger).
+    #[serde(default = "default_max_records")]
+    pub max_records: u64,
+    /// Most stored bytes waiting.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for InboxLimits {
+    fn default() -> Self {
+        InboxLimits {
+            max_records: default_max_records(),
+            max_bytes: default_max_bytes(),
+        }
+    }
+}
+
+/// A thousand commands waiting is a device far behind: past it, refusing is the honest answer.
+fn default_max_records() -> u64 {
+    1_000
+}
+
+/// 16 MiB of commands waiting on disk, a small part of a device's storage.
+fn default_max_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+
+/// Inbox rows the dispatcher reads per page: it never holds more than this many messages.
+const DISPATCH_PAGE: usize = 4;
 
 /// The inbox of one app.
 #[derive(Clone)]
@@ -48,15 +101,18 @@ pub struct Inbox {
     executor: Executor,
     routes: Arc<[Route]>,
     max_bytes: usize,
+    limits: InboxLimits,
 }
 
 impl Inbox {
-    /// The inbox for `manifest`'s `mqtt` triggers; messages above `max_bytes` are refused.
+    /// The inbox for `manifest`'s `mqtt` triggers; messages above `max_bytes` are refused, and
+    /// so is every message while the inbox holds `limits`' worth.
     pub fn new(
         manifest: &AppManifest,
         store: Store,
         executor: Executor,
         max_bytes: usize,
+        limits: InboxLimits,
     ) -> Inbox {
         let routes: Vec<Route> = manifest
             .components
@@ -77,6 +133,7 @@ impl Inbox {
             executor,
             routes: routes.into(),
             max_bytes,
+            limits,
         }
     }
 
@@ -114,19 +171,42 @@ impl Inbox {
         if triggers.is_empty() {
             return Ok(Accepted::NoRoute);
         }
+        // Deliveries come one at a time and the dispatcher only removes rows, so the size read
+        // here can only shrink before the write below.
+        let counters = self.store.counters()?;
+        let adding = triggers.len() as u64;
+        if counters.inbox_records + adding > self.limits.max_records
+            || counters.inbox_bytes + adding * payload.len() as u64 > self.limits.max_bytes
+        {
+            return Ok(Accepted::Full {
+                records: counters.inbox_records,
+                bytes: counters.inbox_bytes,
+                limits: self.limits,
+            });
+        }
         // One durable write for the message, however many triggers it matches.
         let ids = self.store.inbox_put(&triggers, topic, payload, now_ms)?;
         Ok(Accepted::Stored(ids))
     }
 
-    /// Runs every stored message in order; returns the outcomes. Blocking.
-    pub fn dispatch_pending(&self) -> Result<Vec<Outcome>, StoreError> {
-        Ok(self
-            .store
-            .inbox_pending()?
-            .into_iter()
-            .filter_map(|entry| self.dispatch(entry))
-            .collect())
+    /// Runs every stored message in order, a page at a time, handing each outcome to
+    /// `report` as it finishes; returns how many ran. Blocking.
+    pub fn dispatch_pending(&self, report: impl Fn(&Outcome)) -> Result<u64, StoreError> {
+        let mut from = 0;
+        let mut ran = 0;
+        loop {
+            let page = self.store.inbox_page(from, DISPATCH_PAGE)?;
+            let Some(last) = page.last() else {
+                return Ok(ran);
+            };
+            from = last.id + 1;
+            for entry in page {
+                if let Some(outcome) = self.dispatch(entry) {
+                    report(&outcome);
+                    ran += 1;
+                }
+            }
+        }
     }
 
     /// Runs one stored message. `None` if its trigger no longer exists (the row is dropped).
@@ -183,6 +263,16 @@ impl InboundRoute for InboxRoute {
             },
             Ok(Accepted::TooLarge { bytes, limit }) => Delivery::Refused {
                 reason: format!("{bytes} bytes, over the {limit}-byte limit"),
+            },
+            Ok(Accepted::Full {
+                records,
+                bytes,
+                limits,
+            }) => Delivery::Refused {
+                reason: format!(
+                    "the inbox is full ({records} messages, {bytes} bytes waiting; [inbox] max_records = {}, max_bytes = {})",
+                    limits.max_records, limits.max_bytes
+                ),
             },
             Err(error) => Delivery::Retry {
                 reason: format!("cannot store it: {error}"),

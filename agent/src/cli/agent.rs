@@ -57,6 +57,15 @@ pub struct AgentArgs {
     /// Most bytes the outbox holds.
     #[arg(long)]
     outbox_max_bytes: Option<u64>,
+    /// Most inbound messages waiting in the inbox (past it they are refused and counted).
+    #[arg(long)]
+    inbox_max_records: Option<u64>,
+    /// Most stored bytes waiting in the inbox.
+    #[arg(long)]
+    inbox_max_bytes: Option<u64>,
+    /// Largest MQTT packet sent; records that could not fit are refused at commit.
+    #[arg(long)]
+    max_packet_bytes: Option<usize>,
     /// drop-oldest or reject-new.
     #[arg(long)]
     outbox_full: Option<FullPolicy>,
@@ -69,6 +78,9 @@ pub struct AgentArgs {
     /// Most events per message.
     #[arg(long)]
     batch_max_events: Option<usize>,
+    /// Most payload bytes awaiting PUBACK (memory the transport holds).
+    #[arg(long)]
+    window_bytes: Option<usize>,
     /// json or postcard.
     #[arg(long)]
     wire: Option<WireFormat>,
@@ -172,6 +184,7 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
             ),
             outbox: Default::default(),
             max_state_bytes: None,
+            inbox: Default::default(),
             sync: SyncSettings::default(),
             fleet: Default::default(),
         },
@@ -183,7 +196,9 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     }
     set!(device_id => device_id, broker => mqtt.broker, data => data_dir, topic_prefix => mqtt.topic_prefix,
         outbox_max_records => outbox.max_records, outbox_max_bytes => outbox.max_bytes, outbox_full => outbox.policy,
+        inbox_max_records => inbox.max_records, inbox_max_bytes => inbox.max_bytes, max_packet_bytes => mqtt.max_packet_bytes,
         status_every => sync.status_every, batch_max_events => sync.batch_max_events, wire => sync.wire,
+        window_bytes => sync.window_bytes,
         rate_limit => sync.rate_limit, mqtt_protocol => mqtt.protocol, reconnect_min => mqtt.reconnect_min, reconnect_max => mqtt.reconnect_max,
         health_invocations => fleet.health_invocations, health_max_failures => fleet.health_max_failures,
         stall_deadline => fleet.stall_deadline, chunk_window => fleet.chunk_window);

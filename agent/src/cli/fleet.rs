@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use outpost::sync::wire::WireBatch;
+use outpost::sync::wire;
 use outpost_hal::mqtt::{
     Acknowledge, BrokerUrl, Client, Connection, Event, EventPayload, MqttConfig, QoS,
     RumqttcTransport, Transport,
@@ -118,58 +118,12 @@ fn transport(broker: &str) -> anyhow::Result<RumqttcTransport> {
     Ok(RumqttcTransport::new(config)?)
 }
 
-/// One decoded event.
-struct Seen {
-    device: String,
-    stream: String,
-    seq: u64,
-    time: i64,
-    data: String,
-}
-
-/// Decodes a JSON object or array, or a postcard batch.
-fn decode(payload: &[u8]) -> Vec<Seen> {
-    let from_json = |v: &Value| -> Option<Seen> {
-        Some(Seen {
-            device: v.get("device")?.as_str()?.to_string(),
-            stream: v.get("stream")?.as_str()?.to_string(),
-            seq: v.get("seq")?.as_u64()?,
-            time: v.get("time")?.as_i64()?,
-            data: v
-                .get("data")
-                .or_else(|| v.get("data_b64"))
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
-        })
-    };
-    match serde_json::from_slice::<Value>(payload) {
-        Ok(Value::Array(items)) => items.iter().filter_map(from_json).collect(),
-        Ok(value) => from_json(&value).into_iter().collect(),
-        Err(_) => match postcard::from_bytes::<WireBatch<'_>>(payload) {
-            Ok(WireBatch::V1 {
-                device,
-                stream,
-                events,
-            }) => events
-                .into_iter()
-                .map(|e| Seen {
-                    device: device.to_string(),
-                    stream: stream.to_string(),
-                    seq: e.seq,
-                    time: e.time,
-                    data: outpost::report::preview(e.data),
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        },
-    }
-}
-
 async fn tail(broker: &str, filter: &str, count: Option<u64>) -> anyhow::Result<ExitCode> {
     let mut transport = transport(broker)?;
-    // Highest seq printed per (device, stream): devices re-send after reconnects, and first
-    // arrivals per stream only grow, so anything at or below it is a duplicate.
-    let mut highest: HashMap<(String, String), u64> = HashMap::new();
+    // Highest seq printed per (device, incarnation, stream): devices re-send after
+    // reconnects, and first arrivals per stream only grow, so anything at or below it is a
+    // duplicate. A store that was reset starts a new incarnation, whose seqs start again.
+    let mut highest: HashMap<(String, String, String), u64> = HashMap::new();
     let mut printed = 0u64;
     loop {
         let (mut client, mut connection) = match transport.connect().await {
@@ -194,8 +148,8 @@ async fn tail(broker: &str, filter: &str, count: Option<u64>) -> anyhow::Result<
                 Err(_) => break,
             };
             let _ = client.ack(id).await;
-            for seen in decode(&payload) {
-                let key = (seen.device.clone(), seen.stream.clone());
+            for seen in wire::decode(&payload) {
+                let key = seen.stream_key();
                 if highest.get(&key).is_some_and(|h| *h >= seen.seq) {
                     continue;
                 }
@@ -206,7 +160,7 @@ async fn tail(broker: &str, filter: &str, count: Option<u64>) -> anyhow::Result<
                     seen.device,
                     seen.stream,
                     seen.seq,
-                    seen.data
+                    outpost::report::preview(&seen.data)
                 );
                 printed += 1;
                 if count.is_some_and(|c| printed >= c) {

@@ -44,6 +44,7 @@ pub fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
             clock: Arc::new(SystemClock::new()),
             board: None,
             gpio: None,
+            send: None,
         },
     )?;
     anyhow::ensure!(

@@ -141,6 +141,7 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
         mqtt: settings,
         outbox: Default::default(),
         max_state_bytes: None,
+        inbox: Default::default(),
         sync: SyncSettings::default(),
         fleet: FleetSettings {
             trust: vec![Path::new(ETC).join("trust")],

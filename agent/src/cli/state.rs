@@ -81,6 +81,19 @@ pub enum OutboxCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// List dead letters: committed records that can never be sent (larger than the packet
+    /// limit), moved out of the outbox and counted, with why.
+    Dead {
+        /// State directory.
+        #[arg(long, default_value = ".outpost")]
+        data: PathBuf,
+        /// First sequence number to show.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Most records to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 /// Runs an `outpost state` command; the exit code is the verdict.
@@ -157,6 +170,7 @@ pub fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
     let (data, from, limit) = match command {
         OutboxCommand::List { data, from, limit } => (data, from, limit),
         OutboxCommand::Quarantine { data, limit } => return quarantine(&data, limit),
+        OutboxCommand::Dead { data, from, limit } => return dead_letters(&data, from, limit),
     };
     let store = open_store(&data)?;
     let file = store.path().display().to_string();
@@ -219,5 +233,29 @@ fn quarantine(data: &std::path::Path, limit: usize) -> anyhow::Result<ExitCode> 
         );
     }
     println!("quarantine: {} row(s) in {file}", rows.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `outpost outbox dead`: each dead letter with its reason, then the counters.
+fn dead_letters(data: &std::path::Path, from: u64, limit: usize) -> anyhow::Result<ExitCode> {
+    let store = open_store(data)?;
+    for dead in store.dead_letters(from, limit)? {
+        let what = match dead.record() {
+            Some(record) => format!(
+                "{} {}/{} {}",
+                report::clock_time(record.time_ms),
+                record.app,
+                record.component,
+                report::record_line(&record.body.into())
+            ),
+            None => format!("({} stored bytes that do not decode)", dead.row.len()),
+        };
+        println!("#{} {what} — {}", dead.seq, dead.reason);
+    }
+    let c = store.counters()?;
+    println!(
+        "dead letters: {} record(s), {} byte(s) over the device's life",
+        c.dead_records, c.dead_bytes
+    );
     Ok(ExitCode::SUCCESS)
 }

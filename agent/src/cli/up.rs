@@ -48,6 +48,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             clock: Arc::new(SystemClock::new()),
             board: None,
             gpio: None,
+            send: None,
         },
     )?;
     let triggers = app.triggers();

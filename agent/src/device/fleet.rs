@@ -16,7 +16,7 @@ use crate::fleet::state::FleetState;
 use crate::fleet::supervisor::{Command, Supervisor};
 use crate::fleet::updater::{FleetLink, Updater};
 use crate::fleet::{self, FleetConfig, FleetContext, HealthPolicy};
-use crate::runtime::{KvReader, Services};
+use crate::runtime::{KvReader, SendCheck, Services};
 use crate::scheduler::Reporter;
 use crate::store::Store;
 use crate::store::committer::Committer;
@@ -35,6 +35,8 @@ pub struct Shared<'a> {
     pub reporter: Reporter,
     /// Where the updater and supervisor report.
     pub events: Events,
+    /// Sizes outbox records against the device's packet limit and wire format.
+    pub send: Arc<dyn SendCheck>,
 }
 
 /// Fleet updates, assembled and ready to run.
@@ -95,7 +97,12 @@ pub fn assemble(
     let context = FleetContext {
         config: Arc::new(fleet_config),
         state,
-        services: services(shared.store, shared.clock.clone(), shared.gpio),
+        services: services(
+            shared.store,
+            shared.clock.clone(),
+            shared.gpio,
+            shared.send.clone(),
+        ),
         clock: shared.clock,
     };
     let supervisor = Supervisor::new(
@@ -122,11 +129,12 @@ pub fn assemble(
 }
 
 /// The services every fleet-installed app gets: the device's sensors and GPIO, its KV data,
-/// the clock, and the app's own variables.
+/// the clock, the app's own variables and the device's packet limit.
 fn services(
     store: &Store,
     clock: Arc<dyn Clock>,
     gpio: Option<Arc<dyn GpioBoard>>,
+    send: Arc<dyn SendCheck>,
 ) -> ServicesFactory {
     let board = hardware::sensors(clock.clone());
     let gpio = gpio.unwrap_or_else(|| Arc::new(outpost_hal::SimGpio::new()));
@@ -137,5 +145,6 @@ fn services(
         clock: clock.clone(),
         variables: Arc::new(manifest.variables.clone()),
         gpio: gpio.clone(),
+        send: send.clone(),
     })
 }

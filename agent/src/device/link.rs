@@ -33,6 +33,9 @@ pub fn transport(config: &AgentConfig) -> Result<RumqttcTransport, TransportErro
     mqtt.max_incoming_packet_bytes = config.mqtt.max_incoming_packet_bytes;
     mqtt.protocol = config.mqtt.protocol;
     mqtt.session_expiry = config.mqtt.session_expiry;
+    // Room for everything a session enqueues, so it never waits for the event loop while the
+    // inbound gate has paused it (sync/gate.rs).
+    mqtt.request_capacity = crate::sync::gate::request_capacity(config.sync.window, PAGE_ROWS);
     mqtt.last_will = Some(LastWill {
         topic: status_topic,
         payload: status::offline(&config.device_id),
@@ -42,18 +45,33 @@ pub fn transport(config: &AgentConfig) -> Result<RumqttcTransport, TransportErro
     RumqttcTransport::new(mqtt)
 }
 
+/// How this device shapes messages: its id, its store's `incarnation`, topic prefix, wire
+/// format and packet limit. The sync engine plans with it and every app sizes its outbox
+/// records against it at commit time.
+pub fn planner(config: &AgentConfig, incarnation: String) -> Planner {
+    Planner {
+        device: config.device_id.clone(),
+        incarnation,
+        prefix: config.mqtt.topic_prefix.clone(),
+        format: config.sync.wire,
+        max_events: config.sync.batch_max_events,
+        max_packet_bytes: config.mqtt.max_packet_bytes,
+    }
+}
+
 /// The sync engine's settings; `apps` is the list of running apps the status shows.
-pub fn sync_config(config: &AgentConfig, apps: watch::Receiver<Vec<AppVersion>>) -> SyncConfig {
+pub fn sync_config(
+    config: &AgentConfig,
+    planner: Planner,
+    apps: watch::Receiver<Vec<AppVersion>>,
+) -> SyncConfig {
     SyncConfig {
-        planner: Planner {
-            device: config.device_id.clone(),
-            prefix: config.mqtt.topic_prefix.clone(),
-            format: config.sync.wire,
-            max_events: config.sync.batch_max_events,
-            max_packet_bytes: config.mqtt.max_packet_bytes,
-        },
+        planner,
         window: config.sync.window,
         page_rows: PAGE_ROWS,
+        // A quarter of the window: a few large rows, or a thousand small ones.
+        page_bytes: config.sync.window_bytes / 4,
+        window_bytes: config.sync.window_bytes,
         reconnect_min: config.mqtt.reconnect_min,
         reconnect_max: config.mqtt.reconnect_max,
         status_every: config.sync.status_every,

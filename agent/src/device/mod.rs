@@ -28,6 +28,7 @@ use crate::config::AgentConfig;
 use crate::events::{AgentEvent, Events};
 use crate::inbox::{Inbox, InboxRoute};
 use crate::report;
+use crate::runtime::SendCheck;
 use crate::scheduler::{Reporter, Scheduler};
 use crate::store::committer::{self, Committer, CommitterThread};
 use crate::store::{OutboxLimits, Store, StoreError, StoreNotice, Verifier, guard};
@@ -117,6 +118,8 @@ impl Device {
         // One commit thread for every app on the device, so all commits share its batches.
         let (committer, committer_thread) = committer::spawn(store.clone(), config.outbox);
         let gpio = hardware::gpio();
+        let planner = link::planner(&config, incarnation(&store));
+        let send: Arc<dyn SendCheck> = Arc::new(planner.clone());
         let reporter: Reporter = {
             let events = events.clone();
             Arc::new(move |outcome| events.emit(report::outcome_event(outcome)))
@@ -136,6 +139,7 @@ impl Device {
                                 // The manifest's simulated sensors, as `outpost up` runs them.
                                 board: None,
                                 gpio: gpio.clone(),
+                                send: Some(send.clone()),
                             },
                             store.clone(),
                             committer.clone(),
@@ -153,7 +157,7 @@ impl Device {
         let mut engine = SyncEngine::new(
             link::transport(&config)?,
             store.clone(),
-            link::sync_config(&config, apps_rx),
+            link::sync_config(&config, planner, apps_rx),
             Some(committer.stats_handle()),
         )
         .with_events(events.clone());
@@ -169,6 +173,7 @@ impl Device {
                     gpio,
                     reporter: reporter.clone(),
                     events: events.clone(),
+                    send,
                 },
                 apps_tx,
                 local_apps,
@@ -182,6 +187,7 @@ impl Device {
                 store.clone(),
                 a.executor.clone(),
                 MAX_INBOUND_BYTES,
+                config.inbox,
             );
             (!inbox.filters().is_empty()).then(|| (inbox, Arc::new(Notify::new())))
         });
@@ -350,8 +356,9 @@ async fn dispatch(
 ) {
     loop {
         let worker = inbox.clone();
-        match tokio::task::spawn_blocking(move || worker.dispatch_pending()).await {
-            Ok(Ok(outcomes)) => outcomes.iter().for_each(|o| reporter(o)),
+        let report = reporter.clone();
+        match tokio::task::spawn_blocking(move || worker.dispatch_pending(|o| report(o))).await {
+            Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "cannot read the inbox"),
             Err(error) => tracing::warn!(%error, "inbox dispatch failed"),
         }
@@ -360,4 +367,10 @@ async fn dispatch(
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// The store's incarnation for the wire (docs/WIRE.md): a random id drawn when the store was
+/// created, so consumers never take a replaced store's new events for duplicates.
+fn incarnation(store: &Store) -> String {
+    store.incarnation().to_string()
 }

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use super::limiter::Limiter;
 use outpost_manifest::ComponentSpec;
-use wasmi::StoreLimits;
 
 use super::effects::Effects;
 use super::services::Services;
@@ -39,8 +39,8 @@ impl wasmi::errors::HostError for HostTrap {}
 
 /// The data inside every invocation's wasmi `Store`.
 pub struct InvocationContext {
-    /// Memory and table caps, consulted by wasmi on every grow.
-    pub limits: StoreLimits,
+    /// Memory and table caps, consulted by wasmi on every grow; remembers what it denied.
+    pub limits: Limiter,
     /// The app, for KV namespacing and outbox rows.
     pub app: Arc<str>,
     /// The component's manifest entry: grants and limits.
@@ -53,9 +53,32 @@ pub struct InvocationContext {
     pub effects: Effects,
     /// Output bytes used so far.
     pub output_used: u64,
+    /// Key-value namespaces mirrored to the broker: a `kv_set` there is sized like an event.
+    pub synced_kv: Arc<[String]>,
+    /// Why host calls were refused in this invocation (`sensor 'humidity' is not granted`),
+    /// the first few only: if the invocation fails, its error names them.
+    pub refusals: Vec<String>,
 }
 
+/// Refusals kept per invocation: the first ones explain a failure; a loop of them would only
+/// cost memory.
+const MAX_REFUSALS: usize = 4;
+
 impl InvocationContext {
+    /// Notes why a host call was refused and returns its ABI code, so the invocation's error
+    /// can name the interface and the name the guest asked for.
+    pub fn refuse(&mut self, code: outpost_abi::ErrorCode, why: impl FnOnce() -> String) -> i32 {
+        if self.refusals.len() < MAX_REFUSALS {
+            self.refusals.push(format!("{} ({})", why(), code.name()));
+        }
+        code.as_i32()
+    }
+
+    /// Whether `ns` is mirrored to the broker.
+    pub fn is_synced(&self, ns: &str) -> bool {
+        self.synced_kv.iter().any(|n| n == ns)
+    }
+
     /// Charges `bytes` against the output budget; a trap once it is exceeded.
     pub fn charge_output(&mut self, bytes: usize) -> Result<(), wasmi::Error> {
         let limit = self.component.limits.output_bytes;

@@ -93,13 +93,31 @@ fn check_imports(spec: &ComponentSpec, module: &Module) -> Result<(), LoadError>
     Ok(())
 }
 
+/// Bytes of one wasm page.
+const PAGE_BYTES: u64 = 64 * 1024;
+
+/// Refuses a module whose initial memory (data segments, stack, heap start) is over the
+/// component's memory limit: it could never be instantiated, so say so now, with both sizes.
+fn check_initial_memory(spec: &ComponentSpec, pages: u64) -> Result<(), LoadError> {
+    let needs = pages.saturating_mul(PAGE_BYTES);
+    if needs > spec.limits.memory_bytes {
+        return Err(LoadError::MemoryTooSmall {
+            component: spec.id.clone(),
+            needs,
+            pages,
+            limit: spec.limits.memory_bytes,
+        });
+    }
+    Ok(())
+}
+
 fn check_exports(spec: &ComponentSpec, module: &Module) -> Result<(), LoadError> {
     let missing = |what| LoadError::MissingExport {
         component: spec.id.clone(),
         what,
     };
     match module.get_export(v1::EXPORT_MEMORY) {
-        Some(ExternType::Memory(_)) => {}
+        Some(ExternType::Memory(memory)) => check_initial_memory(spec, memory.minimum())?,
         _ => return Err(missing("its linear memory as `memory`")),
     }
     match module.get_export(v1::EXPORT_HANDLE) {

@@ -8,6 +8,7 @@
 //! - [`host`]: the ABI v1 host functions.
 //! - [`context`]: per-invocation state inside the wasmi store.
 //! - [`effects`]: what an invocation buffers (KV changes, outbox records, GPIO writes).
+//! - [`limiter`]: memory and table caps that remember what they denied.
 //! - [`services`]: the swappable backends host functions read from.
 //! - [`trigger`]: what started an invocation.
 //! - [`error`]: load and invocation errors.
@@ -17,6 +18,7 @@ pub mod effects;
 pub mod engines;
 pub mod error;
 pub mod host;
+pub mod limiter;
 pub mod loader;
 pub mod services;
 pub mod trigger;
@@ -29,12 +31,14 @@ use outpost_abi::v1;
 use outpost_manifest::{AppManifest, ComponentSpec, Limits};
 use wasmi::{StoreLimitsBuilder, TrapCode};
 
+use limiter::{Denied, Limiter};
+
 pub use context::{HostTrap, InvocationContext};
 pub use effects::{Effects, GpioChange, OutboxEffect};
 pub use engines::EnginePool;
-pub use error::{InvocationError, LoadError};
+pub use error::{GrowDenied, InvocationError, LoadError};
 pub use loader::LoadedComponent;
-pub use services::{KvError, KvReader, Services};
+pub use services::{KvError, KvReader, Outbound, SendCheck, Services, Unsendable};
 pub use trigger::Firing;
 
 /// Every component of one app, ready to invoke from any thread.
@@ -45,6 +49,8 @@ pub struct Runtime {
     components: BTreeMap<String, LoadedComponent>,
     /// Backends shared by all invocations.
     services: Services,
+    /// Key-value namespaces mirrored to the broker (`[sync] kv`): `kv_set` sizes their values.
+    synced_kv: Arc<[String]>,
 }
 
 /// What running one invocation produced, before anything is committed.
@@ -70,6 +76,7 @@ impl Runtime {
             app: Arc::from(manifest.app.name.as_str()),
             components,
             services,
+            synced_kv: manifest.sync_kv.as_slice().into(),
         })
     }
 
@@ -86,6 +93,7 @@ impl Runtime {
                 .map(|c| (c.spec.id.clone(), c))
                 .collect(),
             services,
+            synced_kv: Arc::new([]),
         }
     }
 
@@ -119,22 +127,26 @@ impl Runtime {
         let mut store = wasmi::Store::new(
             &loaded.engine.engine,
             InvocationContext {
-                limits: StoreLimitsBuilder::new()
-                    .memory_size(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX))
-                    .table_elements(limits.table_elements as usize)
-                    .instances(1)
-                    .memories(1)
-                    .tables(4)
-                    // Growing past the cap ends the invocation with a clear cause instead of
-                    // handing the guest -1 to ignore until it runs out of fuel.
-                    .trap_on_grow_failure(true)
-                    .build(),
+                limits: Limiter::new(
+                    StoreLimitsBuilder::new()
+                        .memory_size(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX))
+                        .table_elements(limits.table_elements as usize)
+                        .instances(1)
+                        .memories(1)
+                        .tables(4)
+                        // Growing past the cap ends the invocation with a clear cause instead of
+                        // handing the guest -1 to ignore until it runs out of fuel.
+                        .trap_on_grow_failure(true)
+                        .build(),
+                ),
                 app: self.app.clone(),
                 component: loaded.spec.clone(),
                 firing,
                 services: self.services.clone(),
                 effects: Effects::default(),
                 output_used: 0,
+                synced_kv: self.synced_kv.clone(),
+                refusals: Vec::new(),
             },
         );
         store.limiter(|ctx| &mut ctx.limits);
@@ -146,22 +158,27 @@ impl Runtime {
                     .linker
                     .instantiate_and_start(&mut store, &loaded.module)
             })
-            .map_err(|e| classify(e, &limits, true))
+            .map_err(|e| (e, true))
             .and_then(|instance| {
                 instance
                     .get_typed_func::<(), i32>(&store, v1::EXPORT_HANDLE)
-                    .map_err(|e| classify(e, &limits, true))
+                    .map_err(|e| (e, true))
             })
-            .and_then(|handle| {
-                handle
-                    .call(&mut store, ())
-                    .map_err(|e| classify(e, &limits, false))
-            });
+            .and_then(|handle| handle.call(&mut store, ()).map_err(|e| (e, false)));
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let context = store.into_data();
         let result = match result {
-            Ok(0) => Ok(store.into_data().effects),
-            Ok(status) => Err(InvocationError::HandlerFailed(status)),
-            Err(error) => Err(error),
+            Ok(0) => Ok(context.effects),
+            Ok(status) => Err(InvocationError::HandlerFailed {
+                status,
+                refusals: context.refusals,
+            }),
+            Err((error, instantiating)) => {
+                Err(
+                    classify(error, &limits, context.limits.denied, instantiating)
+                        .after(context.refusals),
+                )
+            }
         };
         Execution {
             result,
@@ -171,17 +188,39 @@ impl Runtime {
     }
 }
 
-/// Turns a wasmi error into the cause a person reads.
-fn classify(error: wasmi::Error, limits: &Limits, instantiating: bool) -> InvocationError {
+/// Turns a wasmi error into the cause a person reads; `denied` is what the limiter refused.
+fn classify(
+    error: wasmi::Error,
+    limits: &Limits,
+    denied: Option<Denied>,
+    instantiating: bool,
+) -> InvocationError {
     if let Some(trap) = error.downcast_ref::<HostTrap>() {
         return InvocationError::OutputLimit(trap.to_string());
     }
+    let grow_limit = |denied: Option<Denied>| InvocationError::GrowLimit {
+        memory_bytes: limits.memory_bytes,
+        table_elements: limits.table_elements,
+        denied: match denied {
+            Some(Denied::Memory { asked }) => GrowDenied::Memory {
+                asked,
+                limit: limits.memory_bytes,
+            },
+            Some(Denied::Table { asked }) => GrowDenied::Table {
+                asked,
+                limit: limits.table_elements,
+            },
+            None => GrowDenied::Unknown,
+        },
+    };
+    // Creating the module's initial memory or tables counts too: wasmi reports that denial
+    // as an instantiation error with no trap code.
+    if denied.is_some() {
+        return grow_limit(denied);
+    }
     match error.as_trap_code() {
         Some(TrapCode::OutOfFuel) => InvocationError::OutOfFuel { limit: limits.fuel },
-        Some(TrapCode::GrowthOperationLimited) => InvocationError::GrowLimit {
-            memory_bytes: limits.memory_bytes,
-            table_elements: limits.table_elements,
-        },
+        Some(TrapCode::GrowthOperationLimited) => grow_limit(None),
         Some(TrapCode::StackOverflow) => InvocationError::StackExhausted {
             limit: limits.stack_bytes,
             depth: engines::MAX_RECURSION_DEPTH,
@@ -194,3 +233,6 @@ fn classify(error: wasmi::Error, limits: &Limits, instantiating: bool) -> Invoca
         None => InvocationError::Trap(error.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -47,4 +47,58 @@ pub struct Services {
     pub variables: Arc<BTreeMap<String, String>>,
     /// The board's GPIO lines: read by `gpio_read`, written after commit for `gpio_write`.
     pub gpio: Arc<dyn GpioBoard>,
+    /// Whether a record fits the message that will carry it (the device's packet limit and
+    /// wire format).
+    pub send: Arc<dyn SendCheck>,
+}
+
+/// A record an invocation asks to queue for the broker, as [`SendCheck`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Outbound<'a> {
+    /// `emit(stream, data)`.
+    Event {
+        /// The app emitting it.
+        app: &'a str,
+        /// The component emitting it.
+        component: &'a str,
+        /// Its stream.
+        stream: &'a str,
+        /// Its bytes.
+        data: &'a [u8],
+    },
+    /// `mqtt_publish(topic, payload)`.
+    Publish {
+        /// Its topic.
+        topic: &'a str,
+        /// Its body.
+        payload: &'a [u8],
+    },
+    /// A `kv_set` in a namespace mirrored to the broker (`[sync] kv`).
+    Kv {
+        /// The namespace.
+        ns: &'a str,
+        /// The key.
+        key: &'a str,
+        /// The value.
+        value: &'a [u8],
+    },
+}
+
+/// A record no message could ever carry: its packet would be larger than the device's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("needs a {needed}-byte MQTT packet, over the device's limit of {limit} bytes")]
+pub struct Unsendable {
+    /// Bytes the packet carrying it alone would take.
+    pub needed: usize,
+    /// The packet limit (`mqtt.max_packet_bytes`).
+    pub limit: usize,
+}
+
+/// Sizes a record against the wire format and packet limit that will carry it, so that an
+/// invocation is told at `emit`/`mqtt_publish`/`kv_set` (`too-large`) instead of the drain
+/// finding later that a committed row can never be sent. The sync planner implements it from
+/// the device's settings.
+pub trait SendCheck: Send + Sync + 'static {
+    /// `Ok` if `record` fits one message under the packet limit.
+    fn check(&self, record: &Outbound<'_>) -> Result<(), Unsendable>;
 }

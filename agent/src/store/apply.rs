@@ -91,8 +91,10 @@ pub fn apply_batch(
             }
             // Handled, even if refused below: a message whose effects cannot fit is not retried
             // forever; the refusal is counted like any other.
-            if let Some(id) = commit.inbox_done {
-                inbox.remove(id)?;
+            if let Some(id) = commit.inbox_done
+                && let Some(row) = inbox.remove(id)?
+            {
+                super::inbox_forget(&mut counters, row.value().len())?;
             }
             if commit.failed {
                 failed_invocations += 1;

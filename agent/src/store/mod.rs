@@ -8,6 +8,7 @@
 //!
 //! - [`tables`]: every table definition and counter name: the on-disk layout at a glance.
 //! - [`records`]: the versioned, postcard-encoded outbox and inbox rows.
+//! - [`dead_letters`]: outbox rows that can never be sent, kept apart and counted.
 //! - [`envelope`]: the checksum envelope every outbox and inbox row is stored in (table, key,
 //!   length, CRC-32), and the raw scan that finds intact rows in a damaged file.
 //! - [`quarantine`]: damaged rows taken out of the outbox or inbox, counted and kept.
@@ -34,6 +35,7 @@
 pub mod apply;
 pub mod commit;
 pub mod committer;
+pub mod dead_letters;
 pub mod envelope;
 pub mod error;
 pub mod fleet;
@@ -176,6 +178,14 @@ pub struct Counters {
     /// Outbox and inbox rows moved to quarantine because they failed their checksum or did
     /// not decode (see `outpost outbox quarantine`).
     pub quarantined_rows: u64,
+    /// Records moved to the dead letters because they can never be sent.
+    pub dead_records: u64,
+    /// Bytes moved to the dead letters.
+    pub dead_bytes: u64,
+    /// Inbound messages waiting in the inbox.
+    pub inbox_records: u64,
+    /// Payload bytes waiting in the inbox.
+    pub inbox_bytes: u64,
     /// The store's incarnation id ([`Store::incarnation`]).
     pub incarnation: String,
     /// The notes about the store's history (a damaged file replaced), oldest first, as lines.
@@ -453,6 +463,19 @@ impl Store {
             txn.open_table(tables::QUARANTINE)?;
             txn.open_table(tables::META)?;
             txn.open_table(tables::NOTES)?;
+            txn.open_table(tables::DEAD_LETTERS)?;
+            // A store from before the inbox was counted: count its rows once.
+            let mut counters = txn.open_table(tables::COUNTERS)?;
+            if counters.get(tables::counter::INBOX_RECORDS)?.is_none() {
+                let (mut records, mut bytes) = (0u64, 0u64);
+                for entry in txn.open_table(tables::INBOX)?.iter()? {
+                    let (_, row) = entry?;
+                    records += 1;
+                    bytes += row.value().len() as u64;
+                }
+                counters.insert(tables::counter::INBOX_RECORDS, records)?;
+                counters.insert(tables::counter::INBOX_BYTES, bytes)?;
+            }
             Ok(())
         })
     }
@@ -519,13 +542,31 @@ impl Store {
     /// [`Store::on_notice`]) and the read goes on past it, so one damaged row never stops the
     /// drain.
     pub fn outbox_read(&self, from: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.outbox_read_page(from, limit, usize::MAX)
+    }
+
+    /// Reads outbox rows with `seq >= from`, oldest first: at most `limit` rows, and no more
+    /// once `max_bytes` stored bytes were read (the row that reaches it is the last; a page
+    /// always holds at least one row), so a page's memory is bounded whatever the row sizes.
+    /// Damaged rows are quarantined as by [`Store::outbox_read`].
+    pub fn outbox_read_page(
+        &self,
+        from: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         loop {
             let (entries, damaged) = self.read("read the outbox", |txn| {
                 let table = txn.open_table(tables::OUTBOX)?;
                 let mut out = Vec::new();
                 let mut damaged = Vec::new();
+                let mut read = 0usize;
                 for entry in table.range(from..)?.take(limit) {
+                    if read >= max_bytes {
+                        break;
+                    }
                     let (seq, bytes) = entry?;
+                    read = read.saturating_add(bytes.value().len());
                     let seq = seq.value();
                     match StoredRecord::decode(bytes.value(), seq) {
                         Ok(record) => out.push(OutboxEntry {
@@ -593,6 +634,10 @@ impl Store {
                 )
                 .map_err(StoreError::Encode)?;
                 inbox.insert(next, row.as_slice())?;
+                let records = read_counter(&counters, tables::counter::INBOX_RECORDS)?;
+                let bytes = read_counter(&counters, tables::counter::INBOX_BYTES)?;
+                counters.insert(tables::counter::INBOX_RECORDS, records + 1)?;
+                counters.insert(tables::counter::INBOX_BYTES, bytes + row.len() as u64)?;
                 ids.push(next);
                 next += 1;
             }
@@ -601,15 +646,22 @@ impl Store {
         })
     }
 
-    /// Inbound messages not yet handled, oldest first. A damaged row is moved to quarantine
-    /// like a damaged outbox row, and the others are still returned.
+    /// Inbound messages not yet handled, oldest first. Reads them all: for tools and tests;
+    /// the dispatcher pages with [`Store::inbox_page`].
     pub fn inbox_pending(&self) -> Result<Vec<InboxEntry>, StoreError> {
+        self.inbox_page(0, usize::MAX)
+    }
+
+    /// Up to `limit` inbound messages not yet handled with `id >= from`, oldest first. A
+    /// damaged row is moved to quarantine like a damaged outbox row, and the others are still
+    /// returned.
+    pub fn inbox_page(&self, from: u64, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
         loop {
             let (entries, damaged) = self.read("read the inbox", |txn| {
                 let table = txn.open_table(tables::INBOX)?;
                 let mut out = Vec::new();
                 let mut damaged = Vec::new();
-                for entry in table.iter()? {
+                for entry in table.range(from..)?.take(limit) {
                     let (id, bytes) = entry?;
                     let id = id.value();
                     match envelope::open::<StoredInbound>(bytes.value(), envelope::Table::Inbox, id)
@@ -663,7 +715,10 @@ impl Store {
     /// Drops one inbox row without running it (its trigger is gone).
     pub fn inbox_remove(&self, id: u64) -> Result<(), StoreError> {
         self.write("drop an inbound message", |txn| {
-            txn.open_table(tables::INBOX)?.remove(id)?;
+            let mut counters = txn.open_table(tables::COUNTERS)?;
+            if let Some(row) = txn.open_table(tables::INBOX)?.remove(id)? {
+                inbox_forget(&mut counters, row.value().len())?;
+            }
             Ok(())
         })
     }
@@ -688,6 +743,10 @@ impl Store {
                 failed_invocations: get(c::FAILED_INVOCATIONS)?,
                 inbound_rejected: get(c::INBOUND_REJECTED)?,
                 quarantined_rows: get(c::QUARANTINED_ROWS)?,
+                dead_records: get(c::DEAD_RECORDS)?,
+                dead_bytes: get(c::DEAD_BYTES)?,
+                inbox_records: get(c::INBOX_RECORDS)?,
+                inbox_bytes: get(c::INBOX_BYTES)?,
                 incarnation: self.incarnation().to_string(),
                 store_notes: Vec::new(),
             })
@@ -709,6 +768,18 @@ impl Store {
             Ok(table.get((app, trigger))?.map(|v| v.value()))
         })
     }
+}
+
+/// Takes one removed inbox row of `len` stored bytes off the inbox's size counters.
+fn inbox_forget(counters: &mut redb::Table<&str, u64>, len: usize) -> Result<(), Failure> {
+    let records = read_counter(counters, tables::counter::INBOX_RECORDS)?;
+    let bytes = read_counter(counters, tables::counter::INBOX_BYTES)?;
+    counters.insert(tables::counter::INBOX_RECORDS, records.saturating_sub(1))?;
+    counters.insert(
+        tables::counter::INBOX_BYTES,
+        bytes.saturating_sub(len as u64),
+    )?;
+    Ok(())
 }
 
 /// Opens (or creates) the redb file at `path` with device-sized settings.

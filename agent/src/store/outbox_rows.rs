@@ -20,6 +20,8 @@ struct Tally {
     dropped_bytes: u64,
     rejected_records: u64,
     rejected_invocations: u64,
+    dead_records: u64,
+    dead_bytes: u64,
 }
 
 /// The outbox table of one write transaction, with its counters.
@@ -52,6 +54,8 @@ impl<'txn> OutboxRows<'txn> {
                 dropped_bytes: get(counter::DROPPED_BYTES)?,
                 rejected_records: get(counter::REJECTED_RECORDS)?,
                 rejected_invocations: get(counter::REJECTED_INVOCATIONS)?,
+                dead_records: get(counter::DEAD_RECORDS)?,
+                dead_bytes: get(counter::DEAD_BYTES)?,
             },
         })
     }
@@ -138,6 +142,19 @@ impl<'txn> OutboxRows<'txn> {
         }
     }
 
+    /// Takes row `seq` out of the outbox to become a dead letter, counting it; its stored
+    /// bytes, or `None` if it was already gone.
+    pub(super) fn take_dead(&mut self, seq: u64) -> Result<Option<Vec<u8>>, Failure> {
+        let Some(row) = self.rows.remove(seq)?.map(|row| row.value().to_vec()) else {
+            return Ok(None);
+        };
+        let len = row.len() as u64;
+        self.forget(len);
+        self.tally.dead_records += 1;
+        self.tally.dead_bytes += len;
+        Ok(Some(row))
+    }
+
     /// Counts one invocation's `records` refused because the outbox could not take them.
     pub(super) fn count_rejected(&mut self, records: u64) {
         self.tally.rejected_records += records;
@@ -155,6 +172,8 @@ impl<'txn> OutboxRows<'txn> {
             (counter::DROPPED_BYTES, t.dropped_bytes),
             (counter::REJECTED_RECORDS, t.rejected_records),
             (counter::REJECTED_INVOCATIONS, t.rejected_invocations),
+            (counter::DEAD_RECORDS, t.dead_records),
+            (counter::DEAD_BYTES, t.dead_bytes),
         ] {
             counters.insert(name, value)?;
         }
@@ -177,6 +196,8 @@ pub(super) fn is_outbox_counter(name: &str) -> bool {
         counter::DROPPED_BYTES,
         counter::REJECTED_RECORDS,
         counter::REJECTED_INVOCATIONS,
+        counter::DEAD_RECORDS,
+        counter::DEAD_BYTES,
     ]
     .contains(&name)
 }

@@ -16,6 +16,11 @@ pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox_v1"
 /// effects of the invocation that handled it, so each message's effects land exactly once.
 pub const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox_v1");
 
+/// Outbox rows that can never be sent (larger than the packet limit after it was lowered, or
+/// the wire format or device id changed): `seq -> postcard(StoredDeadLetter)`, moved out of the
+/// outbox in one transaction with their count, kept for an operator (`outpost outbox dead`).
+pub const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters_v1");
+
 /// Counters that must survive restarts (next sequence number, outbox size, drop counts). The
 /// outbox's counters change only with its rows (`outbox_rows`); the rest through
 /// [`Store::count_inbound_refused`](super::Store::count_inbound_refused) or the commit batch.
@@ -41,6 +46,14 @@ pub mod counter {
     pub const REJECTED_RECORDS: &str = "outbox.rejected_records";
     /// Invocations whose effects were refused because the outbox was full.
     pub const REJECTED_INVOCATIONS: &str = "outbox.rejected_invocations";
+    /// Records moved from the outbox to the dead letters (they can never be sent).
+    pub const DEAD_RECORDS: &str = "outbox.dead_records";
+    /// Bytes moved from the outbox to the dead letters.
+    pub const DEAD_BYTES: &str = "outbox.dead_bytes";
+    /// Inbound messages in the inbox now.
+    pub const INBOX_RECORDS: &str = "inbox.records";
+    /// Payload bytes in the inbox now.
+    pub const INBOX_BYTES: &str = "inbox.bytes";
     /// Invocations that trapped, hit a limit or returned an error (their effects discarded).
     pub const FAILED_INVOCATIONS: &str = "invocations.failed";
     /// Inbound messages refused (too large, or on no trigger's topic).

@@ -232,3 +232,61 @@ fn backend_failures_name_the_file_and_what_failed() {
     assert!(text.contains("disk gone"), "{text}");
     assert!(std::error::Error::source(&error).is_some());
 }
+
+#[test]
+fn an_outbox_page_ends_after_the_row_that_reaches_its_byte_bound() {
+    let store = Store::in_memory().expect("store");
+    let big = "x".repeat(1_000);
+    let rows: Vec<&str> = vec![&big; 5];
+    apply_batch(&store, &OutboxLimits::default(), &[commit("a", &rows)], 0).expect("batch");
+    let seqs = |page: Vec<OutboxEntry>| page.iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(store.outbox_read_page(0, 100, 2_500).expect("page")),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        seqs(store.outbox_read_page(2, 100, 1).expect("page")),
+        vec![2],
+        "a page always holds one row"
+    );
+    assert_eq!(
+        seqs(store.outbox_read_page(0, 2, usize::MAX).expect("page")),
+        vec![1, 2]
+    );
+}
+
+#[test]
+fn the_inbox_size_follows_every_put_and_removal_and_pages_in_order() {
+    let store = Store::in_memory().expect("store");
+    let ids = store
+        .inbox_put(&["t1", "t2"], "cmd/x", &[7u8; 100], 1)
+        .expect("put");
+    let more = store.inbox_put(&["t1"], "cmd/y", b"y", 2).expect("put");
+    let counters = store.counters().expect("counters");
+    assert_eq!(counters.inbox_records, 3);
+    let all = store.inbox_pending().expect("pending");
+    let stored: u64 = {
+        let one = counters.inbox_bytes;
+        assert!(one > 201, "stored rows hold the payloads: {one}");
+        one
+    };
+    let page: Vec<u64> = store
+        .inbox_page(ids[1], 10)
+        .expect("page")
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(page, vec![ids[1], more[0]]);
+    assert_eq!(store.inbox_page(0, 1).expect("page")[0].id, ids[0]);
+
+    // Handled in a commit, or dropped: the size goes down with the row.
+    let mut handled = commit("a", &[]);
+    handled.inbox_done = Some(ids[0]);
+    apply_batch(&store, &OutboxLimits::default(), &[handled], 0).expect("batch");
+    store.inbox_remove(more[0]).expect("removed");
+    let counters = store.counters().expect("counters");
+    assert_eq!(counters.inbox_records, 1);
+    assert!(counters.inbox_bytes < stored && counters.inbox_bytes > 100);
+    assert_eq!(all.len(), 3);
+    assert_eq!(store.inbox_pending().expect("pending")[0].id, ids[1]);
+}

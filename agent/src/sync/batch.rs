@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::runtime::{Outbound, SendCheck, Unsendable};
 use crate::store::{OutboxEntry, RecordBody};
 
-use super::wire::{self, WireEvent, WireFormat};
+use super::wire::{self, Origin, WireEvent, WireFormat};
 
 /// One message to publish and the outbox rows it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,12 +24,14 @@ pub struct Outgoing {
     pub seqs: Vec<u64>,
 }
 
-/// A row that can never be sent because it is larger than the packet limit.
+/// A row that can never be sent because it is larger than the packet limit. Commit-time
+/// checks ([`SendCheck`]) keep such rows out of the outbox; one can still appear when the
+/// limit was lowered, the wire format or device id changed, or an older agent committed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Oversize {
     /// Its sequence number.
     pub seq: u64,
-    /// Its encoded size.
+    /// The packet it needs.
     pub bytes: usize,
 }
 
@@ -37,6 +40,8 @@ pub struct Oversize {
 pub struct Planner {
     /// This device's id.
     pub device: String,
+    /// The incarnation of the device's store (see docs/WIRE.md); empty if unknown.
+    pub incarnation: String,
     /// Topic prefix, e.g. `outpost`.
     pub prefix: String,
     /// Event encoding.
@@ -48,9 +53,51 @@ pub struct Planner {
 }
 
 /// Bytes an MQTT PUBLISH needs besides topic and payload (fixed header, lengths, packet id).
-const PACKET_OVERHEAD: usize = 16;
+pub const PACKET_OVERHEAD: usize = 16;
+
+/// What the device's defaults are for (`mqtt.max_packet_bytes`); also in `config.rs`.
+const DEFAULT_PACKET_BYTES: usize = 256 * 1024;
 
 impl Planner {
+    /// The planner of a device with every default setting and the longest device id allowed
+    /// (64 characters), for `outpost up` and `outpost invoke`, which have no `agent.toml`: what
+    /// they accept, a device with default settings can send.
+    pub fn assumed_default() -> Planner {
+        Planner {
+            device: "d".repeat(64),
+            incarnation: "0".repeat(32),
+            prefix: "outpost".into(),
+            format: WireFormat::Json,
+            max_events: 64,
+            max_packet_bytes: DEFAULT_PACKET_BYTES,
+        }
+    }
+
+    fn origin(&self) -> Origin<'_> {
+        Origin {
+            device: &self.device,
+            incarnation: &self.incarnation,
+        }
+    }
+
+    /// The packet a single row needs on its own.
+    fn packet_len(&self, record: &Outbound<'_>) -> usize {
+        let (topic, body) = match *record {
+            Outbound::Event {
+                app,
+                component,
+                stream,
+                data,
+            } => (
+                self.event_topic(stream).len(),
+                wire::max_event_len(self.format, self.origin(), stream, app, component, data),
+            ),
+            Outbound::Publish { topic, payload } => (topic.len(), payload.len()),
+            Outbound::Kv { ns, key, value } => (self.kv_topic(ns, key).len(), value.len()),
+        };
+        topic + body + PACKET_OVERHEAD
+    }
+
     /// `{prefix}/{device}/events/{stream}`.
     pub fn event_topic(&self, stream: &str) -> String {
         format!("{}/{}/events/{stream}", self.prefix, self.device)
@@ -78,10 +125,11 @@ impl Planner {
                 RecordBody::Kv { ns, key, value } => {
                     let topic = self.kv_topic(ns, key);
                     let payload = value.clone().unwrap_or_default();
-                    if topic.len() + payload.len() + PACKET_OVERHEAD > self.max_packet_bytes {
+                    let needed = topic.len() + payload.len() + PACKET_OVERHEAD;
+                    if needed > self.max_packet_bytes {
                         oversize.push(Oversize {
                             seq: row.seq,
-                            bytes: payload.len(),
+                            bytes: needed,
                         });
                         continue;
                     }
@@ -99,10 +147,11 @@ impl Planner {
                     qos,
                     retain,
                 } => {
-                    if topic.len() + payload.len() + PACKET_OVERHEAD > self.max_packet_bytes {
+                    let needed = topic.len() + payload.len() + PACKET_OVERHEAD;
+                    if needed > self.max_packet_bytes {
                         oversize.push(Oversize {
                             seq: row.seq,
-                            bytes: payload.len(),
+                            bytes: needed,
                         });
                         continue;
                     }
@@ -154,7 +203,7 @@ impl Planner {
             return;
         }
         let events: Vec<WireEvent<'_>> = batch.iter().filter_map(|r| wire_event(r)).collect();
-        let payload = wire::encode(self.format, &self.device, stream, &events);
+        let payload = wire::encode(self.format, self.origin(), stream, &events);
         if payload.len() > self.payload_budget(stream) {
             if batch.len() > 1 {
                 // The estimate was optimistic: split in halves until each fits.
@@ -164,7 +213,7 @@ impl Planner {
             } else {
                 oversize.push(Oversize {
                     seq: batch[0].seq,
-                    bytes: payload.len(),
+                    bytes: payload.len() + self.event_topic(stream).len() + PACKET_OVERHEAD,
                 });
             }
             return;
@@ -176,6 +225,19 @@ impl Planner {
             retain: false,
             seqs: batch.iter().map(|r| r.seq).collect(),
         });
+    }
+}
+
+impl SendCheck for Planner {
+    fn check(&self, record: &Outbound<'_>) -> Result<(), Unsendable> {
+        let needed = self.packet_len(record);
+        if needed > self.max_packet_bytes {
+            return Err(Unsendable {
+                needed,
+                limit: self.max_packet_bytes,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -192,7 +254,8 @@ fn wire_event(row: &OutboxEntry) -> Option<WireEvent<'_>> {
     }
 }
 
-/// A generous estimate of an event's encoded size (JSON escaping, base64, field names).
+/// A generous estimate of an event's encoded size (base64, field names); the flush checks the
+/// real size and splits a batch the estimate got wrong.
 fn estimate(row: &OutboxEntry) -> usize {
     let names = row.record.app.len() + row.record.component.len();
     match &row.record.body {
@@ -253,6 +316,7 @@ mod tests {
     fn planner(max_events: usize, max_packet_bytes: usize) -> Planner {
         Planner {
             device: "d1".into(),
+            incarnation: "0f3c".into(),
             prefix: "outpost".into(),
             format: WireFormat::Json,
             max_events,
@@ -301,5 +365,58 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(oversize.len(), 1);
         assert_eq!(oversize[0].seq, 9);
+    }
+
+    #[test]
+    fn a_row_that_passed_the_commit_check_always_plans_into_a_message() {
+        let limit = 70_000;
+        let p = planner(64, limit);
+        for data in [vec![1u8; 52_000], vec![0xffu8; 52_000], vec![b'x'; 69_000]] {
+            let outbound = Outbound::Event {
+                app: "app",
+                component: "c",
+                stream: "a",
+                data: &data,
+            };
+            let fits = p.check(&outbound).is_ok();
+            let (out, oversize) = p.plan(&[row(1, "a", &data)]);
+            assert_eq!(fits, oversize.is_empty(), "{} bytes", data.len());
+            assert_eq!(fits, out.len() == 1);
+        }
+        let big = vec![0u8; 80_000];
+        let refused = p
+            .check(&Outbound::Publish {
+                topic: "t",
+                payload: &big,
+            })
+            .expect_err("too large");
+        assert_eq!(refused.limit, limit);
+        assert!(refused.needed > 80_000);
+        assert!(
+            p.check(&Outbound::Kv {
+                ns: "n",
+                key: "k",
+                value: &big[..60_000]
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_64_kib_binary_event_fits_the_default_packet_limit_in_every_format() {
+        let data: Vec<u8> = (0..65_536u32).map(|i| (i % 32) as u8).collect();
+        for format in [WireFormat::Json, WireFormat::Postcard] {
+            let p = Planner {
+                format,
+                ..Planner::assumed_default()
+            };
+            let event = Outbound::Event {
+                app: &"a".repeat(128),
+                component: &"c".repeat(128),
+                stream: &"s".repeat(128),
+                data: &data,
+            };
+            assert_eq!(p.check(&event), Ok(()), "{format:?}");
+        }
     }
 }

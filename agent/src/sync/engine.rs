@@ -35,6 +35,12 @@ pub struct SyncConfig {
     pub window: usize,
     /// Outbox rows read per page; with the window this bounds memory however large the backlog.
     pub page_rows: usize,
+    /// Stored bytes read per page (a page ends after the row that reaches it): rows can be
+    /// 64 KiB each, so a row count alone does not bound a page's memory.
+    pub page_bytes: usize,
+    /// Most payload bytes awaiting PUBACK at once: the transport keeps every unacknowledged
+    /// message in memory, and messages can be as large as the packet limit.
+    pub window_bytes: usize,
     /// First reconnect delay; doubles (with jitter) per failure up to `reconnect_max`.
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
@@ -58,7 +64,9 @@ impl SyncConfig {
     pub fn drain_limits(&self) -> DrainLimits {
         DrainLimits {
             window: self.window,
+            window_bytes: self.window_bytes,
             page_rows: self.page_rows,
+            page_bytes: self.page_bytes,
             delete_rows: self.delete_rows,
         }
     }

@@ -7,6 +7,7 @@
 //!   PUBACK releases, what a session's end means).
 //! - [`subscriptions`]: which subscribe/unsubscribe calls match what the inbound routes want.
 //! - [`offload`]: the engine's only way to the store, off the async thread.
+//! - [`gate`]: back-pressure on inbound messages (memory never follows the broker's queue).
 //! - `session` (private): one broker session's I/O loop around the drain.
 //! - [`engine`]: connect, session, back off, reconnect, over the
 //!   [`outpost_hal::mqtt::Transport`] boundary.
@@ -16,6 +17,7 @@
 pub mod batch;
 pub mod drain;
 pub mod engine;
+pub mod gate;
 pub mod offload;
 mod rate;
 mod session;

@@ -3,6 +3,7 @@
 //! session holds an [`Offloaded`] instead of a [`Store`], so a synchronous store call from the
 //! async loop does not compile.
 
+use super::drain::ReadRequest;
 use crate::store::{Counters, OutboxEntry, Store, StoreError};
 
 /// Why an off-thread call failed.
@@ -48,10 +49,34 @@ impl Offloaded {
         Ok(Self::run(move || store.outbox_read(from, limit)).await??)
     }
 
+    /// One page of the outbox as the drain asks for it: rows from `request.from`, at most
+    /// `request.limit` of them and about `request.max_bytes` stored bytes.
+    pub async fn outbox_page(
+        &self,
+        request: ReadRequest,
+    ) -> Result<Vec<OutboxEntry>, OffloadError> {
+        let store = self.store.clone();
+        Ok(Self::run(move || {
+            store.outbox_read_page(request.from, request.limit, request.max_bytes)
+        })
+        .await??)
+    }
+
     /// Deletes the acknowledged rows `seqs` in one transaction; returns how many were removed.
     pub async fn outbox_remove(&self, seqs: Vec<u64>) -> Result<u64, OffloadError> {
         let store = self.store.clone();
         Ok(Self::run(move || store.outbox_remove(&seqs)).await??)
+    }
+
+    /// Moves outbox rows that can never be sent to the dead letters, counted, in one
+    /// transaction; returns how many were moved.
+    pub async fn outbox_dead_letter(
+        &self,
+        rows: Vec<(u64, String)>,
+        now_ms: i64,
+    ) -> Result<u64, OffloadError> {
+        let store = self.store.clone();
+        Ok(Self::run(move || store.outbox_dead_letter(&rows, now_ms)).await??)
     }
 
     /// The persistent counters.

@@ -3,6 +3,7 @@
 //! route's delivery runs off the async thread ([`Offloaded`]), so a slow SD card never holds up
 //! triggers or the watchdog.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -13,9 +14,10 @@ use outpost_hal::mqtt::{Acknowledge, Transport};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::batch::Outgoing;
+use super::batch::{Outgoing, Oversize};
 use super::drain::Drain;
 use super::engine::{Shared, stopped};
+use super::gate::{self, Gate};
 use super::offload::Offloaded;
 use super::rate::RateBucket;
 use super::status;
@@ -35,6 +37,10 @@ pub(super) enum End {
 /// After a commit, how long the session waits before checking whether the status changed (one
 /// read of the counters per quiet second at most, not one per commit).
 const STATUS_SETTLE: Duration = Duration::from_secs(1);
+
+/// Before a session ends because inbound messages overflowed, how long the transport gets to
+/// send the acknowledgements already queued.
+const OVERFLOW_FLUSH: Duration = Duration::from_millis(300);
 
 /// After a failed outbox read, how long before reading again.
 const READ_RETRY: Duration = Duration::from_secs(1);
@@ -61,6 +67,8 @@ pub(super) struct Session<'a, T: Transport> {
     bucket: RateBucket,
     /// The counters that last went into a status, to publish again only when they change.
     last_significant: Option<status::Significant>,
+    /// Back-pressure on inbound messages, shared with the pump.
+    gate: Arc<Gate>,
 }
 
 impl<'a, T: Transport> Session<'a, T> {
@@ -73,6 +81,7 @@ impl<'a, T: Transport> Session<'a, T> {
             subscribed: Wanted::new(),
             bucket: RateBucket::new(shared.config.rate_limit),
             last_significant: None,
+            gate: Arc::new(Gate::new(gate::BUFFER_BYTES, gate::BUFFER_MESSAGES)),
         }
     }
 
@@ -82,28 +91,40 @@ impl<'a, T: Transport> Session<'a, T> {
         mut connection: T::Connection,
         stop: &mut watch::Receiver<bool>,
     ) -> End {
-        // Unbounded on purpose: the pump must never wait for the logic, because the logic may be
-        // waiting in `publish` for the transport's event loop, which only the pump drives (a
-        // bounded channel deadlocks a fast drain). What it buffers is bounded elsewhere: acks by
-        // the window, QoS 1 inbound messages by the broker's in-flight limit (they are
-        // acknowledged only once taken).
+        // Unbounded on purpose: the pump must never wait for the logic while the logic waits in
+        // a transport call for the event loop, which only the pump drives (a bounded channel
+        // deadlocks a fast drain). What it buffers is bounded elsewhere: acks by the window,
+        // inbound messages by the gate's bytes (the pump stops reading while the logic is
+        // behind and not in a transport call).
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let gate = self.gate.clone();
         // The pump is never cancelled mid-`next()`: it runs beside the logic until the link ends.
         let pump = async move {
             // An error event right before `Disconnected` is the reason the link ended, not a
             // problem of its own: it is held back until the next event says which it is.
             let mut held: Option<String> = None;
             loop {
+                gate.wait_open().await;
                 let ev = match connection.next().await {
                     Ok(event) => match event.payload() {
                         EventPayload::Published(id) => Ev::Published(id),
                         EventPayload::Received {
                             id, topic, data, ..
-                        } => Ev::Received {
-                            id,
-                            topic: topic.unwrap_or_default().to_string(),
-                            data: data.to_vec(),
-                        },
+                        } => {
+                            // Polled only for the logic's sake while the buffer is full:
+                            // the message is not kept and not acknowledged, so the broker
+                            // delivers it again in the next session.
+                            if gate.over() {
+                                gate.overflowed();
+                                continue;
+                            }
+                            gate.handed(data.len());
+                            Ev::Received {
+                                id,
+                                topic: topic.unwrap_or_default().to_string(),
+                                data: data.to_vec(),
+                            }
+                        }
                         EventPayload::Disconnected => {
                             Ev::Ended(held.take().unwrap_or_else(|| "disconnected".into()))
                         }
@@ -168,6 +189,19 @@ impl<'a, T: Transport> Session<'a, T> {
         let mut status_check: Option<Instant> = None;
         let mut read_retry: Option<Instant> = None;
         loop {
+            // Messages read past the buffer were left unacknowledged: once everything taken is
+            // handled, a new session makes the broker deliver them again.
+            if self.gate.overflow() > 0 && self.gate.buffered() == 0 {
+                // The acks of what was stored are queued in the transport: let the pump drive
+                // them out first (what it reads meanwhile is dropped, unacknowledged), or the
+                // broker delivers those messages again too.
+                tokio::time::sleep(OVERFLOW_FLUSH).await;
+                return End::Lost(format!(
+                    "{} inbound messages arrived faster than they could be stored and were left \
+                     unacknowledged; reconnecting so the broker delivers them again",
+                    self.gate.overflow()
+                ));
+            }
             if read_retry.is_none()
                 && let Err(outcome) = self.fill_window().await
             {
@@ -189,7 +223,9 @@ impl<'a, T: Transport> Session<'a, T> {
                         }
                     }
                     Some(Ev::Received { id, topic, data }) => {
+                        let bytes = data.len();
                         self.receive(id, topic, data).await;
+                        self.gate.taken(bytes);
                         status_check.get_or_insert(Instant::now() + STATUS_SETTLE);
                     }
                     Some(Ev::Problem(problem)) => shared.problem(problem),
@@ -228,6 +264,7 @@ impl<'a, T: Transport> Session<'a, T> {
                 }
                 () = stopped(stop) => {
                     let device = &config.planner.device;
+                    let _call = self.gate.calling();
                     let _ = self.client.publish(&self.status_topic(), QoS::AtLeastOnce, true, &status::offline(device)).await;
                     return End::Shutdown;
                 }
@@ -240,7 +277,7 @@ impl<'a, T: Transport> Session<'a, T> {
     async fn fill_window(&mut self) -> Result<(), Fill> {
         let shared = self.shared;
         while let Some(request) = self.drain.next_read() {
-            let rows = match shared.store.outbox_read(request.from, request.limit).await {
+            let rows = match shared.store.outbox_page(request).await {
                 Ok(rows) => rows,
                 Err(error) => {
                     shared.problem(format!("cannot read the outbox: {error}"));
@@ -258,24 +295,58 @@ impl<'a, T: Transport> Session<'a, T> {
         let planner = &shared.config.planner;
         let (messages, oversize) = planner.plan(rows);
         if !oversize.is_empty() {
-            shared
-                .stats
-                .oversize_rows
-                .fetch_add(oversize.len() as u64, Ordering::Relaxed);
-            shared.problem(format!(
-                "{} outbox row(s) (first seq {}) exceed the packet limit of {} bytes and can never be sent; removed",
-                oversize.len(),
-                oversize[0].seq,
-                planner.max_packet_bytes
-            ));
-            self.drain.disposed(oversize.iter().map(|o| o.seq));
+            self.dead_letter(&oversize).await?;
         }
         for message in messages {
             self.bucket.take(message.payload.len()).await;
             let id = self.send(&message).await?;
-            self.drain.sent(id, message.seqs);
+            self.drain.sent(id, message.seqs, message.payload.len());
         }
         Ok(())
+    }
+
+    /// Moves rows that can never be sent to the dead letters (one transaction that counts
+    /// them), reports them, and refreshes the status. If the move fails they stay in the
+    /// outbox, owed, and the next session tries again: never deleted silently.
+    async fn dead_letter(&mut self, oversize: &[Oversize]) -> Result<(), String> {
+        let shared = self.shared;
+        let limit = shared.config.planner.max_packet_bytes;
+        let rows: Vec<(u64, String)> = oversize
+            .iter()
+            .map(|o| {
+                (
+                    o.seq,
+                    format!(
+                        "needs a {}-byte MQTT packet, over the packet limit of {limit} bytes",
+                        o.bytes
+                    ),
+                )
+            })
+            .collect();
+        let first = rows[0].clone();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        match shared.store.outbox_dead_letter(rows, now_ms).await {
+            Ok(moved) => {
+                shared.stats.error(format!(
+                    "{moved} outbox row(s) can never be sent (first seq {}: {}); moved to the dead letters (`outpost outbox dead`)",
+                    first.0, first.1
+                ));
+                shared.events.emit(AgentEvent::DeadLettered {
+                    records: moved,
+                    first_seq: first.0,
+                    reason: first.1,
+                });
+                self.refresh_status().await
+            }
+            Err(error) => {
+                shared.problem(format!(
+                    "cannot move unsendable outbox rows to the dead letters: {error}; they stay in the outbox"
+                ));
+                Ok(())
+            }
+        }
     }
 
     async fn send(&mut self, message: &Outgoing) -> Result<MessageId, String> {
@@ -284,6 +355,8 @@ impl<'a, T: Transport> Session<'a, T> {
         } else {
             QoS::AtLeastOnce
         };
+        let gate = self.gate.clone();
+        let _call = gate.calling();
         let sent = self
             .client
             .publish(&message.topic, qos, message.retain, &message.payload)
@@ -342,6 +415,8 @@ impl<'a, T: Transport> Session<'a, T> {
         }
         // A failed ack is not the end of the session: a QoS 0 message has nothing to ack, and
         // a dead link shows up as the connection's end anyway.
+        let gate = self.gate.clone();
+        let _call = gate.calling();
         if let Err(error) = self.client.ack(id).await {
             tracing::debug!(?error, %id, "inbound message not acknowledged");
         }
@@ -356,6 +431,8 @@ impl<'a, T: Transport> Session<'a, T> {
             subscriptions::union(values.iter())
         };
         let changes = subscriptions::diff(&wanted, &self.subscribed);
+        let gate = self.gate.clone();
+        let _call = gate.calling();
         for filter in &changes.subscribe {
             if let Err(error) = self.client.subscribe(filter, QoS::AtLeastOnce).await {
                 let reason = format!("subscribe to {filter} failed: {error:?}");
@@ -399,6 +476,8 @@ impl<'a, T: Transport> Session<'a, T> {
             None => shared.store.counters().await.unwrap_or_default(),
         };
         self.last_significant = Some(status::significant(&counters, &shared.stats));
+        let gate = self.gate.clone();
+        let _call = gate.calling();
         let body = status::online(
             &shared.config.planner.device,
             &shared.config.apps.borrow(),

@@ -22,8 +22,6 @@ pub struct SyncStats {
     /// Connection attempts that failed since the agent started. In memory only: a device
     /// offline for days must not write to flash for every failed attempt.
     pub connect_failures: AtomicU64,
-    /// Rows that can never be sent (larger than the packet limit); removed and counted.
-    pub oversize_rows: AtomicU64,
     /// The most recent error, for a person to act on. Fixed capacity: the retained status has
     /// to fit one bounded MQTT packet however long an error message is.
     pub last_error: Mutex<Option<heapless::String<LAST_ERROR_CAP>>>,
@@ -69,6 +67,7 @@ struct SyncCounters {
     acked_rows: u64,
     connects: u64,
     connect_failures: u64,
+    /// Same as `dead_letters.records` (persistent since wire v2; kept for old dashboards).
     oversize_rows: u64,
     inbound_rejected: u64,
 }
@@ -92,6 +91,8 @@ struct Status<'a> {
     outbox: Pair,
     dropped: Pair,
     rejected: Rejected,
+    dead_letters: Pair,
+    inbox: Pair,
     skipped_runs: u64,
     failed_invocations: u64,
     sync: SyncCounters,
@@ -127,6 +128,14 @@ pub fn online(
             records: counters.rejected_records,
             invocations: counters.rejected_invocations,
         },
+        dead_letters: Pair {
+            records: counters.dead_records,
+            bytes: counters.dead_bytes,
+        },
+        inbox: Pair {
+            records: counters.inbox_records,
+            bytes: counters.inbox_bytes,
+        },
         skipped_runs: counters.skipped_runs,
         failed_invocations: counters.failed_invocations,
         sync: SyncCounters {
@@ -134,7 +143,7 @@ pub fn online(
             acked_rows: load(&stats.acked_rows),
             connects: load(&stats.connects),
             connect_failures: load(&stats.connect_failures),
-            oversize_rows: load(&stats.oversize_rows),
+            oversize_rows: counters.dead_records,
             inbound_rejected: counters.inbound_rejected,
         },
         store: StoreHealth {
@@ -170,7 +179,7 @@ pub fn significant(counters: &Counters, stats: &SyncStats) -> Significant {
         counters.dropped_records,
         counters.rejected_records,
         counters.skipped_runs,
-        stats.oversize_rows.load(Ordering::Relaxed),
+        counters.dead_records,
         counters.inbound_rejected,
         stats.connect_failures.load(Ordering::Relaxed),
         counters.quarantined_rows,

@@ -32,6 +32,7 @@ fn config() -> SyncConfig {
     SyncConfig {
         planner: Planner {
             device: "d1".into(),
+            incarnation: "0123456789abcdef".into(),
             prefix: "outpost".into(),
             format: WireFormat::Json,
             // One event per message, so each message carries exactly one row.
@@ -39,7 +40,9 @@ fn config() -> SyncConfig {
             max_packet_bytes: 64 * 1024,
         },
         window: 16,
+        window_bytes: 1 << 20,
         page_rows: 100,
+        page_bytes: 1 << 20,
         reconnect_min: Duration::from_millis(1),
         reconnect_max: Duration::from_millis(2),
         status_every: Duration::from_secs(3600),

@@ -30,6 +30,7 @@ pub fn options(dir: &Path, clock: Arc<ManualClock>, outbox: OutboxLimits) -> App
         clock,
         board: None,
         gpio: None,
+        send: None,
     }
 }
 

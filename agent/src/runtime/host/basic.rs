@@ -96,10 +96,16 @@ fn config_get(
         limits::MAX_NAME_LEN
     ));
     if !ctx.component.grants.allows_config(name) {
-        return Ok(ErrorCode::Denied.as_i32());
+        return Ok(ctx.refuse(ErrorCode::Denied, || {
+            format!("config '{name}' is not granted")
+        }));
     }
     let variables = ctx.services.variables.clone();
-    let value = abi_try!(variables.get(name).ok_or(ErrorCode::NotFound));
+    let Some(value) = variables.get(name) else {
+        return Ok(ctx.refuse(ErrorCode::NotFound, || {
+            format!("config '{name}' is not set")
+        }));
+    };
     Ok(abi_try!(guest_memory::write_out(
         memory,
         out_ptr,

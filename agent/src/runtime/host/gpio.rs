@@ -40,15 +40,22 @@ fn gpio_read(mut caller: Ctx<'_>, name_ptr: i32, name_len: i32) -> Result<i32, w
         limits::MAX_NAME_LEN
     ));
     if !ctx.component.grants.allows_gpio_read(line) {
-        return Ok(ErrorCode::Denied.as_i32());
+        return Ok(ctx.refuse(ErrorCode::Denied, || {
+            format!("gpio line '{line}' is not granted for reading")
+        }));
     }
     if let Some(pending) = ctx.effects.pending_gpio(line) {
         return Ok(i32::from(pending));
     }
-    let level = abi_try!(ctx.services.gpio.read(line).map_err(|error| {
-        tracing::warn!(component = &*ctx.component.id, line, %error, "gpio read failed");
-        error_code(&error)
-    }));
+    let level = match ctx.services.gpio.read(line) {
+        Ok(level) => level,
+        Err(error) => {
+            tracing::warn!(component = &*ctx.component.id, line, %error, "gpio read failed");
+            return Ok(ctx.refuse(error_code(&error), || {
+                format!("gpio line '{line}': {error}")
+            }));
+        }
+    };
     Ok(i32::from(level))
 }
 
@@ -71,7 +78,9 @@ fn gpio_write(
         _ => return Ok(ErrorCode::InvalidArgument.as_i32()),
     };
     if !ctx.component.grants.allows_gpio_write(line) {
-        return Ok(ErrorCode::Denied.as_i32());
+        return Ok(ctx.refuse(ErrorCode::Denied, || {
+            format!("gpio line '{line}' is not granted for writing")
+        }));
     }
     ctx.charge_output(limits::GPIO_WRITE_OUTPUT_BYTES)?;
     ctx.effects.gpio.push(GpioChange {

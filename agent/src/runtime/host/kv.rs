@@ -8,6 +8,7 @@ use wasmi::{Caller, Linker};
 
 use super::{abi_try, guest_memory, split};
 use crate::runtime::context::InvocationContext;
+use crate::runtime::services::Outbound;
 
 type Ctx<'a> = Caller<'a, InvocationContext>;
 
@@ -27,13 +28,16 @@ pub fn define(linker: &mut Linker<InvocationContext>) -> Result<(), wasmi::Error
 /// written to later in the same call.
 fn ns_and_key(
     memory: &[u8],
-    ctx: &InvocationContext,
+    ctx: &mut InvocationContext,
     ns: (i32, i32),
     key: (i32, i32),
 ) -> Result<(String, String), ErrorCode> {
     let ns = guest_memory::name(memory, ns.0, ns.1, limits::MAX_NAME_LEN)?;
     let key = guest_memory::name(memory, key.0, key.1, limits::MAX_KEY_LEN)?;
     if !ctx.component.grants.allows_kv(ns) {
+        ctx.refuse(ErrorCode::Denied, || {
+            format!("kv namespace '{ns}' is not granted")
+        });
         return Err(ErrorCode::Denied);
     }
     Ok((ns.to_owned(), key.to_owned()))
@@ -100,8 +104,27 @@ fn kv_set(
         (key_ptr, key_len)
     ));
     let value = abi_try!(guest_memory::bytes(memory, val_ptr, val_len));
-    if value.len() > limits::MAX_VALUE_LEN {
-        return Ok(ErrorCode::TooLarge.as_i32());
+    let len = value.len();
+    if len > limits::MAX_VALUE_LEN {
+        return Ok(ctx.refuse(ErrorCode::TooLarge, || {
+            format!(
+                "kv_set '{ns}/{key}': {len} bytes, over the ABI's {} bytes",
+                limits::MAX_VALUE_LEN
+            )
+        }));
+    }
+    // A mirrored namespace sends every change: sized now, like an event.
+    if ctx.is_synced(&ns) {
+        let outbound = Outbound::Kv {
+            ns: &ns,
+            key: &key,
+            value,
+        };
+        if let Err(unsendable) = ctx.services.send.check(&outbound) {
+            return Ok(ctx.refuse(ErrorCode::TooLarge, || {
+                format!("kv_set '{ns}/{key}' (synced): {len} bytes {unsendable}")
+            }));
+        }
     }
     ctx.charge_output(key.len() + value.len())?;
     ctx.effects.kv.insert((ns, key), Some(value.to_vec()));
@@ -148,7 +171,9 @@ fn kv_list(
     let prefix = abi_try!(guest_memory::bytes(memory, prefix_ptr, prefix_len));
     let prefix = abi_try!(std::str::from_utf8(prefix).map_err(|_| ErrorCode::InvalidArgument));
     if !ctx.component.grants.allows_kv(ns) {
-        return Ok(ErrorCode::Denied.as_i32());
+        return Ok(ctx.refuse(ErrorCode::Denied, || {
+            format!("kv namespace '{ns}' is not granted")
+        }));
     }
     abi_try!(guest_memory::range(memory, out_ptr, out_cap));
     let committed = abi_try!(

@@ -6,6 +6,7 @@ use wasmi::{Caller, Linker};
 use super::{abi_try, guest_memory, split};
 use crate::runtime::context::InvocationContext;
 use crate::runtime::effects::OutboxEffect;
+use crate::runtime::services::Outbound;
 
 type Ctx<'a> = Caller<'a, InvocationContext>;
 
@@ -32,10 +33,33 @@ fn emit(
     ));
     let data = abi_try!(guest_memory::bytes(memory, data_ptr, data_len));
     if !ctx.component.grants.allows_stream(stream) {
-        return Ok(ErrorCode::Denied.as_i32());
+        let stream = stream.to_owned();
+        return Ok(ctx.refuse(ErrorCode::Denied, || {
+            format!("stream '{stream}' is not granted")
+        }));
     }
-    if data.len() > limits::MAX_PAYLOAD_LEN {
-        return Ok(ErrorCode::TooLarge.as_i32());
+    let len = data.len();
+    if len > limits::MAX_PAYLOAD_LEN {
+        let stream = stream.to_owned();
+        return Ok(ctx.refuse(ErrorCode::TooLarge, || {
+            format!(
+                "emit to stream '{stream}': {len} bytes, over the ABI's {} bytes",
+                limits::MAX_PAYLOAD_LEN
+            )
+        }));
+    }
+    // Sized now against the packet that will carry it: a committed event can always be sent.
+    let outbound = Outbound::Event {
+        app: &ctx.app,
+        component: &ctx.component.id,
+        stream,
+        data,
+    };
+    if let Err(unsendable) = ctx.services.send.check(&outbound) {
+        let stream = stream.to_owned();
+        return Ok(ctx.refuse(ErrorCode::TooLarge, || {
+            format!("emit to stream '{stream}': {len} bytes {unsendable}")
+        }));
     }
     ctx.charge_output(stream.len() + data.len())?;
     ctx.effects.records.push(OutboxEffect::Event {
@@ -68,10 +92,30 @@ fn mqtt_publish(
         return Ok(ErrorCode::InvalidArgument.as_i32());
     }
     if !ctx.component.grants.allows_publish(topic) {
-        return Ok(ErrorCode::Denied.as_i32());
+        let topic = topic.to_owned();
+        return Ok(ctx.refuse(ErrorCode::Denied, || {
+            format!("publish topic '{topic}' is not granted")
+        }));
     }
-    if payload.len() > limits::MAX_PAYLOAD_LEN {
-        return Ok(ErrorCode::TooLarge.as_i32());
+    let len = payload.len();
+    if len > limits::MAX_PAYLOAD_LEN {
+        let topic = topic.to_owned();
+        return Ok(ctx.refuse(ErrorCode::TooLarge, || {
+            format!(
+                "publish to '{topic}': {len} bytes, over the ABI's {} bytes",
+                limits::MAX_PAYLOAD_LEN
+            )
+        }));
+    }
+    if let Err(unsendable) = ctx
+        .services
+        .send
+        .check(&Outbound::Publish { topic, payload })
+    {
+        let topic = topic.to_owned();
+        return Ok(ctx.refuse(ErrorCode::TooLarge, || {
+            format!("publish to '{topic}': {len} bytes {unsendable}")
+        }));
     }
     ctx.charge_output(topic.len() + payload.len())?;
     ctx.effects.records.push(OutboxEffect::Publish {

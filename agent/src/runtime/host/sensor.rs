@@ -28,15 +28,24 @@ fn sensor_read(
     ));
     let out = abi_try!(guest_memory::range(memory, out_ptr, 8));
     if !ctx.component.grants.allows_sensor(name) {
-        return Ok(ErrorCode::Denied.as_i32());
+        return Ok(ctx.refuse(ErrorCode::Denied, || {
+            format!("sensor '{name}' is not granted")
+        }));
     }
-    let reading = abi_try!(ctx.services.sensors.read(name).map_err(|error| match error {
-        SensorError::NotFound(_) => ErrorCode::NotFound,
-        other => {
-            tracing::warn!(component = &*ctx.component.id, error = %other, "sensor read failed");
-            ErrorCode::Unavailable
+    let reading = match ctx.services.sensors.read(name) {
+        Ok(reading) => reading,
+        Err(SensorError::NotFound(_)) => {
+            return Ok(ctx.refuse(ErrorCode::NotFound, || {
+                format!("sensor '{name}' does not exist on this board")
+            }));
         }
-    }));
+        Err(other) => {
+            tracing::warn!(component = &*ctx.component.id, error = %other, "sensor read failed");
+            return Ok(ctx.refuse(ErrorCode::Unavailable, || {
+                format!("sensor '{name}' failed: {other}")
+            }));
+        }
+    };
     memory[out].copy_from_slice(&reading.value.to_le_bytes());
     Ok(0)
 }
