@@ -7,6 +7,7 @@ mod bundle;
 mod fleet;
 mod hal;
 mod invoke;
+mod logging;
 #[cfg(feature = "operator")]
 mod provision;
 mod state;
@@ -19,7 +20,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use outpost::store::{FullPolicy, OutboxLimits};
-use tracing_subscriber::filter::LevelFilter;
 
 /// Outpost: run signed WebAssembly components on field devices, offline first.
 #[derive(Parser)]
@@ -105,17 +105,9 @@ impl OutboxArgs {
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    // A level, not a filter expression: env-filter's regex engine would add hundreds of KiB
-    // to a device binary for directives nobody sets on a device.
-    let level = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|value| value.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    // A level, not a filter expression: a filter engine would add hundreds of KiB to a device
+    // binary for directives nobody sets on a device.
+    logging::init();
     match cli.command {
         Command::Up(args) => up::run(args),
         Command::Agent(args) => agent::run(*args),
