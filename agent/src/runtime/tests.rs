@@ -11,7 +11,6 @@ use outpost_hal::sim::SimBoard;
 use outpost_manifest::{ComponentSpec, Grants, Limits};
 
 use super::*;
-use crate::store::Store;
 use crate::sync::batch::Planner;
 
 fn spec(id: &str, grants: Grants, limits: Limits) -> ComponentSpec {
@@ -28,7 +27,7 @@ fn spec(id: &str, grants: Grants, limits: Limits) -> ComponentSpec {
 fn services(max_packet_bytes: usize) -> Services {
     let clock: Arc<ManualClock> = Arc::new(ManualClock::new(1_000));
     Services {
-        kv: Arc::new(Store::in_memory().expect("store")),
+        kv: Arc::new(NoKv),
         sensors: Arc::new(SimBoard::empty(clock.clone())),
         clock,
         variables: Arc::new(BTreeMap::new()),
@@ -164,4 +163,29 @@ fn an_emit_too_large_for_the_packet_is_refused_with_too_large_and_a_trap_names_i
     // Under the default limit the same emit is taken.
     let execution = invoke(spec("emitter", grants, Limits::default()), wat, 256 * 1024);
     assert_eq!(execution.result.expect("commits").records.len(), 1);
+}
+
+/// A key-value backend with nothing in it: these tests are about limits, not data (and the
+/// runtime's tests stay clear of the store).
+struct NoKv;
+
+impl crate::runtime::KvReader for NoKv {
+    fn get(
+        &self,
+        _app: &str,
+        _ns: &str,
+        _key: &str,
+    ) -> Result<Option<Vec<u8>>, crate::runtime::KvError> {
+        Ok(None)
+    }
+
+    fn keys(
+        &self,
+        _app: &str,
+        _ns: &str,
+        _prefix: &str,
+        _limit: usize,
+    ) -> Result<Vec<String>, crate::runtime::KvError> {
+        Ok(Vec::new())
+    }
 }
