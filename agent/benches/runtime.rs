@@ -16,7 +16,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -504,29 +503,8 @@ fn verdict(pass: bool) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // Guests and machine.
 
-/// Builds the guest workspace (a no-op when up to date) and reads `NAME.wasm`.
+/// The guest `NAME.wasm`, built from `bundles/` by the test kit (once per process).
 fn read_guest(name: &str) -> Vec<u8> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agent/ has a parent")
-        .to_path_buf();
-    let bundles = root.join("bundles");
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        // Run inside bundles/ so its .cargo/config.toml (wasm target, stack size) applies.
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--quiet"])
-            .current_dir(&bundles)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_BUILD_TARGET")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the guests in bundles/ failed");
-    });
-    let path = bundles
-        .join("target/wasm32-unknown-unknown/release")
-        .join(format!("{name}.wasm"));
+    let path = outpost_testkit::guests::guest(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }

@@ -10,7 +10,6 @@
 //! unreadable file is reported and the table alone decides until the next raise rewrites it.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use redb::ReadableTable;
@@ -69,16 +68,7 @@ fn write(path: &Path, floor: &BTreeMap<String, String>) -> std::io::Result<()> {
         floor: floor.clone(),
     })
     .map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&text)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    super::side_file::replace(path, &text)
 }
 
 /// The floor of `app` in the file (`None` for an in-memory store, or if unreadable: reported).

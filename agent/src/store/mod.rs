@@ -48,6 +48,7 @@ mod outbox_rows;
 pub mod quarantine;
 pub mod records;
 pub mod salvage;
+mod side_file;
 pub mod tables;
 mod watermark;
 

@@ -8,7 +8,6 @@
 //! drop duplicates by `(device, stream, seq)` therefore never discard the new store's events as
 //! ones they have seen; the jump shows as a gap, which is what it is.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -36,16 +35,7 @@ fn read(path: &Path) -> Option<u64> {
 }
 
 fn write(path: &Path, mark: u64) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(format!("{mark}\n").as_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    super::side_file::replace(path, format!("{mark}\n").as_bytes())
 }
 
 /// At open: a store without a next sequence number (created just now) starts at the mark; then
