@@ -14,6 +14,7 @@ mod crash;
 mod examples;
 mod fleet;
 mod isolation;
+mod journey;
 mod memory;
 mod mqtt_triggers;
 mod packaging;

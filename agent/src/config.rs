@@ -2,6 +2,7 @@
 //! Strict like the manifest (unknown keys are errors naming key and line); every essential
 //! setting can also be given as an `outpost agent` flag.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use outpost_hal::mqtt::Protocol;
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
+use crate::binding::{Bindings, SensorSetting};
+pub use crate::device::hardware::BoardSettings;
 use crate::inbox::InboxLimits;
 use crate::store::{FullPolicy, OutboxLimits};
 use crate::sync::wire::WireFormat;
@@ -71,6 +74,29 @@ pub struct AgentConfig {
     pub sync: SyncSettings,
     /// Fleet updates (trusted publishers, groups, transfer and health settings).
     pub fleet: FleetSettings,
+    /// Where the board is, or whether to simulate it (`[board]`).
+    pub board: BoardSettings,
+    /// Apps' logical sensor and line names bound to this board (`[sensors]`, `[gpio]`).
+    pub bindings: Bindings,
+}
+
+impl AgentConfig {
+    /// A device `device_id` on `broker` with every other setting at its default.
+    pub fn new(device_id: String, broker: String) -> AgentConfig {
+        AgentConfig {
+            device_id,
+            data_dir: DEFAULT_DATA_DIR.into(),
+            app: None,
+            mqtt: MqttSettings::new(broker),
+            outbox: OutboxLimits::default(),
+            max_state_bytes: None,
+            inbox: InboxLimits::default(),
+            sync: SyncSettings::default(),
+            fleet: FleetSettings::default(),
+            board: BoardSettings::default(),
+            bindings: Bindings::default(),
+        }
+    }
 }
 
 /// Fleet update settings (`[fleet]`). Updates are followed when at least one group is set;
@@ -315,6 +341,12 @@ struct RawConfig {
     sync: SyncSettings,
     #[serde(default)]
     fleet: FleetSettings,
+    #[serde(default)]
+    board: BoardSettings,
+    #[serde(default)]
+    sensors: BTreeMap<String, SensorSetting>,
+    #[serde(default)]
+    gpio: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -389,6 +421,15 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
         fleet: FleetSettings {
             trust: raw.fleet.trust.iter().map(|p| base.join(p)).collect(),
             ..raw.fleet
+        },
+        board: BoardSettings {
+            root: base.join(&raw.board.root),
+            gpio_dev: base.join(&raw.board.gpio_dev),
+            ..raw.board
+        },
+        bindings: Bindings {
+            sensors: raw.sensors,
+            gpio: raw.gpio,
         },
     };
     validate(&config).map_err(invalid)?;

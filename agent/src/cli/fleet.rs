@@ -53,6 +53,28 @@ pub enum FleetCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Send a command to an app on one device or on every device of a group (its `mqtt`
+    /// triggers on `{commands}/…` receive it).
+    Send {
+        /// The app the command is for.
+        app: String,
+        /// The command's subtopic (`led`, `led/blink`), below the app's command topic.
+        subtopic: String,
+        /// The payload, as given.
+        payload: String,
+        /// One device.
+        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+        device: Option<String>,
+        /// Every device of a group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Broker URL.
+        #[arg(long)]
+        broker: String,
+        /// Topic prefix.
+        #[arg(long, default_value = "outpost")]
+        topic_prefix: String,
+    },
     /// Print a table of devices from their retained status.
     Status {
         /// Broker URL.
@@ -100,6 +122,28 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
             chunk_size,
             force,
         )),
+        FleetCommand::Send {
+            app,
+            subtopic,
+            payload,
+            device,
+            group,
+            broker,
+            topic_prefix,
+        } => {
+            let target = match (&device, &group) {
+                (Some(device), _) => send::Target::Device(device),
+                (None, Some(group)) => send::Target::Group(group),
+                (None, None) => anyhow::bail!("say where the command goes: --device or --group"),
+            };
+            let topic = send::command_topic(&topic_prefix, &target, &app, &subtopic)?;
+            runtime.block_on(send::send(
+                transport(&broker)?,
+                &broker,
+                &topic,
+                payload.as_bytes(),
+            ))
+        }
         FleetCommand::Status {
             broker,
             topic_prefix,
@@ -109,6 +153,8 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
 
 #[path = "fleet_publish.rs"]
 mod publish;
+#[path = "fleet_send.rs"]
+mod send;
 
 fn transport(broker: &str) -> anyhow::Result<RumqttcTransport> {
     let url: BrokerUrl = broker.parse()?;

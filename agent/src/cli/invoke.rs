@@ -42,8 +42,8 @@ pub fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
             data_dir: data_dir(&args.dir, args.data),
             outbox: args.outbox.limits(),
             clock: Arc::new(SystemClock::new()),
-            board: None,
-            gpio: None,
+            hardware: None,
+            identity: None,
             send: None,
         },
     )?;

@@ -90,6 +90,15 @@ impl Default for HealthPolicy {
 }
 
 impl FleetConfig {
+    /// The device's identity on the broker, for placeholders in apps' manifests.
+    pub fn identity(&self) -> crate::identity::DeviceIdentity {
+        crate::identity::DeviceIdentity {
+            device: self.device.clone(),
+            prefix: self.prefix.clone(),
+            groups: self.groups.clone(),
+        }
+    }
+
     /// The defaults for `device` under `prefix`: 4 chunks in flight, 10 minutes of stall
     /// allowed, 3 fetches per chunk.
     pub fn new(device: String, prefix: String, groups: Vec<String>, trust: TrustStore) -> Self {

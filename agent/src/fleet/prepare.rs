@@ -8,13 +8,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use outpost_bundle::VerifiedBundle;
-use outpost_manifest::{AppManifest, ManifestError, TriggerKind};
+use outpost_manifest::{AppManifest, ManifestError};
 use thiserror::Error;
 
+use crate::device::hardware::HardwareError;
+use crate::identity::DeviceIdentity;
 use crate::runtime::{EnginePool, LoadError, Runtime, Services, loader};
 
-/// Builds the backends an app's components reach (the device's store, board and clock).
-pub type ServicesFactory = Arc<dyn Fn(&AppManifest) -> Services + Send + Sync>;
+/// Builds the backends an app's components reach (the device's store, board and clock), or
+/// says why the board cannot serve the app (names it cannot bind).
+pub type ServicesFactory =
+    Arc<dyn Fn(&AppManifest) -> Result<Services, HardwareError> + Send + Sync>;
 
 /// Why a verified bundle cannot run here.
 #[derive(Debug, Error)]
@@ -32,6 +36,9 @@ pub enum PrepareError {
     /// Uses something fleet-installed apps cannot do yet.
     #[error("{0}")]
     Unsupported(String),
+    /// Needs sensors or GPIO lines this device cannot bind.
+    #[error(transparent)]
+    Board(#[from] HardwareError),
 }
 
 /// A bundle ready to run.
@@ -46,13 +53,14 @@ pub struct Prepared {
 pub fn prepare(
     bundle: &VerifiedBundle,
     services: &ServicesFactory,
+    identity: &DeviceIdentity,
 ) -> Result<Prepared, PrepareError> {
     let header = &bundle.header;
     let path = PathBuf::from(format!(
         "bundle/{}/{}/outpost.toml",
         header.app, header.version
     ));
-    let manifest = outpost_manifest::parse(&bundle.manifest, &path)?;
+    let mut manifest = outpost_manifest::parse(&bundle.manifest, &path)?;
     if manifest.app.name != header.app {
         return Err(PrepareError::Mismatch(format!(
             "the manifest names app '{}' but the signed header says '{}'",
@@ -76,16 +84,9 @@ pub fn prepare(
             "the manifest declares components {declared:?} but the bundle holds modules {packed:?}"
         )));
     }
-    if let Some((component, trigger)) = manifest.components.iter().find_map(|c| {
-        c.triggers
-            .iter()
-            .find(|t| matches!(t.kind, TriggerKind::Mqtt { .. }))
-            .map(|t| (c.id.as_str(), t.name.as_str()))
-    }) {
-        return Err(PrepareError::Unsupported(format!(
-            "component '{component}' has mqtt trigger '{trigger}': mqtt triggers are not yet supported in fleet-installed apps"
-        )));
-    }
+    identity.fill_grants(&mut manifest);
+    // The board's bindings first: cheap, and what a device refuses most often.
+    let services = services(&manifest)?;
     let pool = EnginePool::default();
     let mut components = Vec::with_capacity(bundle.modules.len());
     for spec in &manifest.components {
@@ -96,7 +97,7 @@ pub fn prepare(
             .ok_or_else(|| PrepareError::Mismatch(format!("no module for '{}'", spec.id)))?;
         components.push(loader::load_bytes(&pool, spec, &module.wasm)?);
     }
-    let runtime = Runtime::from_components(&manifest.app.name, components, services(&manifest));
+    let runtime = Runtime::from_components(&manifest.app.name, components, services);
     Ok(Prepared {
         manifest,
         runtime: Arc::new(runtime),

@@ -461,7 +461,8 @@ impl Updater {
             if verified.header_bytes != announced.header_bytes {
                 return Err("the bundle's signed header differs from the announced one".into());
             }
-            let prepared = prepare(&verified, &services).map_err(|e| e.to_string())?;
+            let prepared =
+                prepare(&verified, &services, &config.identity()).map_err(|e| e.to_string())?;
             let previous = state
                 .install(&name)
                 .map_err(|e| e.to_string())?

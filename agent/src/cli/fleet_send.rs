@@ -1,0 +1,112 @@
+//! `outpost fleet send`: one command to an app on one device or on every device of a group,
+//! on the topics `mqtt` triggers on `{commands}/…` receive (see `outpost::identity`).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail, ensure};
+use outpost::identity::DeviceIdentity;
+use outpost_hal::mqtt::{
+    Connection, Event, EventPayload, Publish, QoS, RumqttcTransport, Transport,
+};
+
+/// Who a command goes to.
+pub enum Target<'a> {
+    /// One device.
+    Device(&'a str),
+    /// Every device of a group.
+    Group(&'a str),
+}
+
+/// The topic a command `subtopic` for `app` goes to, after checking every part is one plain
+/// topic level (the subtopic may have several) without wildcards.
+pub fn command_topic(
+    prefix: &str,
+    target: &Target<'_>,
+    app: &str,
+    subtopic: &str,
+) -> anyhow::Result<String> {
+    let plain = |what: &str, text: &str, levels: bool| -> anyhow::Result<()> {
+        ensure!(
+            !text.is_empty()
+                && !text.contains(['+', '#', '\0'])
+                && (levels || !text.contains('/'))
+                && !text.starts_with('/')
+                && !text.ends_with('/'),
+            "{what} '{text}' must be a plain topic {} without wildcards",
+            if levels { "path" } else { "level" }
+        );
+        Ok(())
+    };
+    plain("app", app, false)?;
+    plain("subtopic", subtopic, true)?;
+    Ok(match target {
+        Target::Device(device) => {
+            plain("--device", device, false)?;
+            DeviceIdentity::device_command(prefix, device, app, subtopic)
+        }
+        Target::Group(group) => {
+            plain("--group", group, false)?;
+            DeviceIdentity::group_command(prefix, group, app, subtopic)
+        }
+    })
+}
+
+/// Publishes `payload` to `topic` (QoS 1, not retained: a command is for the devices connected
+/// or holding a persistent session now, not for devices that join later) and waits for the
+/// broker's acknowledgement.
+pub async fn send(
+    mut transport: RumqttcTransport,
+    broker: &str,
+    topic: &str,
+    payload: &[u8],
+) -> anyhow::Result<ExitCode> {
+    let (mut client, mut connection) = transport
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {broker}"))?;
+    let id = client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .await
+        .map_err(|e| anyhow::anyhow!("publishing to {topic}: {e:?}"))?;
+    loop {
+        let event = connection
+            .next()
+            .await
+            .map_err(|e| anyhow::anyhow!("connection to {broker} failed: {e:?}"))?;
+        match event.payload() {
+            EventPayload::Published(done) if done == id => break,
+            EventPayload::Disconnected => {
+                bail!("the broker closed the connection before acknowledging; send again")
+            }
+            _ => {}
+        }
+    }
+    println!("sent {} bytes to {topic}", payload.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_follow_the_scheme_and_refuse_wildcards() {
+        assert_eq!(
+            command_topic("outpost", &Target::Device("pi-7"), "commander", "led/blink")
+                .expect("valid"),
+            "outpost/pi-7/commands/commander/led/blink"
+        );
+        assert_eq!(
+            command_topic("outpost", &Target::Group("north"), "commander", "led").expect("valid"),
+            "outpost/fleet/north/commands/commander/led"
+        );
+        for (target, app, sub) in [
+            (Target::Device("+"), "a", "x"),
+            (Target::Group("north"), "a/b", "x"),
+            (Target::Group("north"), "a", "x/#"),
+            (Target::Device("pi"), "a", ""),
+        ] {
+            assert!(command_topic("outpost", &target, app, sub).is_err());
+        }
+    }
+}
