@@ -161,3 +161,94 @@ fn hal_list_shows_scaled_sensor_values_with_units_from_a_fake_sysfs_tree() {
         "a clear error, not a crash: {broken}"
     );
 }
+
+#[test]
+fn hal_list_shows_how_apps_names_bind_and_fails_when_one_cannot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("board");
+    for (path, text) in [
+        ("sys/class/thermal/thermal_zone0/type", "cpu-thermal\n"),
+        ("sys/class/thermal/thermal_zone0/temp", "48312\n"),
+        ("sys/class/hwmon/hwmon0/name", "rpi_volt\n"),
+        ("sys/class/hwmon/hwmon0/in0_input", "1200\n"),
+    ] {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::fs::write(path, text).expect("write");
+    }
+    let app = |name: &str, grants: &str| {
+        let app = dir.path().join(name);
+        std::fs::create_dir_all(&app).expect("app dir");
+        std::fs::write(
+            app.join("outpost.toml"),
+            format!(
+                "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"1.0.0\"\n\
+                 [[component]]\nid = \"c\"\nsource = \"{}\"\ngrants = {{ {grants} }}\n\
+                 [[simulator.sensor]]\nname = \"temperature\"\nunit = \"°C\"\nprofile = \"constant\"\nvalue = 20.0\n",
+                outpost_testkit::guests::guest("noop").display()
+            ),
+        )
+        .expect("manifest");
+        app
+    };
+    let bound = app("bound", r#"sensors = ["temperature", "volts"]"#);
+    let unbound = app("unbound", r#"sensors = ["humidity"], gpio = ["out:relay"]"#);
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "config_version = 1\ndevice_id = \"d\"\n[mqtt]\nbroker = \"mqtt://127.0.0.1:1\"\n\
+             [board]\nroot = \"{}\"\ngpio_dev = \"{}\"\n\
+             [sensors]\nvolts = {{ source = \"hwmon/rpi_volt/in0\", scale = 1000.0 }}\n",
+            root.display(),
+            dir.path().join("no-gpio").display()
+        ),
+    )
+    .expect("agent.toml");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let run = outpost(
+        &["hal", "list", "--config", &s(&config), "--app", &s(&bound)],
+        dir.path(),
+    );
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+    assert!(
+        stdout.contains("binding sensor volts") && stdout.contains("hwmon/rpi_volt/in0 × 1000 + 0"),
+        "{stdout}"
+    );
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("sensor {name} ")))
+            .unwrap_or_else(|| panic!("{name} missing:\n{stdout}"))
+            .to_string()
+    };
+    assert!(
+        line("temperature").contains("thermal/cpu-thermal (auto)"),
+        "{stdout}"
+    );
+    assert!(
+        line("volts").contains("hwmon/rpi_volt/in0 (agent.toml)"),
+        "{stdout}"
+    );
+
+    let run = outpost(
+        &[
+            "hal",
+            "list",
+            "--config",
+            &s(&config),
+            "--app",
+            &s(&unbound),
+        ],
+        dir.path(),
+    );
+    let stdout = text(&run.stdout);
+    assert!(!run.status.success(), "an unbindable app fails: {stdout}");
+    assert!(
+        stdout.contains("app unbound: NOT RUNNABLE HERE"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("sensor 'humidity'"), "{stdout}");
+    assert!(stdout.contains("gpio line 'relay'"), "{stdout}");
+}
