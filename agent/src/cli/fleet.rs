@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use outpost::fleet::topics::{self, Target};
 use outpost::sync::wire;
 use outpost_hal::mqtt::{
     Acknowledge, BrokerUrl, Client, Connection, Event, EventPayload, MqttConfig, QoS,
@@ -33,25 +34,57 @@ pub enum FleetCommand {
         #[arg(long)]
         count: Option<u64>,
     },
-    /// Publish a signed bundle to a fleet group: its chunks, then its announcement (retained).
+    /// Publish a signed bundle to a fleet group or one device: its chunks, then its
+    /// announcement (retained); then clear the chunks of the version it replaces.
     Publish {
         /// The bundle file (from `outpost bundle build`).
         file: std::path::PathBuf,
         /// Broker URL.
         #[arg(long)]
         broker: String,
-        /// The fleet group to publish to.
-        #[arg(long)]
-        group: String,
+        /// Who it is offered to.
+        #[command(flatten)]
+        target: TargetArgs,
         /// Topic prefix.
         #[arg(long, default_value = "outpost")]
         topic_prefix: String,
         /// Bytes per chunk (256 B to 512 KiB); smaller chunks waste less on a cut link.
         #[arg(long, default_value_t = 32 * 1024)]
         chunk_size: u32,
-        /// Publish even if the bundle is damaged (to test how devices refuse it).
+        /// Publish even if devices would refuse the bundle (damaged, not runnable) or its version
+        /// is not above the current offer (to test devices, or to take a release back).
         #[arg(long)]
         force: bool,
+    },
+    /// List what a fleet group or one device is offered (from the retained announcements).
+    List {
+        /// Broker URL.
+        #[arg(long)]
+        broker: String,
+        /// Whose offers.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Topic prefix.
+        #[arg(long, default_value = "outpost")]
+        topic_prefix: String,
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw an app's offer from a fleet group or one device: clear its retained
+    /// announcement and chunks. Devices keep running what they installed.
+    Withdraw {
+        /// The app.
+        app: String,
+        /// Broker URL.
+        #[arg(long)]
+        broker: String,
+        /// Whose offer.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Topic prefix.
+        #[arg(long, default_value = "outpost")]
+        topic_prefix: String,
     },
     /// Print a table of devices from their retained status.
     Status {
@@ -88,17 +121,39 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
         FleetCommand::Publish {
             file,
             broker,
-            group,
+            target,
             topic_prefix,
             chunk_size,
             force,
         } => runtime.block_on(publish::publish(
             &file,
             &broker,
-            &group,
+            &target.target()?,
             &topic_prefix,
             chunk_size,
             force,
+        )),
+        FleetCommand::List {
+            broker,
+            target,
+            topic_prefix,
+            json,
+        } => runtime.block_on(offers::list(
+            &broker,
+            &topic_prefix,
+            &target.target()?,
+            json,
+        )),
+        FleetCommand::Withdraw {
+            app,
+            broker,
+            target,
+            topic_prefix,
+        } => runtime.block_on(offers::withdraw(
+            &broker,
+            &topic_prefix,
+            &target.target()?,
+            &app,
         )),
         FleetCommand::Status {
             broker,
@@ -109,6 +164,39 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
 
 #[path = "fleet_publish.rs"]
 mod publish;
+
+#[path = "fleet_offers.rs"]
+mod offers;
+
+/// Who a fleet offer is for: one group (`--group G`) or one device (`--device D`, its own
+/// target `{prefix}/fleet/@D/...`, which it takes whatever its groups).
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// A fleet group: every device following it.
+    #[arg(long)]
+    group: Option<String>,
+    /// One device (by its device id), for a quick laptop-to-test-board loop.
+    #[arg(long)]
+    device: Option<String>,
+}
+
+impl TargetArgs {
+    /// The target, its name checked like agent.toml's.
+    fn target(&self) -> anyhow::Result<Target> {
+        let (flag, target) = match (&self.group, &self.device) {
+            (Some(group), _) => ("--group", Target::Group(group.clone())),
+            (None, Some(device)) => ("--device", Target::Device(device.clone())),
+            (None, None) => anyhow::bail!("--group or --device is required"),
+        };
+        anyhow::ensure!(
+            topics::valid_name(target.name()),
+            "{flag} '{}' must be 1-64 characters of A-Z a-z 0-9 - _",
+            target.name()
+        );
+        Ok(target)
+    }
+}
 
 fn transport(broker: &str) -> anyhow::Result<RumqttcTransport> {
     let url: BrokerUrl = broker.parse()?;

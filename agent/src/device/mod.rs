@@ -161,7 +161,7 @@ impl Device {
             Some(committer.stats_handle()),
         )
         .with_events(events.clone());
-        let fleet = if config.fleet.groups.is_empty() {
+        let fleet = if !config.fleet.enabled() {
             None
         } else {
             let parts = fleet::assemble(

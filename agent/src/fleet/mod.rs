@@ -1,7 +1,8 @@
 //! Fleet updates: signed bundles announced over MQTT, fetched in resumable chunks, verified,
 //! activated atomically and rolled back automatically when the new version is unhealthy.
 //!
-//! - [`topics`]: the topic layout under `{prefix}/fleet/`.
+//! - [`topics`]: the topic layout under `{prefix}/fleet/` (group and device targets).
+//! - [`offer`]: offers read back from retained announcements, and the version rule.
 //! - [`state`]: what is kept in redb (installs, downloads, chunks) and each transaction.
 //! - [`report`]: the update reports on `{prefix}/{device}/updates`.
 //! - [`prepare`]: turning a verified bundle into a runnable app (manifest, compile, checks).
@@ -15,6 +16,7 @@
 //! then one transaction makes it active; the supervisor swaps the running app and counts the
 //! new version's failures, rolling back if they pass the limit.
 
+pub mod offer;
 pub mod prepare;
 pub mod report;
 pub mod state;
@@ -36,9 +38,9 @@ use crate::events::Events;
 pub struct FleetConfig {
     /// This device's id (reports).
     pub device: String,
-    /// Topic prefix (`{prefix}/fleet/{group}/apps/{app}`).
+    /// Topic prefix (`{prefix}/fleet/{target}/apps/{app}`).
     pub prefix: String,
-    /// Groups this device follows.
+    /// Groups this device follows (it also follows its own `@{device}` target).
     pub groups: Vec<String>,
     /// Publisher keys bundles must be signed by.
     pub trust: TrustStore,
@@ -104,6 +106,25 @@ impl FleetConfig {
             chunk_attempts: 3,
             health: HealthPolicy::default(),
             events: Events::new(),
+        }
+    }
+}
+
+impl FleetConfig {
+    /// Every target this device takes offers from: its groups, then itself (`@{device}`).
+    pub fn targets(&self) -> Vec<topics::Target> {
+        self.groups
+            .iter()
+            .map(|g| topics::Target::Group(g.clone()))
+            .chain([topics::Target::Device(self.device.clone())])
+            .collect()
+    }
+
+    /// Whether this device takes offers addressed to `target`.
+    pub fn follows(&self, target: &topics::Target) -> bool {
+        match target {
+            topics::Target::Group(group) => self.groups.contains(group),
+            topics::Target::Device(device) => *device == self.device,
         }
     }
 }
