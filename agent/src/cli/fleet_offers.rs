@@ -51,8 +51,7 @@ pub async fn retained(
         let event = event.map_err(|e| anyhow::anyhow!("connection to {broker} failed: {e}"))?;
         match event.payload() {
             EventPayload::Subscribed(id) if id == subscription => subscribed = true,
-            EventPayload::Error(error) if matches!(error, TransportError::SubscriptionRefused(id) if *id == subscription) =>
-            {
+            EventPayload::Error(TransportError::SubscriptionRefused(id)) if *id == subscription => {
                 bail!("{broker} refused the subscription to {filter} (not allowed for this login?)")
             }
             EventPayload::Received {

@@ -134,14 +134,14 @@ pub fn check_newer(
     app: &str,
     current: Option<&Version>,
     new: &Version,
-) -> Result<(), NotNewer> {
+) -> Result<(), Box<NotNewer>> {
     match current {
-        Some(current) if !supersedes(new, current) => Err(NotNewer {
+        Some(current) if !supersedes(new, current) => Err(Box::new(NotNewer {
             target: target.clone(),
             app: app.into(),
             current: current.clone(),
             new: new.clone(),
-        }),
+        })),
         _ => Ok(()),
     }
 }
