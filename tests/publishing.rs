@@ -422,3 +422,86 @@ fn bundle_build_and_fleet_publish_refuse_what_every_device_refuses() {
         "{stderr}"
     );
 }
+
+/// Publishes only `bundle`'s announcement to `topic` (retained, QoS 1), none of its chunks, and
+/// waits for the broker's PUBACK: a download that cannot progress.
+fn announce_only(port: u16, topic: &str, bundle: &Path) {
+    use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
+    let bytes = std::fs::read(bundle).expect("bundle");
+    let inspected =
+        outpost_bundle::inspect(&bytes, &outpost_bundle::Limits::default()).expect("inspects");
+    let announcement = outpost_bundle::Announcement::for_bundle(&inspected, &bytes, 32 * 1024)
+        .expect("announcement")
+        .encode()
+        .expect("encodes");
+    let mut options = MqttOptions::new(
+        outpost_testkit::subscriber::unique_client_id("announce"),
+        "127.0.0.1",
+        port,
+    );
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut connection) = Client::new(options, 10);
+    client
+        .publish(topic, QoS::AtLeastOnce, true, announcement)
+        .expect("queued");
+    let mut sent = false;
+    for event in connection.iter() {
+        match event.expect("broker reachable") {
+            Event::Outgoing(Outgoing::Publish(_)) => sent = true,
+            Event::Incoming(Packet::PubAck(_)) if sent => return,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_withdrawal_stops_a_download_and_the_same_bundle_can_be_offered_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start();
+    let sub = Subscriber::start_with(broker.port(), &[EVENTS_FILTER, "outpost/+/updates"]);
+    let (key, public) = cli().keygen(dir.path(), "release");
+    let agent = Agent::start(
+        OUTPOST,
+        "pi-w",
+        &broker.url(),
+        &dir.path().join("pi-w"),
+        &["--trust", s(&public)],
+    );
+    let v1 = bundle(dir.path(), &key, "beacon", "1.0.0", "back");
+    announce_only(broker.port(), "outpost/fleet/@pi-w/apps/beacon", &v1);
+    assert!(
+        agent.wait_event(
+            |e| matches!(e, outpost::events::AgentEvent::FleetFetching { app, .. } if app == "beacon"),
+            1,
+            WAIT
+        ),
+        "{}",
+        agent.output_tail(20)
+    );
+    ok(&fleet(
+        "withdraw",
+        &["beacon"],
+        &broker,
+        &["--device", "pi-w"],
+    ));
+    assert!(
+        sub.wait_for(WAIT, |seen| seen.messages.iter().any(|m| {
+            m.topic == "outpost/pi-w/updates"
+                && serde_json::from_slice::<Value>(&m.payload).is_ok_and(|r| {
+                    r["result"] == "abandoned"
+                        && r["reason"]
+                            .as_str()
+                            .is_some_and(|t| t.contains("the offer to device pi-w was withdrawn"))
+                })
+        })),
+        "the download ends when its offer is withdrawn; output:\n{}",
+        agent.output_tail(30)
+    );
+    ok(&fleet("publish", &[s(&v1)], &broker, &["--device", "pi-w"]));
+    assert!(
+        sub.wait_for(WAIT, |seen| beats(seen, "pi-w", "back") >= 1),
+        "the same bundle offered again installs; output:\n{}",
+        agent.output_tail(30)
+    );
+    drop(agent);
+}

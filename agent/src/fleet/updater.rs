@@ -269,10 +269,23 @@ impl Updater {
         if self
             .downloads
             .get(app)
-            .is_some_and(|d| d.transfer.group == from)
+            .is_none_or(|d| d.transfer.group != from)
         {
-            let reason = format!("the offer to {} was withdrawn", target.describe());
-            self.abandon(app, reason).await;
+            return;
+        }
+        if let Some(download) = self.downloads.remove(app) {
+            let version = Some(download.header.version.to_string());
+            let reason = format!(
+                "the offer to {} was withdrawn ({}/{} chunks stored)",
+                target.describe(),
+                download.transfer.count(),
+                download.announcement.chunks.count()
+            );
+            // Without the download, its bundle is not marked seen: offered again, it is
+            // fetched again (a withdrawal says nothing against the bundle).
+            self.finish(app, None, UpdateResult::Abandoned, reason, version)
+                .await;
+            self.publish_wanted();
         }
     }
 
