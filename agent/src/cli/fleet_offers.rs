@@ -125,6 +125,7 @@ pub async fn list(
                     "sha256": o.digest.to_string(),
                     "chunks": o.chunks,
                     "created_ms": o.created_ms,
+                    "created": date_time(o.created_ms),
                     "signer": o.key_id.to_string(),
                 })
             })
@@ -149,7 +150,7 @@ pub async fn list(
     }
     println!(
         "{:<24} {:<14} {:>10} {:<16} {:<20} SIGNER",
-        "APP", "VERSION", "BYTES", "SHA256", "BUILT"
+        "APP", "VERSION", "BYTES", "SHA256", "BUILT (UTC)"
     );
     for o in &offers {
         println!(
@@ -158,11 +159,18 @@ pub async fn list(
             o.version.to_string(),
             o.bundle_len,
             o.digest.short(),
-            outpost::report::clock_time(o.created_ms),
+            date_time(o.created_ms),
             o.key_id
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `2026-11-26 16:28:47Z` (UTC) for ms since the epoch.
+fn date_time(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 /// `outpost fleet withdraw`: clears the offer of `app` to `target` (its announcement, then its

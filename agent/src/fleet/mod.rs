@@ -184,3 +184,27 @@ pub fn load_trust(paths: &[std::path::PathBuf]) -> Result<TrustStore, TrustError
     }
     Ok(store)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use topics::Target;
+
+    #[test]
+    fn a_device_follows_its_groups_and_its_own_target_only() {
+        let config = FleetConfig::new(
+            "pi-1".into(),
+            "op".into(),
+            vec!["north".into()],
+            TrustStore::default(),
+        );
+        assert_eq!(
+            config.targets(),
+            [Target::Group("north".into()), Target::Device("pi-1".into())]
+        );
+        assert!(config.follows(&Target::Group("north".into())));
+        assert!(config.follows(&Target::Device("pi-1".into())));
+        assert!(!config.follows(&Target::Group("south".into())));
+        assert!(!config.follows(&Target::Device("pi-2".into())));
+    }
+}
