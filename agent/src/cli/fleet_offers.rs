@@ -13,6 +13,36 @@ use outpost_hal::mqtt::{
 };
 use serde_json::json;
 
+/// Who a fleet offer is for: one group (`--group G`) or one device (`--device D`, its own
+/// target `{prefix}/fleet/@D/...`, which it takes whatever its groups).
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// A fleet group: every device following it.
+    #[arg(long)]
+    group: Option<String>,
+    /// One device (by its device id), for a quick laptop-to-test-board loop.
+    #[arg(long)]
+    device: Option<String>,
+}
+
+impl TargetArgs {
+    /// The target, its name checked like agent.toml's.
+    pub fn target(&self) -> anyhow::Result<Target> {
+        let (flag, target) = match (&self.group, &self.device) {
+            (Some(group), _) => ("--group", Target::Group(group.clone())),
+            (None, Some(device)) => ("--device", Target::Device(device.clone())),
+            (None, None) => anyhow::bail!("--group or --device is required"),
+        };
+        anyhow::ensure!(
+            topics::valid_name(target.name()),
+            "{flag} '{}' must be 1-64 characters of A-Z a-z 0-9 - _",
+            target.name()
+        );
+        Ok(target)
+    }
+}
+
 /// How long after the SUBACK (or the last retained message) the list is taken as complete:
 /// brokers send retained messages right around the SUBACK, so a short quiet spell ends them.
 const QUIET: Duration = Duration::from_millis(500);

@@ -59,8 +59,8 @@ impl FleetParts {
     }
 }
 
-/// Sets up fleet updates for `config`'s groups and the device's own target; `apps` is the status's list of running apps,
-/// which starts with the `local` ones.
+/// Sets up fleet updates for `config`'s groups and the device's own target; `apps` is the
+/// status's list of running apps, which starts with the `local` ones.
 pub fn assemble(
     config: &AgentConfig,
     shared: Shared<'_>,
