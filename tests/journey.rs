@@ -182,8 +182,16 @@ groups = ["lab"]
         );
     };
 
-    // 4. Publish: the device runs the example unchanged, reading its board.
-    cli.publish(&sampler_bundle, &broker.url(), "lab", &[]);
+    // 4. Publish to this one test device: it runs the example unchanged, reading its board.
+    cli.run(&[
+        "fleet",
+        "publish",
+        s(&sampler_bundle),
+        "--broker",
+        &broker.url(),
+        "--device",
+        "pi-7",
+    ]);
     wait(
         "the sampler's events carry the board's temperature",
         &|seen| {

@@ -19,6 +19,7 @@ mod memory;
 mod mqtt_triggers;
 mod packaging;
 mod poison_inbound;
+mod publishing;
 mod scheduling;
 mod store_damage;
 mod store_recovery;

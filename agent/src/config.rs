@@ -99,15 +99,17 @@ impl AgentConfig {
     }
 }
 
-/// Fleet update settings (`[fleet]`). Updates are followed when at least one group is set;
-/// without a trusted key every bundle is refused (fail closed).
+/// Fleet update settings (`[fleet]`). Updates are followed when at least one group is set or
+/// one publisher key is trusted ([`FleetSettings::enabled`]); without a trusted key every bundle
+/// is refused (fail closed).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSettings {
     /// Trusted publisher key files (`.pub`), or directories whose `*.pub` files are all trusted.
     #[serde(default)]
     pub trust: Vec<PathBuf>,
-    /// Groups this device follows (`{prefix}/fleet/{group}/apps/+`).
+    /// Groups this device follows (`{prefix}/fleet/{group}/apps/+`); it also follows offers
+    /// to itself (`{prefix}/fleet/@{device_id}/apps/+`, see [`crate::fleet::topics`]).
     #[serde(default)]
     pub groups: Vec<String>,
     /// Largest bundle accepted.
@@ -138,6 +140,14 @@ impl Default for FleetSettings {
             health_invocations: default_trial(),
             health_max_failures: default_max_failures(),
         }
+    }
+}
+
+impl FleetSettings {
+    /// Whether the device follows fleet updates: when it follows a group, or trusts a publisher
+    /// (so a test board with only `--trust` takes `fleet publish --device` offers).
+    pub fn enabled(&self) -> bool {
+        !self.groups.is_empty() || !self.trust.is_empty()
     }
 }
 
@@ -494,15 +504,11 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
     if config.inbox.max_records == 0 || config.inbox.max_bytes == 0 {
         return Err("inbox limits must be at least 1".into());
     }
+    // The shared rule keeps '@' out of group names: `@{device}` is a device's own target.
     for group in &config.fleet.groups {
-        if group.is_empty()
-            || group.len() > 64
-            || !group
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !crate::fleet::topics::valid_name(group) {
             return Err(format!(
-                "fleet group '{group}' must be 1-64 characters of A-Z a-z 0-9 - _"
+                "fleet group '{group}' must be 1-64 characters of A-Z a-z 0-9 - _ ('@name' is a device's own target, followed without a group)"
             ));
         }
     }
@@ -622,6 +628,16 @@ health_max_failures = 0
             .expect_err("bad group")
             .to_string();
         assert!(error.contains("fleet group 'pumps/east'"), "{error}");
+
+        // A group can never be taken for a device's own target.
+        let text = FULL.replace("\"pumps\"", "\"@pi-07\"");
+        let error = parse(&text, Path::new("agent.toml"))
+            .expect_err("device target as group")
+            .to_string();
+        assert!(
+            error.contains("fleet group '@pi-07'") && error.contains("device's own target"),
+            "{error}"
+        );
 
         let text = FULL.replace("mqtts://", "http://");
         assert!(

@@ -33,23 +33,25 @@ pub enum FleetCommand {
         #[arg(long)]
         count: Option<u64>,
     },
-    /// Publish a signed bundle to a fleet group: its chunks, then its announcement (retained).
+    /// Publish a signed bundle to a fleet group or one device: its chunks, then its
+    /// announcement (retained); then clear the chunks of the version it replaces.
     Publish {
         /// The bundle file (from `outpost bundle build`).
         file: std::path::PathBuf,
         /// Broker URL.
         #[arg(long)]
         broker: String,
-        /// The fleet group to publish to.
-        #[arg(long)]
-        group: String,
+        /// Who it is offered to.
+        #[command(flatten)]
+        target: TargetArgs,
         /// Topic prefix.
         #[arg(long, default_value = "outpost")]
         topic_prefix: String,
         /// Bytes per chunk (256 B to 512 KiB); smaller chunks waste less on a cut link.
         #[arg(long, default_value_t = 32 * 1024)]
         chunk_size: u32,
-        /// Publish even if the bundle is damaged (to test how devices refuse it).
+        /// Publish even if devices would refuse the bundle (damaged, not runnable) or its version
+        /// is not above the current offer (to test devices, or to take a release back).
         #[arg(long)]
         force: bool,
     },
@@ -62,15 +64,42 @@ pub enum FleetCommand {
         subtopic: String,
         /// The payload, as given.
         payload: String,
-        /// One device.
-        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
-        device: Option<String>,
-        /// Every device of a group.
-        #[arg(long)]
-        group: Option<String>,
+        /// Where the command goes.
+        #[command(flatten)]
+        target: TargetArgs,
         /// Broker URL.
         #[arg(long)]
         broker: String,
+        /// Topic prefix.
+        #[arg(long, default_value = "outpost")]
+        topic_prefix: String,
+    },
+    /// List what a fleet group or one device is offered (from the retained announcements).
+    List {
+        /// Broker URL.
+        #[arg(long)]
+        broker: String,
+        /// Whose offers.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Topic prefix.
+        #[arg(long, default_value = "outpost")]
+        topic_prefix: String,
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw an app's offer from a fleet group or one device: clear its retained
+    /// announcement and chunks. Devices keep running what they installed.
+    Withdraw {
+        /// The app.
+        app: String,
+        /// Broker URL.
+        #[arg(long)]
+        broker: String,
+        /// Whose offer.
+        #[command(flatten)]
+        target: TargetArgs,
         /// Topic prefix.
         #[arg(long, default_value = "outpost")]
         topic_prefix: String,
@@ -110,14 +139,14 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
         FleetCommand::Publish {
             file,
             broker,
-            group,
+            target,
             topic_prefix,
             chunk_size,
             force,
         } => runtime.block_on(publish::publish(
             &file,
             &broker,
-            &group,
+            &target.target()?,
             &topic_prefix,
             chunk_size,
             force,
@@ -126,17 +155,11 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
             app,
             subtopic,
             payload,
-            device,
-            group,
+            target,
             broker,
             topic_prefix,
         } => {
-            let target = match (&device, &group) {
-                (Some(device), _) => send::Target::Device(device),
-                (None, Some(group)) => send::Target::Group(group),
-                (None, None) => anyhow::bail!("say where the command goes: --device or --group"),
-            };
-            let topic = send::command_topic(&topic_prefix, &target, &app, &subtopic)?;
+            let topic = send::command_topic(&topic_prefix, &target.target()?, &app, &subtopic)?;
             runtime.block_on(send::send(
                 transport(&broker)?,
                 &broker,
@@ -144,6 +167,28 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
                 payload.as_bytes(),
             ))
         }
+        FleetCommand::List {
+            broker,
+            target,
+            topic_prefix,
+            json,
+        } => runtime.block_on(offers::list(
+            &broker,
+            &topic_prefix,
+            &target.target()?,
+            json,
+        )),
+        FleetCommand::Withdraw {
+            app,
+            broker,
+            target,
+            topic_prefix,
+        } => runtime.block_on(offers::withdraw(
+            &broker,
+            &topic_prefix,
+            &target.target()?,
+            &app,
+        )),
         FleetCommand::Status {
             broker,
             topic_prefix,
@@ -155,6 +200,10 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
 mod publish;
 #[path = "fleet_send.rs"]
 mod send;
+
+#[path = "fleet_offers.rs"]
+mod offers;
+use offers::TargetArgs;
 
 fn transport(broker: &str) -> anyhow::Result<RumqttcTransport> {
     let url: BrokerUrl = broker.parse()?;

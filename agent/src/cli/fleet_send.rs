@@ -4,24 +4,18 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail, ensure};
+use outpost::fleet::topics::Target;
 use outpost::identity::DeviceIdentity;
 use outpost_hal::mqtt::{
     Connection, Event, EventPayload, Publish, QoS, RumqttcTransport, Transport,
 };
 
-/// Who a command goes to.
-pub enum Target<'a> {
-    /// One device.
-    Device(&'a str),
-    /// Every device of a group.
-    Group(&'a str),
-}
-
-/// The topic a command `subtopic` for `app` goes to, after checking every part is one plain
-/// topic level (the subtopic may have several) without wildcards.
+/// The topic a command `subtopic` for `app` goes to, after checking the app is one plain topic
+/// level and the subtopic plain levels, without wildcards (the target's name is checked by
+/// its flags).
 pub fn command_topic(
     prefix: &str,
-    target: &Target<'_>,
+    target: &Target,
     app: &str,
     subtopic: &str,
 ) -> anyhow::Result<String> {
@@ -40,14 +34,8 @@ pub fn command_topic(
     plain("app", app, false)?;
     plain("subtopic", subtopic, true)?;
     Ok(match target {
-        Target::Device(device) => {
-            plain("--device", device, false)?;
-            DeviceIdentity::device_command(prefix, device, app, subtopic)
-        }
-        Target::Group(group) => {
-            plain("--group", group, false)?;
-            DeviceIdentity::group_command(prefix, group, app, subtopic)
-        }
+        Target::Device(device) => DeviceIdentity::device_command(prefix, device, app, subtopic),
+        Target::Group(group) => DeviceIdentity::group_command(prefix, group, app, subtopic),
     })
 }
 
@@ -92,19 +80,30 @@ mod tests {
     #[test]
     fn topics_follow_the_scheme_and_refuse_wildcards() {
         assert_eq!(
-            command_topic("outpost", &Target::Device("pi-7"), "commander", "led/blink")
-                .expect("valid"),
+            command_topic(
+                "outpost",
+                &Target::Device("pi-7".into()),
+                "commander",
+                "led/blink"
+            )
+            .expect("valid"),
             "outpost/pi-7/commands/commander/led/blink"
         );
         assert_eq!(
-            command_topic("outpost", &Target::Group("north"), "commander", "led").expect("valid"),
+            command_topic(
+                "outpost",
+                &Target::Group("north".into()),
+                "commander",
+                "led"
+            )
+            .expect("valid"),
             "outpost/fleet/north/commands/commander/led"
         );
         for (target, app, sub) in [
-            (Target::Device("+"), "a", "x"),
-            (Target::Group("north"), "a/b", "x"),
-            (Target::Group("north"), "a", "x/#"),
-            (Target::Device("pi"), "a", ""),
+            (Target::Group("north".into()), "a/b", "x"),
+            (Target::Group("north".into()), "a", "x/#"),
+            (Target::Device("pi".into()), "a", ""),
+            (Target::Device("pi".into()), "+", "x"),
         ] {
             assert!(command_topic("outpost", &target, app, sub).is_err());
         }

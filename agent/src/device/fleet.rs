@@ -65,8 +65,8 @@ impl FleetParts {
     }
 }
 
-/// Sets up fleet updates for `config`'s groups; `apps` is the status's list of running apps,
-/// which starts with the `local` ones.
+/// Sets up fleet updates for `config`'s groups and the device's own target; `apps` is the
+/// status's list of running apps, which starts with the `local` ones.
 pub fn assemble(
     config: &AgentConfig,
     shared: Shared<'_>,
@@ -123,8 +123,14 @@ pub fn assemble(
     let initial = supervisor.load_installed();
     let (updater, link) = Updater::new(context.clone(), supervisor.handle());
     tracing::info!(
-        "fleet: following groups {} with {} trusted key(s); {} installed app(s)",
-        context.config.groups.join(", "),
+        "fleet: following {} with {} trusted key(s); {} installed app(s)",
+        context
+            .config
+            .targets()
+            .iter()
+            .map(|t| t.describe())
+            .collect::<Vec<_>>()
+            .join(", "),
         context.config.trust.keys().len(),
         initial.len()
     );

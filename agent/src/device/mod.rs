@@ -184,7 +184,7 @@ impl Device {
             wake: wake.clone(),
             clock: clock.clone(),
         }));
-        let fleet = if config.fleet.groups.is_empty() {
+        let fleet = if !config.fleet.enabled() {
             None
         } else {
             let parts = fleet::assemble(
