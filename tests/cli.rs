@@ -252,3 +252,41 @@ fn hal_list_shows_how_apps_names_bind_and_fails_when_one_cannot() {
     assert!(stdout.contains("sensor 'humidity'"), "{stdout}");
     assert!(stdout.contains("gpio line 'relay'"), "{stdout}");
 }
+
+#[test]
+fn a_costly_initial_memory_is_warned_about_and_invoke_shows_the_instantiation_cost() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = "manifest_version = 1\n[app]\nname = \"big\"\nversion = \"1.0.0\"\n\
+                    [[component]]\nid = \"big\"\nsource = \"{wat:big_memory}\"\n\
+                    build = { command = \"true\" }\n";
+    std::fs::write(
+        dir.path().join("outpost.toml"),
+        outpost_testkit::guests::render(manifest, dir.path()),
+    )
+    .expect("manifest");
+    let build = outpost(&["build", "."], dir.path());
+    let (stdout, stderr) = (text(&build.stdout), text(&build.stderr));
+    assert!(build.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("big: 17 page(s) of initial memory (costly"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("starts with 17 pages (1088 KiB)") && stderr.contains("zstack-size"),
+        "the warning names the cost and the fix: {stderr}"
+    );
+    let run = outpost(&["invoke", ".", "big"], dir.path());
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("instantiation: "))
+        .unwrap_or_else(|| panic!("no instantiation line:\n{stdout}"));
+    assert!(line.contains("17 page(s), 1088 KiB"), "{line}");
+    let micros: u64 = line["instantiation: ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a number of µs: {line}"));
+    assert!(micros > 0, "allocating 1 MiB takes measurable time: {line}");
+}

@@ -66,6 +66,16 @@ pub fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
     for line in report::effect_lines(&outcome) {
         println!("{line}");
     }
+    let pages = app
+        .executor
+        .runtime()
+        .initial_pages(&args.component)
+        .unwrap_or(0);
+    println!(
+        "instantiation: {} µs of the run ({pages} page(s), {} KiB, of initial memory, allocated and zeroed per invocation)",
+        outcome.instantiation.as_micros(),
+        pages * 64
+    );
     app.shutdown();
     Ok(if outcome.is_ok() {
         ExitCode::SUCCESS
