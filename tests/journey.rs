@@ -313,3 +313,49 @@ groups = ["lab"]
         "never activated"
     );
 }
+
+#[test]
+fn a_local_app_the_board_cannot_bind_is_reported_and_the_device_stays_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let board = dir.path().join("board");
+    fake_sysfs(&board);
+    let app = dir.path().join("hygrometer");
+    std::fs::create_dir_all(&app).expect("dir");
+    std::fs::write(
+        app.join("outpost.toml"),
+        format!(
+            "manifest_version = 1\n[app]\nname = \"hygrometer\"\nversion = \"1.0.0\"\n\
+             [[component]]\nid = \"c\"\nsource = \"{}\"\ngrants = {{ sensors = [\"humidity\"] }}\n",
+            outpost_testkit::guests::guest("noop").display()
+        ),
+    )
+    .expect("manifest");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "config_version = 1\ndevice_id = \"pi-9\"\n[mqtt]\nbroker = \"mqtt://127.0.0.1:1\"\n\
+             [board]\nroot = \"{}\"\n",
+            board.display()
+        ),
+    )
+    .expect("agent.toml");
+    let broker = Broker::start();
+    let data = dir.path().join("device");
+    let agent = Agent::start(
+        OUTPOST,
+        "pi-9",
+        &broker.url(),
+        &data,
+        &["--config", s(&config), "--app", s(&app)],
+    );
+    agent.wait_event(
+        |e| {
+            matches!(e, AgentEvent::Problem { area, message }
+                if area == "app" && message.contains("sensor 'humidity'") && message.contains("[sensors]"))
+        },
+        1,
+        WAIT,
+    );
+    agent.wait_event(|e| matches!(e, AgentEvent::Connected), 1, WAIT);
+}

@@ -45,14 +45,6 @@ pub enum DeviceError {
     /// The state file could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The local app could not be loaded.
-    #[error("app {path}: {source}")]
-    App {
-        /// Its manifest.
-        path: std::path::PathBuf,
-        /// What was wrong.
-        source: AppError,
-    },
     /// The fleet trust keys could not be loaded.
     #[error(transparent)]
     Trust(#[from] crate::fleet::TrustError),
@@ -151,7 +143,21 @@ impl Device {
                             committer.clone(),
                         )
                     });
-                Some(loaded.map_err(|source| DeviceError::App { path, source })?)
+                // A device stays up without its local app rather than exit into a crash loop:
+                // sync, fleet updates and inspection keep working, and the problem says why.
+                match loaded {
+                    Ok(app) => Some(app),
+                    Err(error) => {
+                        events.emit(AgentEvent::problem(
+                            "app",
+                            format!(
+                                "{}: {error}; the device runs without it until the app is fixed and the agent restarted",
+                                path.display()
+                            ),
+                        ));
+                        None
+                    }
+                }
             }
             None => None,
         };
