@@ -23,7 +23,11 @@ fn handle() -> Result<()> {
         .split_once(APP_LEVEL)
         .ok_or(Error::Other("not a commander command topic"))?;
     // `outpost/fleet/<group>` for group commands, `outpost/<device>` for this device's.
-    let to = if base.contains("/fleet/") { "group" } else { "device" };
+    let to = if base.contains("/fleet/") {
+        "group"
+    } else {
+        "device"
+    };
     let payload = trigger::payload();
     let text = core::str::from_utf8(&payload).map_err(|_| Error::Other("payload is not UTF-8"))?;
     kv::set_string("state", "last", &format!("{command} {text}"))?;
@@ -35,7 +39,12 @@ fn handle() -> Result<()> {
     );
     stream::emit("commands", event.as_bytes())?;
     let reply = format!("replies/{device}/{command}");
-    mqtt::publish(&reply, format!("{device}: {text}").as_bytes(), Qos::AtLeastOnce, false)
+    mqtt::publish(
+        &reply,
+        format!("{device}: {text}").as_bytes(),
+        Qos::AtLeastOnce,
+        false,
+    )
 }
 
 /// `text` as the inside of a JSON string.
