@@ -606,7 +606,13 @@ health_max_failures = 0
         assert!(mqtt.tcp_nodelay);
         let metered = FULL.replace("session_expiry", "tcp_nodelay = false\nsession_expiry");
         let metered = parse(&metered, Path::new("agent.toml")).expect("valid");
-        assert!(!metered.mqtt.mqtt_config("pi-07").expect("valid").tcp_nodelay);
+        assert!(
+            !metered
+                .mqtt
+                .mqtt_config("pi-07")
+                .expect("valid")
+                .tcp_nodelay
+        );
     }
 
     #[test]
