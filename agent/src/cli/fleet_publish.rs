@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, bail, ensure};
 use outpost::fleet::topics;
 use outpost_bundle::{Announcement, Limits};
-use outpost_hal::mqtt::{Connection, Event, EventPayload, Publish, QoS, Transport};
+use outpost_hal::mqtt::{Connection, Event, EventPayload, Publish, QoS};
 
 /// Messages awaiting PUBACK at once. Below the transport's request queue (10): publishes queue
 /// until the connection half is polled, and it is only polled between batches here.
@@ -18,7 +18,7 @@ const WINDOW: usize = 8;
 /// Publishes `file` to `group`.
 pub async fn publish(
     file: &Path,
-    broker: &str,
+    broker: &super::Broker,
     group: &str,
     prefix: &str,
     chunk_size: u32,
@@ -48,10 +48,7 @@ pub async fn publish(
     let digest = announcement.chunks.bundle_digest;
     let count = announcement.chunks.count();
     let mut transport = super::transport(broker)?;
-    let (mut client, mut connection) = transport
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {broker}"))?;
+    let (mut client, mut connection) = super::connect(&mut transport, broker).await?;
     let started = Instant::now();
     let progress = progress_bar(bytes.len() as u64);
     let mut inflight: HashSet<_> = HashSet::new();
