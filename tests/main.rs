@@ -16,6 +16,7 @@ mod fleet;
 mod isolation;
 mod memory;
 mod mqtt_triggers;
+mod operator;
 mod packaging;
 mod poison_inbound;
 mod scheduling;
