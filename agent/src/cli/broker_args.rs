@@ -10,7 +10,6 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use outpost::config::MqttSettings;
@@ -168,7 +167,6 @@ impl BrokerArgs {
         mqtt.clean_session = true;
         // Room for a whole fleet chunk (512 KiB) with its topic.
         mqtt.max_packet_bytes = 1 << 20;
-        mqtt.connect_timeout = Duration::from_secs(10);
         mqtt.validate()
             .map_err(|error| anyhow::anyhow!("{error}"))?;
         if let Some(warning) = plaintext_password_warning(&mqtt) {
