@@ -167,8 +167,9 @@ fn quiet_keeps_stderr_to_warnings_and_verbose_shows_routine_agent_lines() {
     let dir = tempfile::tempdir().expect("temp dir");
     let manifest = format!(
         "manifest_version = 1\n[app]\nname = \"quiet\"\nversion = \"1.0.0\"\n\
+         [variables]\ngreeting = \"hi\"\n\
          [[component]]\nid = \"echo\"\nsource = \"{}\"\nbuild = {{ command = \"true\" }}\n\
-         grants = {{ streams = [\"echo\"] }}\n",
+         grants = {{ streams = [\"echo\"], kv = [\"echo\"], config = [\"greeting\"] }}\n",
         outpost_testkit::guests::guest("echo").display()
     );
     std::fs::write(dir.path().join("outpost.toml"), manifest).expect("manifest");
@@ -255,4 +256,133 @@ fn quiet_keeps_stderr_to_warnings_and_verbose_shows_routine_agent_lines() {
             "{table}"
         );
     }
+}
+
+#[test]
+fn hal_list_shows_how_apps_names_bind_and_fails_when_one_cannot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("board");
+    for (path, text) in [
+        ("sys/class/thermal/thermal_zone0/type", "cpu-thermal\n"),
+        ("sys/class/thermal/thermal_zone0/temp", "48312\n"),
+        ("sys/class/hwmon/hwmon0/name", "rpi_volt\n"),
+        ("sys/class/hwmon/hwmon0/in0_input", "1200\n"),
+    ] {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::fs::write(path, text).expect("write");
+    }
+    let app = |name: &str, grants: &str| {
+        let app = dir.path().join(name);
+        std::fs::create_dir_all(&app).expect("app dir");
+        std::fs::write(
+            app.join("outpost.toml"),
+            format!(
+                "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"1.0.0\"\n\
+                 [[component]]\nid = \"c\"\nsource = \"{}\"\ngrants = {{ {grants} }}\n\
+                 [[simulator.sensor]]\nname = \"temperature\"\nunit = \"°C\"\nprofile = \"constant\"\nvalue = 20.0\n",
+                outpost_testkit::guests::guest("noop").display()
+            ),
+        )
+        .expect("manifest");
+        app
+    };
+    let bound = app("bound", r#"sensors = ["temperature", "volts"]"#);
+    let unbound = app("unbound", r#"sensors = ["humidity"], gpio = ["out:relay"]"#);
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "config_version = 1\ndevice_id = \"d\"\n[mqtt]\nbroker = \"mqtt://127.0.0.1:1\"\n\
+             [board]\nroot = \"{}\"\ngpio_dev = \"{}\"\n\
+             [sensors]\nvolts = {{ source = \"hwmon/rpi_volt/in0\", scale = 1000.0 }}\n",
+            root.display(),
+            dir.path().join("no-gpio").display()
+        ),
+    )
+    .expect("agent.toml");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let run = outpost(
+        &["hal", "list", "--config", &s(&config), "--app", &s(&bound)],
+        dir.path(),
+    );
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+    assert!(
+        stdout.contains("binding sensor volts") && stdout.contains("hwmon/rpi_volt/in0 × 1000 + 0"),
+        "{stdout}"
+    );
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("sensor {name} ")))
+            .unwrap_or_else(|| panic!("{name} missing:\n{stdout}"))
+            .to_string()
+    };
+    assert!(
+        line("temperature").contains("thermal/cpu-thermal (auto)"),
+        "{stdout}"
+    );
+    assert!(
+        line("volts").contains("hwmon/rpi_volt/in0 (agent.toml)"),
+        "{stdout}"
+    );
+
+    let run = outpost(
+        &[
+            "hal",
+            "list",
+            "--config",
+            &s(&config),
+            "--app",
+            &s(&unbound),
+        ],
+        dir.path(),
+    );
+    let stdout = text(&run.stdout);
+    assert!(!run.status.success(), "an unbindable app fails: {stdout}");
+    assert!(
+        stdout.contains("app unbound: NOT RUNNABLE HERE"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("sensor 'humidity'"), "{stdout}");
+    assert!(stdout.contains("gpio line 'relay'"), "{stdout}");
+}
+
+#[test]
+fn a_costly_initial_memory_is_warned_about_and_invoke_shows_the_instantiation_cost() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = "manifest_version = 1\n[app]\nname = \"big\"\nversion = \"1.0.0\"\n\
+                    [[component]]\nid = \"big\"\nsource = \"{wat:big_memory}\"\n\
+                    build = { command = \"true\" }\n";
+    std::fs::write(
+        dir.path().join("outpost.toml"),
+        outpost_testkit::guests::render(manifest, dir.path()),
+    )
+    .expect("manifest");
+    let build = outpost(&["build", "."], dir.path());
+    let (stdout, stderr) = (text(&build.stdout), text(&build.stderr));
+    assert!(build.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("big: 17 page(s) of initial memory (costly"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("starts with 17 pages (1088 KiB)") && stderr.contains("zstack-size"),
+        "the warning names the cost and the fix: {stderr}"
+    );
+    let run = outpost(&["invoke", ".", "big"], dir.path());
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("instantiation: "))
+        .unwrap_or_else(|| panic!("no instantiation line:\n{stdout}"));
+    assert!(line.contains("17 page(s), 1088 KiB"), "{line}");
+    let micros: u64 = line["instantiation: ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a number of µs: {line}"));
+    assert!(micros > 0, "allocating 1 MiB takes measurable time: {line}");
 }

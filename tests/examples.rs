@@ -112,6 +112,7 @@ fn aggregator_keeps_a_window_and_alerts_once_when_the_mean_crosses_the_threshold
                 name: Arc::from("each-sample"),
                 kind: TriggerKind::Sensor,
                 payload,
+                topic: None,
             },
         );
         assert!(outcome.is_ok(), "sample {value}: {:?}", outcome.result);

@@ -212,7 +212,8 @@ fn upgrade_rollback_and_every_refusal_keep_a_good_version_running() {
         has_report(seen, "pi-1", "refused", "6.0.0", "truncated")
     });
 
-    publish(&v1, &broker, &[]);
+    // `fleet publish` refuses an older version; forced, the device still refuses it.
+    publish(&v1, &broker, &["--force"]);
     wait("a re-published v1 is refused as a downgrade", &|seen| {
         has_report(seen, "pi-1", "refused", "1.0.0", "downgrade refused")
     });

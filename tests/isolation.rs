@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use outpost::app::{App, AppError};
+use outpost::device::hardware::Hardware;
 use outpost::executor::Outcome;
 use outpost::runtime::{Firing, InvocationError};
 use outpost::store::{FullPolicy, OutboxLimits, RecordBody};
@@ -425,7 +426,7 @@ fn start_with_gpio(manifest: &str, gpio: Arc<SimGpio>) -> TestApp {
     let clock = Arc::new(outpost_hal::ManualClock::new(outpost_testkit::START_MS));
     let mut options =
         outpost_testkit::app::options(dir.path(), clock.clone(), OutboxLimits::default());
-    options.gpio = Some(gpio);
+    options.hardware = Some(Arc::new(Hardware::simulated_with_gpio(clock.clone(), gpio)));
     let app = App::start(&path, options).unwrap_or_else(|e| panic!("app did not start: {e}"));
     TestApp { dir, app, clock }
 }

@@ -318,8 +318,8 @@ fn a_3000_event_60_kb_backlog_drains_with_peak_rss_bounded() {
             data_dir: data.clone(),
             outbox: OutboxLimits::default(),
             clock: Arc::new(outpost_hal::SystemClock::new()),
-            board: None,
-            gpio: None,
+            hardware: None,
+            identity: None,
             send: None,
         },
     )

@@ -180,7 +180,8 @@ fn a_synced_kv_namespace_is_readable_retained_from_the_broker() {
         "kv-dev",
         &broker.url(),
         data.path(),
-        &["--app", app],
+        // The manifest's simulated sensor: this machine is not the board it binds to.
+        &["--app", app, "--simulate"],
     );
     assert!(
         live.wait_for(WAIT, |seen| seen.messages.iter().any(|m| m.topic == topic)),

@@ -36,8 +36,8 @@ fn start(dir: &std::path::Path, manifest: &str, clock: Arc<dyn Clock>) -> App {
             data_dir: dir.join("data"),
             outbox: OutboxLimits::default(),
             clock,
-            board: None,
-            gpio: None,
+            hardware: None,
+            identity: None,
             send: None,
         },
     )

@@ -379,7 +379,13 @@ fn a_downgrade_is_still_refused_after_the_state_file_was_wiped() {
             .count()
             >= 2
     });
-    publish(&bundle(dir.path(), &key, "1.0.0", "v1"));
+    // `fleet publish` refuses an older version itself; forced, the device's floor refuses it.
+    Cli::new(OUTPOST).publish(
+        &bundle(dir.path(), &key, "1.0.0", "v1"),
+        &broker.url(),
+        "field",
+        &["--force"],
+    );
     wait("v1 is refused as a downgrade", &agent, &|seen| {
         reports(seen, device).iter().any(|r| {
             r["result"] == "refused"

@@ -243,13 +243,21 @@ pub mod v1 {
     /// `gpio_write(name_ptr, name_len, value: i32) -> i32`: buffers driving a GPIO line as an
     /// output (`value` 0 low, 1 high); the board is changed only after the invocation commits.
     pub const GPIO_WRITE: &str = "gpio_write";
+    /// `device_id(out_ptr: i32, out_cap: i32) -> i32`: the id of the device running the
+    /// component; returns its length. Added in agent 0.3; modules that do not import it run
+    /// as before.
+    pub const DEVICE_ID: &str = "device_id";
+    /// `trigger_topic(out_ptr: i32, out_cap: i32) -> i32`: the MQTT topic the message of an
+    /// `mqtt` trigger arrived on (length 0 for other triggers); returns its length. Added in
+    /// agent 0.3.
+    pub const TRIGGER_TOPIC: &str = "trigger_topic";
 
     /// The grantable interface a host function belongs to, or `None` if it needs no grant.
     pub fn interface_of(function: &str) -> Option<Option<super::Interface>> {
         use super::Interface;
         Some(match function {
             LOG | CLOCK_WALL_MS | CLOCK_MONOTONIC_NS | RANDOM_FILL | TRIGGER_KIND
-            | TRIGGER_NAME | PAYLOAD_READ => None,
+            | TRIGGER_NAME | PAYLOAD_READ | DEVICE_ID | TRIGGER_TOPIC => None,
             CONFIG_GET => Some(Interface::Config),
             KV_GET | KV_SET | KV_DELETE | KV_LIST => Some(Interface::KeyValue),
             EMIT => Some(Interface::Streams),
@@ -261,7 +269,7 @@ pub mod v1 {
     }
 
     /// Every v1 function name, in the order `docs/ABI.md` lists them.
-    pub const FUNCTIONS: [&str; 17] = [
+    pub const FUNCTIONS: [&str; 19] = [
         LOG,
         CLOCK_WALL_MS,
         CLOCK_MONOTONIC_NS,
@@ -279,6 +287,8 @@ pub mod v1 {
         MQTT_PUBLISH,
         GPIO_READ,
         GPIO_WRITE,
+        DEVICE_ID,
+        TRIGGER_TOPIC,
     ];
 }
 

@@ -379,6 +379,7 @@ impl BenchApp {
             sensors: Arc::new(SimBoard::empty(clock.clone())),
             clock: clock.clone(),
             variables: Arc::new(BTreeMap::new()),
+            device: Arc::from("bench"),
             gpio: Arc::new(outpost_hal::SimGpio::new()),
             send: Arc::new(outpost::sync::batch::Planner::assumed_default()),
         };

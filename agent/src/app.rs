@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use outpost_hal::sim::{SimBoard, SimError};
-use outpost_hal::{Clock, SensorBoard};
+use outpost_hal::{Clock, GpioBoard, SensorBoard};
 use outpost_manifest::{AppManifest, ManifestError};
 use thiserror::Error;
 
+use crate::device::hardware::{Hardware, HardwareError};
 use crate::executor::Executor;
+use crate::identity::DeviceIdentity;
 use crate::runtime::{LoadError, Runtime, SendCheck, Services};
 use crate::store::committer::{self, CommitterThread};
 use crate::store::{OutboxLimits, Store, StoreError};
@@ -28,9 +29,9 @@ pub enum AppError {
     /// The state store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The simulated board's sensors are misconfigured.
-    #[error("simulated board: {0}")]
-    Board(#[from] SimError),
+    /// The board cannot serve the app (unbound names, a misconfigured simulator).
+    #[error(transparent)]
+    Board(#[from] HardwareError),
 }
 
 /// How to start an app.
@@ -42,11 +43,12 @@ pub struct AppOptions {
     pub outbox: OutboxLimits,
     /// Time source for the board, the scheduler and outbox rows.
     pub clock: Arc<dyn Clock>,
-    /// The board; `None` builds the manifest's simulated board.
-    pub board: Option<Arc<dyn SensorBoard>>,
-    /// The GPIO lines; `None` is a simulated board without lines (the manifest's simulator
-    /// declares sensors only), on which every line is not found.
-    pub gpio: Option<Arc<dyn outpost_hal::GpioBoard>>,
+    /// The board the app runs on; `None` is the simulated board its manifest describes
+    /// (sensors from `[[simulator.sensor]]`, GPIO without lines).
+    pub hardware: Option<Arc<Hardware>>,
+    /// Who the device is (`device_id`, placeholders in `publish` grants); `None` is
+    /// [`DeviceIdentity::local`].
+    pub identity: Option<DeviceIdentity>,
     /// Sizes outbox records against the device's packet limit and wire format; `None`
     /// assumes a device with default settings ([`Planner::assumed_default`]).
     pub send: Option<Arc<dyn SendCheck>>,
@@ -65,6 +67,8 @@ pub struct App {
     pub committer: Option<CommitterThread>,
     /// The board components read sensors from.
     pub board: Arc<dyn SensorBoard>,
+    /// The GPIO lines components drive.
+    pub gpio: Arc<dyn GpioBoard>,
 }
 
 impl App {
@@ -86,30 +90,24 @@ impl App {
     /// Starts an already-loaded manifest on a store and committer shared with the rest of the
     /// agent (`options.data_dir` and `options.outbox` are not used).
     pub fn start_on(
-        manifest: AppManifest,
+        mut manifest: AppManifest,
         options: AppOptions,
         store: Store,
         committer: crate::store::committer::Committer,
     ) -> Result<App, AppError> {
-        let board: Arc<dyn SensorBoard> = match options.board {
-            Some(board) => board,
-            None => {
-                let base = manifest.path.parent().unwrap_or(Path::new("."));
-                Arc::new(SimBoard::new(
-                    &manifest.simulator,
-                    base,
-                    options.clock.clone(),
-                )?)
-            }
-        };
+        let hardware = options
+            .hardware
+            .unwrap_or_else(|| Arc::new(Hardware::simulated(options.clock.clone())));
+        let board = hardware.for_app(&manifest).map_err(AppError::Board)?;
+        let identity = options.identity.unwrap_or_else(DeviceIdentity::local);
+        identity.fill_grants(&mut manifest);
         let services = Services {
             kv: Arc::new(store.clone()),
-            sensors: board.clone(),
+            sensors: board.sensors.clone(),
             clock: options.clock.clone(),
             variables: Arc::new(manifest.variables.clone()),
-            gpio: options
-                .gpio
-                .unwrap_or_else(|| Arc::new(outpost_hal::SimGpio::new())),
+            device: Arc::from(identity.device.as_str()),
+            gpio: board.gpio.clone(),
             send: options
                 .send
                 .unwrap_or_else(|| Arc::new(Planner::assumed_default())),
@@ -122,7 +120,8 @@ impl App {
             store,
             executor,
             committer: None,
-            board,
+            board: board.sensors,
+            gpio: board.gpio,
         })
     }
 

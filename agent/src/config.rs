@@ -2,6 +2,7 @@
 //! Strict like the manifest (unknown keys are errors naming key and line); every essential
 //! setting can also be given as an `outpost agent` flag.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use outpost_hal::mqtt::{BrokerUrl, MqttConfig, Protocol, TransportError};
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
+use crate::binding::{Bindings, SensorSetting};
+pub use crate::device::hardware::BoardSettings;
 use crate::inbox::InboxLimits;
 use crate::store::{FullPolicy, OutboxLimits};
 use crate::sync::wire::WireFormat;
@@ -71,17 +74,42 @@ pub struct AgentConfig {
     pub sync: SyncSettings,
     /// Fleet updates (trusted publishers, groups, transfer and health settings).
     pub fleet: FleetSettings,
+    /// Where the board is, or whether to simulate it (`[board]`).
+    pub board: BoardSettings,
+    /// Apps' logical sensor and line names bound to this board (`[sensors]`, `[gpio]`).
+    pub bindings: Bindings,
 }
 
-/// Fleet update settings (`[fleet]`). Updates are followed when at least one group is set;
-/// without a trusted key every bundle is refused (fail closed).
+impl AgentConfig {
+    /// A device `device_id` on `broker` with every other setting at its default.
+    pub fn new(device_id: String, broker: String) -> AgentConfig {
+        AgentConfig {
+            device_id,
+            data_dir: DEFAULT_DATA_DIR.into(),
+            app: None,
+            mqtt: MqttSettings::new(broker),
+            outbox: OutboxLimits::default(),
+            max_state_bytes: None,
+            inbox: InboxLimits::default(),
+            sync: SyncSettings::default(),
+            fleet: FleetSettings::default(),
+            board: BoardSettings::default(),
+            bindings: Bindings::default(),
+        }
+    }
+}
+
+/// Fleet update settings (`[fleet]`). Updates are followed when at least one group is set or
+/// one publisher key is trusted ([`FleetSettings::enabled`]); without a trusted key every bundle
+/// is refused (fail closed).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSettings {
     /// Trusted publisher key files (`.pub`), or directories whose `*.pub` files are all trusted.
     #[serde(default)]
     pub trust: Vec<PathBuf>,
-    /// Groups this device follows (`{prefix}/fleet/{group}/apps/+`).
+    /// Groups this device follows (`{prefix}/fleet/{group}/apps/+`); it also follows offers
+    /// to itself (`{prefix}/fleet/@{device_id}/apps/+`, see [`crate::fleet::topics`]).
     #[serde(default)]
     pub groups: Vec<String>,
     /// Largest bundle accepted.
@@ -112,6 +140,14 @@ impl Default for FleetSettings {
             health_invocations: default_trial(),
             health_max_failures: default_max_failures(),
         }
+    }
+}
+
+impl FleetSettings {
+    /// Whether the device follows fleet updates: when it follows a group, or trusts a publisher
+    /// (so a test board with only `--trust` takes `fleet publish --device` offers).
+    pub fn enabled(&self) -> bool {
+        !self.groups.is_empty() || !self.trust.is_empty()
     }
 }
 
@@ -347,6 +383,12 @@ struct RawConfig {
     sync: SyncSettings,
     #[serde(default)]
     fleet: FleetSettings,
+    #[serde(default)]
+    board: BoardSettings,
+    #[serde(default)]
+    sensors: BTreeMap<String, SensorSetting>,
+    #[serde(default)]
+    gpio: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -422,6 +464,15 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
             trust: raw.fleet.trust.iter().map(|p| base.join(p)).collect(),
             ..raw.fleet
         },
+        board: BoardSettings {
+            root: base.join(&raw.board.root),
+            gpio_dev: base.join(&raw.board.gpio_dev),
+            ..raw.board
+        },
+        bindings: Bindings {
+            sensors: raw.sensors,
+            gpio: raw.gpio,
+        },
     };
     validate(&config).map_err(invalid)?;
     Ok(config)
@@ -485,15 +536,11 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
     if config.inbox.max_records == 0 || config.inbox.max_bytes == 0 {
         return Err("inbox limits must be at least 1".into());
     }
+    // The shared rule keeps '@' out of group names: `@{device}` is a device's own target.
     for group in &config.fleet.groups {
-        if group.is_empty()
-            || group.len() > 64
-            || !group
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !crate::fleet::topics::valid_name(group) {
             return Err(format!(
-                "fleet group '{group}' must be 1-64 characters of A-Z a-z 0-9 - _"
+                "fleet group '{group}' must be 1-64 characters of A-Z a-z 0-9 - _ ('@name' is a device's own target, followed without a group)"
             ));
         }
     }
@@ -637,6 +684,16 @@ health_max_failures = 0
             .expect_err("bad group")
             .to_string();
         assert!(error.contains("fleet group 'pumps/east'"), "{error}");
+
+        // A group can never be taken for a device's own target.
+        let text = FULL.replace("\"pumps\"", "\"@pi-07\"");
+        let error = parse(&text, Path::new("agent.toml"))
+            .expect_err("device target as group")
+            .to_string();
+        assert!(
+            error.contains("fleet group '@pi-07'") && error.contains("device's own target"),
+            "{error}"
+        );
 
         let text = FULL.replace("mqtts://", "http://");
         assert!(

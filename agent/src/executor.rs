@@ -26,6 +26,8 @@ pub struct Outcome {
     pub fuel_used: u64,
     /// Time spent in the sandbox (commit excluded).
     pub duration: Duration,
+    /// Of which creating the sandbox (instantiation).
+    pub instantiation: Duration,
     /// Time spent waiting for the durable commit.
     pub commit_wait: Duration,
     /// What was committed (empty if the invocation failed).
@@ -147,6 +149,7 @@ impl Executor {
             time_ms,
             fuel_used: execution.fuel_used,
             duration: execution.duration,
+            instantiation: execution.instantiation,
             commit_wait,
             effects: if result.is_ok() {
                 effects

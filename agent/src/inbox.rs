@@ -14,25 +14,35 @@
 //! explicit, counted and visible to the operator. The dispatcher reads the inbox a page at a
 //! time, so memory does not follow its depth either.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use outpost_abi::TriggerKind as AbiKind;
-use outpost_manifest::{AppManifest, TopicFilter, TriggerKind};
-
 use outpost_hal::Clock;
+use outpost_manifest::{AppManifest, TopicFilter, TriggerKind};
 use tokio::sync::{Notify, watch};
 
-use crate::executor::{Executor, Outcome};
-use crate::inbound::{self, Delivery, InboundRoute, Wanted};
+use crate::executor::Executor;
+use crate::identity::DeviceIdentity;
+use crate::inbound::{Delivery, InboundRoute, Wanted};
 use crate::runtime::Firing;
+use crate::scheduler::Reporter;
 use crate::store::{InboxEntry, Store, StoreError};
 
-/// One `mqtt` trigger.
+/// One `mqtt` trigger, under one of the filters its manifest filter becomes on this device.
 #[derive(Debug, Clone)]
 struct Route {
     filter: TopicFilter,
     component: String,
     trigger: Arc<str>,
+}
+
+/// One app's `mqtt` triggers and what runs them.
+#[derive(Clone)]
+struct AppRoutes {
+    routes: Arc<[Route]>,
+    executor: Executor,
+    report: Reporter,
 }
 
 /// What became of an inbound message.
@@ -94,55 +104,111 @@ fn default_max_bytes() -> u64 {
 /// Inbox rows the dispatcher reads per page: it never holds more than this many messages.
 const DISPATCH_PAGE: usize = 4;
 
-/// The inbox of one app.
+/// The device's inbox: every app's `mqtt` triggers, local and fleet-installed. Apps come and
+/// go ([`Inbox::register`], [`Inbox::unregister`]) as the supervisor swaps versions; the
+/// filters to subscribe to follow ([`Inbox::wanted`]).
+///
+/// Rows are stored under `app:trigger`, so a message waiting for an app that is being
+/// replaced waits for its new version instead of being lost.
 #[derive(Clone)]
 pub struct Inbox {
     store: Store,
-    executor: Executor,
-    routes: Arc<[Route]>,
+    identity: Arc<DeviceIdentity>,
+    apps: Arc<RwLock<BTreeMap<String, AppRoutes>>>,
+    wanted: Arc<watch::Sender<Wanted>>,
     max_bytes: usize,
     limits: InboxLimits,
 }
 
 impl Inbox {
-    /// The inbox for `manifest`'s `mqtt` triggers; messages above `max_bytes` are refused, and
-    /// so is every message while the inbox holds `limits`' worth.
+    /// An inbox without apps for the device `identity`; messages above `max_bytes` are refused,
+    /// and so is every message while the inbox holds `limits`' worth.
     pub fn new(
-        manifest: &AppManifest,
         store: Store,
-        executor: Executor,
+        identity: DeviceIdentity,
         max_bytes: usize,
         limits: InboxLimits,
     ) -> Inbox {
-        let routes: Vec<Route> = manifest
-            .components
-            .iter()
-            .flat_map(|c| {
-                c.triggers.iter().filter_map(|t| match &t.kind {
-                    TriggerKind::Mqtt { filter } => Some(Route {
-                        filter: filter.clone(),
-                        component: c.id.clone(),
-                        trigger: Arc::from(t.name.as_str()),
-                    }),
-                    _ => None,
-                })
-            })
-            .collect();
         Inbox {
             store,
-            executor,
-            routes: routes.into(),
+            identity: Arc::new(identity),
+            apps: Arc::default(),
+            wanted: Arc::new(watch::channel(Wanted::new()).0),
             max_bytes,
             limits,
         }
     }
 
+    /// Routes `manifest`'s `mqtt` triggers (placeholders filled for this device) to `executor`,
+    /// reporting each outcome to `report`; replaces what the app had. An app without `mqtt`
+    /// triggers is removed instead.
+    pub fn register(&self, manifest: &AppManifest, executor: Executor, report: Reporter) {
+        let app = manifest.app.name.as_str();
+        let routes: Vec<Route> = manifest
+            .components
+            .iter()
+            .flat_map(|c| {
+                c.triggers.iter().flat_map(move |t| match &t.kind {
+                    TriggerKind::Mqtt { filter } => self
+                        .identity
+                        .filters(filter, app)
+                        .into_iter()
+                        .map(|filter| Route {
+                            filter,
+                            component: c.id.clone(),
+                            trigger: Arc::from(t.name.as_str()),
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                })
+            })
+            .collect();
+        {
+            let mut apps = write(&self.apps);
+            if routes.is_empty() {
+                apps.remove(app);
+            } else {
+                apps.insert(
+                    app.to_string(),
+                    AppRoutes {
+                        routes: routes.into(),
+                        executor,
+                        report,
+                    },
+                );
+            }
+        }
+        self.publish_wanted();
+    }
+
+    /// Stops routing messages to `app`; rows already stored for it wait for its next version.
+    pub fn unregister(&self, app: &str) {
+        let removed = write(&self.apps).remove(app).is_some();
+        if removed {
+            self.publish_wanted();
+        }
+    }
+
+    /// The filters the sync engine subscribes to, kept up to date as apps come and go.
+    pub fn wanted(&self) -> watch::Receiver<Wanted> {
+        self.wanted.subscribe()
+    }
+
+    fn publish_wanted(&self) {
+        let wanted: Wanted = self.filters().into_iter().map(|f| (f, 0)).collect();
+        self.wanted.send_if_modified(|current| {
+            let changed = *current != wanted;
+            *current = wanted;
+            changed
+        });
+    }
+
     /// The topic filters to subscribe to, without repeats.
     pub fn filters(&self) -> Vec<String> {
-        let mut filters: Vec<String> = self
-            .routes
-            .iter()
-            .map(|r| r.filter.as_str().to_string())
+        let apps = read(&self.apps);
+        let mut filters: Vec<String> = apps
+            .values()
+            .flat_map(|a| a.routes.iter().map(|r| r.filter.as_str().to_string()))
             .collect();
         filters.sort();
         filters.dedup();
@@ -151,7 +217,9 @@ impl Inbox {
 
     /// Whether some `mqtt` trigger's filter matches `topic`.
     pub fn claims(&self, topic: &str) -> bool {
-        self.routes.iter().any(|r| r.filter.matches(topic))
+        read(&self.apps)
+            .values()
+            .any(|a| a.routes.iter().any(|r| r.filter.matches(topic)))
     }
 
     /// Stores a message for every trigger it matches. Blocking (one durable write).
@@ -162,15 +230,19 @@ impl Inbox {
                 limit: self.max_bytes,
             });
         }
-        let triggers: Vec<&str> = self
-            .routes
+        let keys: Vec<String> = read(&self.apps)
             .iter()
-            .filter(|r| r.filter.matches(topic))
-            .map(|r| &*r.trigger)
+            .flat_map(|(app, a)| {
+                a.routes
+                    .iter()
+                    .filter(|r| r.filter.matches(topic))
+                    .map(move |r| row_key(app, &r.trigger))
+            })
             .collect();
-        if triggers.is_empty() {
+        if keys.is_empty() {
             return Ok(Accepted::NoRoute);
         }
+        let triggers: Vec<&str> = keys.iter().map(String::as_str).collect();
         // Deliveries come one at a time and the dispatcher only removes rows, so the size read
         // here can only shrink before the write below.
         let counters = self.store.counters()?;
@@ -189,9 +261,9 @@ impl Inbox {
         Ok(Accepted::Stored(ids))
     }
 
-    /// Runs every stored message in order, a page at a time, handing each outcome to
-    /// `report` as it finishes; returns how many ran. Blocking.
-    pub fn dispatch_pending(&self, report: impl Fn(&Outcome)) -> Result<u64, StoreError> {
+    /// Runs every stored message whose app is here, in order, a page at a time, reporting
+    /// each outcome to its app's reporter; returns how many ran. Blocking.
+    pub fn dispatch_pending(&self) -> Result<u64, StoreError> {
         let mut from = 0;
         let mut ran = 0;
         loop {
@@ -201,31 +273,85 @@ impl Inbox {
             };
             from = last.id + 1;
             for entry in page {
-                if let Some(outcome) = self.dispatch(entry) {
-                    report(&outcome);
+                if self.dispatch(entry) {
                     ran += 1;
                 }
             }
         }
     }
 
-    /// Runs one stored message. `None` if its trigger no longer exists (the row is dropped).
-    pub fn dispatch(&self, entry: InboxEntry) -> Option<Outcome> {
-        let Some(route) = self.routes.iter().find(|r| *r.trigger == entry.trigger) else {
-            tracing::warn!(trigger = %entry.trigger, topic = %entry.topic, "no such mqtt trigger any more; message dropped");
-            let _ = self.store.inbox_remove(entry.id);
-            return None;
+    /// Runs one stored message; false if it did not run (its app is not here now, so it
+    /// waits; or its trigger no longer exists, so it is dropped).
+    fn dispatch(&self, entry: InboxEntry) -> bool {
+        let found = {
+            let apps = read(&self.apps);
+            find_route(&apps, &entry.trigger)
+                .map(|(app, route)| (app.executor.clone(), app.report.clone(), route.clone()))
+        };
+        let (executor, report, route) = match found {
+            Ok(found) => found,
+            Err(Missing::App) => return false,
+            Err(Missing::Trigger) => {
+                tracing::warn!(trigger = %entry.trigger, topic = %entry.topic, "no such mqtt trigger any more; message dropped");
+                let _ = self.store.inbox_remove(entry.id);
+                return false;
+            }
         };
         let firing = Firing {
             name: route.trigger.clone(),
             kind: AbiKind::Mqtt,
             payload: entry.payload,
+            topic: Some(entry.topic.into_boxed_str()),
         };
-        Some(
-            self.executor
-                .run_blocking_for(&route.component, firing, Some(entry.id)),
-        )
+        let outcome = executor.run_blocking_for(&route.component, firing, Some(entry.id));
+        report(&outcome);
+        true
     }
+}
+
+/// The inbox row key of `trigger` of `app`: app names never hold `:`.
+fn row_key(app: &str, trigger: &str) -> String {
+    format!("{app}:{trigger}")
+}
+
+/// Why a stored row has no route now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// Its app is not registered (being replaced, or not started yet): the row waits.
+    App,
+    /// Its app is here without that trigger: the row can never run.
+    Trigger,
+}
+
+/// The route of a row key, or what is missing. Rows written before keys named their app (`trigger` alone) go to
+/// whichever app has that trigger.
+fn find_route<'a>(
+    apps: &'a BTreeMap<String, AppRoutes>,
+    key: &str,
+) -> Result<(&'a AppRoutes, &'a Route), Missing> {
+    if let Some((app, trigger)) = key.split_once(':')
+        && let Some(routes) = apps.get(app)
+    {
+        return routes
+            .routes
+            .iter()
+            .find(|r| &*r.trigger == trigger)
+            .map(|r| (routes, r))
+            .ok_or(Missing::Trigger);
+    }
+    apps.values()
+        .find_map(|a| a.routes.iter().find(|r| &*r.trigger == key).map(|r| (a, r)))
+        .ok_or(Missing::App)
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The inbox as an inbound route of the sync engine: messages on the `mqtt` triggers' topics
@@ -245,7 +371,7 @@ impl InboundRoute for InboxRoute {
     }
 
     fn wanted(&self) -> watch::Receiver<Wanted> {
-        inbound::fixed(self.inbox.filters())
+        self.inbox.wanted()
     }
 
     fn claims(&self, topic: &str) -> bool {

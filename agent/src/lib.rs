@@ -25,12 +25,14 @@
 
 pub mod app;
 pub mod apps;
+pub mod binding;
 pub mod build;
 pub mod config;
 pub mod device;
 pub mod events;
 pub mod executor;
 pub mod fleet;
+pub mod identity;
 pub mod inbound;
 pub mod inbox;
 #[cfg(feature = "operator")]

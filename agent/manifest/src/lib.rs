@@ -21,9 +21,11 @@
 //! - `convert`: raw → model, with every cross-value rule.
 //! - [`model`]: the validated types the runtime uses.
 //! - [`topic`]: MQTT topic filters and matching, for `publish` grants.
+//! - [`placeholders`]: `{device}`, `{commands}`, … in filters and grants, filled per device.
 
 pub mod error;
 pub mod model;
+pub mod placeholders;
 pub mod topic;
 
 mod convert;

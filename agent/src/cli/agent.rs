@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use outpost::config::{self, AgentConfig, MqttSettings, SyncSettings};
+use outpost::config::{self, AgentConfig};
 use outpost::device::Device;
 use outpost::events::{AgentEvent, Events};
 use outpost::store::{FullPolicy, Verifier};
@@ -115,6 +115,10 @@ pub struct AgentArgs {
     /// Abandon a download without progress for this long while connected, e.g. 10m.
     #[arg(long, value_parser = humantime::parse_duration)]
     stall_deadline: Option<Duration>,
+    /// Run apps on the simulated boards their manifests describe instead of this board's
+    /// sensors and GPIO (as `outpost up` does; agent.toml: `[board] simulate = true`).
+    #[arg(long)]
+    simulate: bool,
     /// How events are printed on stdout: `text` (a line each, for people and journald; routine
     /// ones such as `sync: drained` only with -v) or `json` (every event, one JSON object per
     /// line, for scripts and tests).
@@ -174,24 +178,14 @@ fn render_events(events: &Events, format: EventFormat) -> std::thread::JoinHandl
 fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     let mut config = match &args.config {
         Some(path) => config::load(path)?,
-        None => AgentConfig {
-            device_id: args
-                .device_id
+        None => AgentConfig::new(
+            args.device_id
                 .clone()
                 .context("--device-id is required without --config")?,
-            data_dir: config::DEFAULT_DATA_DIR.into(),
-            app: None,
-            mqtt: MqttSettings::new(
-                args.broker
-                    .clone()
-                    .context("--broker is required without --config")?,
-            ),
-            outbox: Default::default(),
-            max_state_bytes: None,
-            inbox: Default::default(),
-            sync: SyncSettings::default(),
-            fleet: Default::default(),
-        },
+            args.broker
+                .clone()
+                .context("--broker is required without --config")?,
+        ),
     };
     macro_rules! set {
         ($($flag:ident => $($field:ident).+),* $(,)?) => {$(
@@ -218,6 +212,7 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     if args.app.is_some() {
         config.app = args.app;
     }
+    config.board.simulate |= args.simulate;
     for (flag, value) in [
         (&mut config.mqtt.username, args.username),
         (&mut config.mqtt.password, args.password),

@@ -11,7 +11,8 @@ use outpost_bundle::{Limits, PublicKey, SecretKey, TrustStore};
 /// `outpost bundle ...`
 #[derive(clap::Subcommand)]
 pub enum BundleCommand {
-    /// Build the app's components, then pack and sign them into one bundle file.
+    /// Build the app's components, then pack and sign them into one bundle file (refused if
+    /// every device would refuse it).
     Build {
         /// App directory (holding outpost.toml).
         #[arg(default_value = ".")]
@@ -113,6 +114,16 @@ fn build(dir: &Path, key: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCod
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let bytes = outpost::pack::pack_app(&manifest, &key, now)?;
+    // Refuse here what every device would refuse after downloading it: the same check the
+    // devices run before activating (and `fleet publish` runs again).
+    let packed =
+        outpost_bundle::reopen(&bytes, &outpost_bundle::sha256(&bytes), &Limits::default())?;
+    outpost::fleet::prepare::check(&packed).with_context(|| {
+        format!(
+            "{} {}: every device would refuse this bundle; not written",
+            manifest.app.name, manifest.app.version
+        )
+    })?;
     let out = out.unwrap_or_else(|| {
         PathBuf::from(format!(
             "{}-{}.bundle",

@@ -27,21 +27,60 @@ pub enum FleetCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Publish a signed bundle to a fleet group: its chunks, then its announcement (retained).
+    /// Publish a signed bundle to a fleet group or one device: its chunks, then its
+    /// announcement (retained); then clear the chunks of the version it replaces.
     Publish {
         /// The bundle file (from `outpost bundle build`).
         file: std::path::PathBuf,
         #[command(flatten)]
         broker: BrokerArgs,
-        /// The fleet group to publish to.
-        #[arg(long)]
-        group: String,
+        /// Who it is offered to.
+        #[command(flatten)]
+        target: TargetArgs,
         /// Bytes per chunk (256 B to 512 KiB); smaller chunks waste less on a cut link.
         #[arg(long, default_value_t = 32 * 1024)]
         chunk_size: u32,
-        /// Publish even if the bundle is damaged (to test how devices refuse it).
+        /// Publish even if devices would refuse the bundle (damaged, not runnable) or its version
+        /// is not above the current offer (to test devices, or to take a release back).
         #[arg(long)]
         force: bool,
+    },
+    /// Send a command to an app on one device or on every device of a group (its `mqtt`
+    /// triggers on `{commands}/…` receive it).
+    Send {
+        /// The app the command is for.
+        app: String,
+        /// The command's subtopic (`led`, `led/blink`), below the app's command topic.
+        subtopic: String,
+        /// The payload, as given.
+        payload: String,
+        /// Where the command goes.
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        broker: BrokerArgs,
+    },
+    /// List what a fleet group or one device is offered (from the retained announcements).
+    List {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        /// Whose offers.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw an app's offer from a fleet group or one device: clear its retained
+    /// announcement and chunks. Devices keep running what they installed.
+    Withdraw {
+        /// The app.
+        app: String,
+        #[command(flatten)]
+        broker: BrokerArgs,
+        /// Whose offer.
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// Print a table of devices from their retained status, or one device's status and the
     /// update reports that arrive while it listens.
@@ -74,19 +113,54 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
         FleetCommand::Publish {
             file,
             broker,
-            group,
+            target,
             chunk_size,
             force,
         } => {
+            let target = target.target()?;
             let broker = broker.resolve("publish")?;
             runtime.block_on(publish::publish(
                 &file,
                 &broker,
-                &group,
+                &target,
                 &broker.prefix,
                 chunk_size,
                 force,
             ))
+        }
+        FleetCommand::Send {
+            app,
+            subtopic,
+            payload,
+            target,
+            broker,
+        } => {
+            let broker = broker.resolve("send")?;
+            let topic = send::command_topic(&broker.prefix, &target.target()?, &app, &subtopic)?;
+            runtime.block_on(send::send(
+                transport(&broker)?,
+                &broker,
+                &topic,
+                payload.as_bytes(),
+            ))
+        }
+        FleetCommand::List {
+            broker,
+            target,
+            json,
+        } => {
+            let target = target.target()?;
+            let broker = broker.resolve("list")?;
+            runtime.block_on(offers::list(&broker, &broker.prefix, &target, json))
+        }
+        FleetCommand::Withdraw {
+            app,
+            broker,
+            target,
+        } => {
+            let target = target.target()?;
+            let broker = broker.resolve("withdraw")?;
+            runtime.block_on(offers::withdraw(&broker, &broker.prefix, &target, &app))
         }
         FleetCommand::Status(args) => runtime.block_on(status::run(args)),
     }
@@ -94,6 +168,12 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
 
 #[path = "fleet_publish.rs"]
 mod publish;
+#[path = "fleet_send.rs"]
+mod send;
+
+#[path = "fleet_offers.rs"]
+mod offers;
+use offers::TargetArgs;
 
 #[path = "fleet_status.rs"]
 mod status;

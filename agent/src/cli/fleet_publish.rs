@@ -1,108 +1,198 @@
-//! `outpost fleet publish`: sends a bundle's chunks and then its announcement, all retained at
-//! QoS 1, so devices that are offline now fetch it whenever they come back.
+//! `outpost fleet publish`: checks the bundle as every device would, reads the target's current
+//! offer of the app and refuses a version not above it (unless `--force`), sends the bundle's
+//! chunks and then its announcement, all retained at QoS 1 (devices that are offline now fetch
+//! it whenever they come back), and finally clears the replaced bundle's chunks.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, bail, ensure};
-use outpost::fleet::topics;
+use anyhow::{Context, bail};
+use outpost::fleet::offer::{self, Offer};
+use outpost::fleet::topics::{self, Target};
 use outpost_bundle::{Announcement, Limits};
-use outpost_hal::mqtt::{Connection, Event, EventPayload, Publish, QoS};
+use outpost_hal::mqtt::{
+    Acknowledge, Connection, Event as _, EventPayload, Publish, QoS, RumqttcClient,
+    RumqttcConnection, TransportError,
+};
 
 /// Messages awaiting PUBACK at once. Below the transport's request queue (10): publishes queue
 /// until the connection half is polled, and it is only polled between batches here.
 const WINDOW: usize = 8;
 
-/// Publishes `file` to `group`.
+/// Publishes `file` to `target`.
 pub async fn publish(
     file: &Path,
     broker: &super::Broker,
-    group: &str,
+    target: &Target,
     prefix: &str,
     chunk_size: u32,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    ensure!(
-        !group.is_empty()
-            && group
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')),
-        "--group '{group}' must be letters, digits, '-' or '_'"
-    );
     let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
     let inspected = outpost_bundle::inspect(&bytes, &Limits::default())
         .with_context(|| format!("{}", file.display()))?;
-    if let Err(error) = &inspected.body {
+    if let Err(error) = check_bundle(&bytes, &inspected) {
         if !force {
             bail!(
                 "{}: {error}; not published (--force publishes it anyway, to test devices)",
                 file.display()
             );
         }
-        eprintln!("warning: publishing a damaged bundle (--force): {error}");
+        eprintln!("warning: publishing a bundle every device refuses (--force): {error}");
     }
     let header = &inspected.header;
     let announcement = Announcement::for_bundle(&inspected, &bytes, chunk_size)?;
     let digest = announcement.chunks.bundle_digest;
     let count = announcement.chunks.count();
+
+    let current = super::offers::current_offer(broker, prefix, target, &header.app).await?;
+    if let Some(current) = &current
+        && let Err(refusal) =
+            offer::check_newer(target, &header.app, Some(&current.version), &header.version)
+    {
+        if !force {
+            bail!(refusal);
+        }
+        eprintln!("warning: replacing the offer anyway (--force): {refusal}");
+    }
+
     let mut transport = super::transport(broker)?;
     let (mut client, mut connection) = super::connect(&mut transport, broker).await?;
     let started = Instant::now();
     let progress = progress_bar(bytes.len() as u64);
-    let mut inflight: HashSet<_> = HashSet::new();
-    let mut sizes = std::collections::HashMap::new();
-    let mut next = 0usize;
-    let mut sent_announcement = false;
-    loop {
-        while inflight.len() < WINDOW && next < count {
-            let range = announcement.chunks.range(next);
-            let topic = topics::chunk(prefix, group, &header.app, &digest, next as u32);
-            let id = client
-                .publish(&topic, QoS::AtLeastOnce, true, &bytes[range.clone()])
-                .await
-                .map_err(|e| anyhow::anyhow!("publishing chunk {next}: {e:?}"))?;
-            inflight.insert(id);
-            sizes.insert(id, range.len() as u64);
-            next += 1;
+    let chunks: Vec<(String, &[u8])> = (0..count)
+        .map(|index| {
+            (
+                topics::chunk(prefix, target, &header.app, &digest, index as u32),
+                &bytes[announcement.chunks.range(index)],
+            )
+        })
+        .collect();
+    send_retained(&mut client, &mut connection, broker, &chunks, |size| {
+        progress.inc(size as u64)
+    })
+    .await
+    .with_context(|| {
+        "publishing the chunks; publish again (devices resume what they have)".to_string()
+    })?;
+    // The announcement goes last: a device that sees it finds every chunk already there.
+    let encoded = announcement.encode()?;
+    let topic = topics::announcement(prefix, target, &header.app);
+    send_retained(
+        &mut client,
+        &mut connection,
+        broker,
+        &[(topic, &encoded)],
+        |_| {},
+    )
+    .await
+    .context("publishing the announcement")?;
+    progress.finish_and_clear();
+    let elapsed = started.elapsed();
+    // Only now, with the new announcement out, can no device start fetching the old bundle.
+    let cleared = match &current {
+        Some(old) if old.digest != digest => {
+            clear_chunks(&mut client, &mut connection, broker, prefix, old).await?
         }
-        // The announcement goes last: a device that sees it finds every chunk already there.
-        if next == count && inflight.is_empty() {
-            if sent_announcement {
-                break;
-            }
-            let topic = topics::announcement(prefix, group, &header.app);
+        _ => 0,
+    };
+    println!(
+        "published {} {} to {}: {} bytes in {count} chunks of {chunk_size} bytes, sha256 {digest}, in {:.2} s",
+        header.app,
+        header.version,
+        target.describe(),
+        bytes.len(),
+        elapsed.as_secs_f64()
+    );
+    if let Some(old) = current.filter(|_| cleared > 0) {
+        println!(
+            "replaced {} {}: cleared its {cleared} chunks",
+            old.app, old.version
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What every device would refuse about this bundle, apart from its signer (the operator need
+/// not hold the devices' trust store): a damaged body, or what `fleet::prepare::check` refuses.
+fn check_bundle(bytes: &[u8], inspected: &outpost_bundle::InspectedBundle) -> anyhow::Result<()> {
+    inspected.body.clone()?;
+    // `reopen` re-checks every digest against the file itself; the signature is the devices'.
+    let bundle = outpost_bundle::reopen(bytes, &inspected.file_digest, &Limits::default())?;
+    outpost::fleet::prepare::check(&bundle)?;
+    Ok(())
+}
+
+/// Clears the retained chunks of `old` (empty retained payloads); returns how many.
+pub async fn clear_chunks(
+    client: &mut RumqttcClient,
+    connection: &mut RumqttcConnection,
+    broker: &super::Broker,
+    prefix: &str,
+    old: &Offer,
+) -> anyhow::Result<usize> {
+    let topics: Vec<(String, &[u8])> = old
+        .chunk_topics(prefix)
+        .into_iter()
+        .map(|topic| (topic, &[][..]))
+        .collect();
+    send_retained(client, connection, broker, &topics, |_| {})
+        .await
+        .with_context(|| format!("clearing the chunks of {} {}", old.app, old.version))?;
+    Ok(topics.len())
+}
+
+/// Publishes each `(topic, payload)` retained at QoS 1, at most [`WINDOW`] awaiting their
+/// PUBACK at once, and returns once the broker acknowledged every one; `acked` is told each
+/// acknowledged payload's size.
+pub async fn send_retained(
+    client: &mut RumqttcClient,
+    connection: &mut RumqttcConnection,
+    broker: &super::Broker,
+    messages: &[(String, &[u8])],
+    mut acked: impl FnMut(usize),
+) -> anyhow::Result<()> {
+    let mut inflight: HashMap<_, usize> = HashMap::new();
+    let mut next = 0;
+    while next < messages.len() || !inflight.is_empty() {
+        while inflight.len() < WINDOW && next < messages.len() {
+            let (topic, payload) = &messages[next];
             let id = client
-                .publish(&topic, QoS::AtLeastOnce, true, &announcement.encode()?)
+                .publish(topic, QoS::AtLeastOnce, true, payload)
                 .await
-                .map_err(|e| anyhow::anyhow!("publishing the announcement: {e:?}"))?;
-            inflight.insert(id);
-            sent_announcement = true;
+                .map_err(|e| anyhow::anyhow!("publishing to {topic}: {e}"))?;
+            inflight.insert(id, payload.len());
+            next += 1;
         }
         let event = connection
             .next()
             .await
-            .map_err(|e| anyhow::anyhow!("connection to {broker} failed: {e:?}"))?;
+            .map_err(|e| anyhow::anyhow!("connection to {broker} failed: {e}"))?;
         match event.payload() {
-            EventPayload::Published(id) if inflight.remove(&id) => {
-                progress.inc(sizes.remove(&id).unwrap_or(0));
+            EventPayload::Published(id) => {
+                if let Some(size) = inflight.remove(&id) {
+                    acked(size);
+                }
+            }
+            EventPayload::Error(error)
+                if matches!(error, TransportError::PublishRefused { .. }) =>
+            {
+                bail!("{broker} refused a publish: {error}")
+            }
+            EventPayload::Received { id, .. } => {
+                let _ = client.ack(id).await;
             }
             EventPayload::Disconnected => bail!(
-                "the broker closed the connection after {next} of {count} chunks; publish again (devices resume what they have)"
+                "the broker closed the connection after {} of {} messages",
+                next - inflight.len(),
+                messages.len()
             ),
             _ => {}
         }
     }
-    progress.finish_and_clear();
-    println!(
-        "published {} {} to group {group}: {} bytes in {count} chunks of {chunk_size} bytes, sha256 {digest}, in {:.2} s",
-        header.app,
-        header.version,
-        bytes.len(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// A progress bar over `total` bytes.

@@ -42,8 +42,8 @@ pub fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
             data_dir: data_dir(&args.dir, args.data),
             outbox: args.outbox.limits(),
             clock: Arc::new(SystemClock::new()),
-            board: None,
-            gpio: None,
+            hardware: None,
+            identity: None,
             send: None,
         },
     )?;
@@ -66,6 +66,16 @@ pub fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
     for line in report::effect_lines(&outcome) {
         println!("{line}");
     }
+    let pages = app
+        .executor
+        .runtime()
+        .initial_pages(&args.component)
+        .unwrap_or(0);
+    println!(
+        "instantiation: {} µs of the run ({pages} page(s), {} KiB, of initial memory, allocated and zeroed per invocation)",
+        outcome.instantiation.as_micros(),
+        pages * 64
+    );
     app.shutdown();
     Ok(if outcome.is_ok() {
         ExitCode::SUCCESS

@@ -133,6 +133,21 @@ pub fn run() -> anyhow::Result<ExitCode> {
             let manifest = outpost_manifest::load(&manifest_path(&dir))?;
             let built = outpost::build::build_app(&manifest)?;
             println!("built {built} component(s) of {}", manifest.app.name);
+            // Loaded as a device would: a bad import or a costly initial memory shows now.
+            let pool = outpost::runtime::EnginePool::default();
+            for spec in &manifest.components {
+                let loaded = outpost::runtime::loader::load(&pool, spec)?;
+                println!(
+                    "  {}: {} page(s) of initial memory{}",
+                    spec.id,
+                    loaded.initial_pages,
+                    if loaded.cost_note().is_some() {
+                        " (costly: see the warning)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Invoke(args) => invoke::run(args),

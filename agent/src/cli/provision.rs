@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail, ensure};
-use outpost::config::{self, AgentConfig, FleetSettings, MqttSettings, SyncSettings};
+use outpost::config::{self, AgentConfig, FleetSettings, MqttSettings};
 use outpost_hal::mqtt::{BrokerUrl, MqttConfig, RumqttcTransport};
 
 /// Where the files live on the device.
@@ -137,20 +137,12 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
     settings.ca_file = args.ca_file.as_ref().map(|_| on_device("ca.pem"));
     settings.client_cert = args.client_cert.as_ref().map(|_| on_device("client.crt"));
     settings.client_key = args.client_key.as_ref().map(|_| on_device("client.key"));
-    let config = AgentConfig {
-        device_id: args.device_id.clone(),
-        data_dir: config::DEFAULT_DATA_DIR.into(),
-        app: None,
-        mqtt: settings,
-        outbox: Default::default(),
-        max_state_bytes: None,
-        inbox: Default::default(),
-        sync: SyncSettings::default(),
-        fleet: FleetSettings {
-            trust: vec![Path::new(ETC).join("trust")],
-            groups: unique_groups(&args.groups)?,
-            ..FleetSettings::default()
-        },
+    let mut config = AgentConfig::new(args.device_id.clone(), args.broker.clone());
+    config.mqtt = settings;
+    config.fleet = FleetSettings {
+        trust: vec![Path::new(ETC).join("trust")],
+        groups: unique_groups(&args.groups)?,
+        ..FleetSettings::default()
     };
     config::validate(&config).map_err(|message| anyhow::anyhow!("{message}"))?;
 

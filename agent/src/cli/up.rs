@@ -46,8 +46,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             data_dir: data.clone(),
             outbox: args.outbox.limits(),
             clock: Arc::new(SystemClock::new()),
-            board: None,
-            gpio: None,
+            hardware: None,
+            identity: None,
             send: None,
         },
     )?;

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use outpost_hal::{Clock, GpioBoard};
-use tokio::sync::watch;
+use outpost_hal::Clock;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::{DeviceError, hardware};
+use super::DeviceError;
+use super::hardware::Hardware;
 use crate::apps::AppVersion;
 use crate::config::AgentConfig;
 use crate::events::{AgentEvent, Events};
@@ -16,6 +17,8 @@ use crate::fleet::state::FleetState;
 use crate::fleet::supervisor::{Command, Supervisor};
 use crate::fleet::updater::{FleetLink, Updater};
 use crate::fleet::{self, FleetConfig, FleetContext, HealthPolicy};
+use crate::identity::DeviceIdentity;
+use crate::inbox::Inbox;
 use crate::runtime::{KvReader, SendCheck, Services};
 use crate::scheduler::Reporter;
 use crate::store::Store;
@@ -29,14 +32,17 @@ pub struct Shared<'a> {
     pub committer: &'a Committer,
     /// Wall clock.
     pub clock: Arc<dyn Clock>,
-    /// The board's GPIO lines, if it has any.
-    pub gpio: Option<Arc<dyn GpioBoard>>,
+    /// The device's board, which binds each app's sensor and line names.
+    pub hardware: Arc<Hardware>,
     /// Where invocation outcomes go.
     pub reporter: Reporter,
     /// Where the updater and supervisor report.
     pub events: Events,
     /// Sizes outbox records against the device's packet limit and wire format.
     pub send: Arc<dyn SendCheck>,
+    /// The device's inbox, which routes `mqtt` triggers of running apps, and what wakes its
+    /// dispatcher.
+    pub inbox: (Inbox, Arc<Notify>),
 }
 
 /// Fleet updates, assembled and ready to run.
@@ -59,8 +65,8 @@ impl FleetParts {
     }
 }
 
-/// Sets up fleet updates for `config`'s groups; `apps` is the status's list of running apps,
-/// which starts with the `local` ones.
+/// Sets up fleet updates for `config`'s groups and the device's own target; `apps` is the
+/// status's list of running apps, which starts with the `local` ones.
 pub fn assemble(
     config: &AgentConfig,
     shared: Shared<'_>,
@@ -100,8 +106,9 @@ pub fn assemble(
         services: services(
             shared.store,
             shared.clock.clone(),
-            shared.gpio,
+            shared.hardware,
             shared.send.clone(),
+            Arc::new(DeviceIdentity::of(config)),
         ),
         clock: shared.clock,
     };
@@ -111,12 +118,19 @@ pub fn assemble(
         shared.reporter,
         apps,
         local,
-    );
+    )
+    .with_inbox(shared.inbox.0, shared.inbox.1);
     let initial = supervisor.load_installed();
     let (updater, link) = Updater::new(context.clone(), supervisor.handle());
     tracing::info!(
-        "fleet: following groups {} with {} trusted key(s); {} installed app(s)",
-        context.config.groups.join(", "),
+        "fleet: following {} with {} trusted key(s); {} installed app(s)",
+        context
+            .config
+            .targets()
+            .iter()
+            .map(|t| t.describe())
+            .collect::<Vec<_>>()
+            .join(", "),
         context.config.trust.keys().len(),
         initial.len()
     );
@@ -128,23 +142,28 @@ pub fn assemble(
     })
 }
 
-/// The services every fleet-installed app gets: the device's sensors and GPIO, its KV data,
-/// the clock, the app's own variables and the device's packet limit.
+/// The services every fleet-installed app gets: its view of the device's board (refused when
+/// its names cannot be bound), its KV data, the clock, the app's own variables and the
+/// device's packet limit.
 fn services(
     store: &Store,
     clock: Arc<dyn Clock>,
-    gpio: Option<Arc<dyn GpioBoard>>,
+    hardware: Arc<Hardware>,
     send: Arc<dyn SendCheck>,
+    identity: Arc<DeviceIdentity>,
 ) -> ServicesFactory {
-    let board = hardware::sensors(clock.clone());
-    let gpio = gpio.unwrap_or_else(|| Arc::new(outpost_hal::SimGpio::new()));
     let kv: Arc<dyn KvReader> = Arc::new(store.clone());
-    Arc::new(move |manifest| Services {
-        kv: kv.clone(),
-        sensors: board.clone(),
-        clock: clock.clone(),
-        variables: Arc::new(manifest.variables.clone()),
-        gpio: gpio.clone(),
-        send: send.clone(),
+    let device: Arc<str> = Arc::from(identity.device.as_str());
+    Arc::new(move |manifest| {
+        let board = hardware.for_app(manifest)?;
+        Ok(Services {
+            kv: kv.clone(),
+            sensors: board.sensors,
+            clock: clock.clone(),
+            variables: Arc::new(manifest.variables.clone()),
+            device: device.clone(),
+            gpio: board.gpio,
+            send: send.clone(),
+        })
     })
 }

@@ -1,32 +1,221 @@
-//! The board a device runs on: its sensors and GPIO lines, discovered at start.
+//! The board a device runs on, built once, and what each app on it sees of it.
+//!
+//! [`Hardware`] is the one place that decides which sensors and GPIO lines an app reads:
+//! `outpost agent` discovers the real board (`[board]` in `agent.toml`) and binds each app's
+//! logical names to it ([`crate::binding`]); `outpost up` and `outpost agent --simulate` give
+//! each app the simulated board its manifest describes. The local `--app` and fleet-installed
+//! apps go through the same [`Hardware::for_app`], so they cannot drift apart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use outpost_hal::{Clock, GpioBoard, SensorBoard};
+use outpost_hal::sim::{SimBoard, SimError};
+use outpost_hal::{Clock, GpioBoard, SensorBoard, SimGpio};
+use outpost_manifest::AppManifest;
+use serde::Deserialize;
 
-/// The device's GPIO chips (`/dev/gpiochip*`, as `outpost hal list` shows them) when they can
-/// be opened; otherwise `None`, which the app turns into a simulated board without lines.
-pub fn gpio() -> Option<Arc<dyn GpioBoard>> {
-    #[cfg(target_os = "linux")]
-    match outpost_hal::LinuxGpio::discover(Path::new("/dev")) {
-        Ok(gpio) => return Some(Arc::new(gpio)),
-        Err(error) => {
-            tracing::warn!(%error, "GPIO unavailable; components' gpio calls will find no lines");
-        }
-    }
-    None
+use crate::binding::{BindError, Bindings, BoundGpio, BoundSensors, Needs, resolve};
+
+/// Where the device's board is (`[board]` in `agent.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardSettings {
+    /// Filesystem root holding `sys/` and `proc/` (`/`; tests point it at a fake tree).
+    #[serde(default = "default_root")]
+    pub root: PathBuf,
+    /// Directory of the `gpiochip*` devices.
+    #[serde(default = "default_gpio_dev")]
+    pub gpio_dev: PathBuf,
+    /// Run every app on the simulated board its manifest describes instead of the real one
+    /// (also `outpost agent --simulate`).
+    #[serde(default)]
+    pub simulate: bool,
 }
 
-/// The sensors fleet-installed apps read: the Linux board's, or none where there is no sysfs.
-pub fn sensors(clock: Arc<dyn Clock>) -> Arc<dyn SensorBoard> {
-    #[cfg(target_os = "linux")]
-    match outpost_hal::LinuxBoard::discover(Path::new("/")) {
-        Ok(board) => return Arc::new(board),
-        Err(error) => tracing::warn!(%error, "no Linux sensors; fleet apps will find none"),
+impl Default for BoardSettings {
+    fn default() -> Self {
+        BoardSettings {
+            root: default_root(),
+            gpio_dev: default_gpio_dev(),
+            simulate: false,
+        }
     }
-    match outpost_hal::sim::SimBoard::new(&[], Path::new("."), clock) {
+}
+
+fn default_root() -> PathBuf {
+    PathBuf::from("/")
+}
+
+fn default_gpio_dev() -> PathBuf {
+    PathBuf::from("/dev")
+}
+
+/// What an app reads: sensors and GPIO lines under its own names.
+#[derive(Clone)]
+pub struct AppBoard {
+    /// Its sensors.
+    pub sensors: Arc<dyn SensorBoard>,
+    /// Its GPIO lines.
+    pub gpio: Arc<dyn GpioBoard>,
+}
+
+/// Why an app cannot get a board.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HardwareError {
+    /// Some of its names cannot be bound on this board.
+    #[error(transparent)]
+    Unbound(#[from] BindError),
+    /// Its simulated board is misconfigured.
+    #[error("simulated board: {0}")]
+    Simulator(#[from] SimError),
+}
+
+/// The device's board.
+pub struct Hardware {
+    kind: Kind,
+    clock: Arc<dyn Clock>,
+}
+
+enum Kind {
+    /// Each app gets its manifest's simulated sensors, and these GPIO lines unbound (a line
+    /// that is missing is not found when used, as under `outpost up`).
+    Simulated { gpio: Arc<dyn GpioBoard> },
+    /// The discovered board, bound per app.
+    Real {
+        sensors: Arc<dyn SensorBoard>,
+        gpio: Option<Arc<dyn GpioBoard>>,
+        bindings: Bindings,
+    },
+}
+
+impl Hardware {
+    /// Simulated boards, one per app from its manifest (`outpost up`).
+    pub fn simulated(clock: Arc<dyn Clock>) -> Hardware {
+        Hardware {
+            kind: Kind::Simulated {
+                gpio: Arc::new(SimGpio::new()),
+            },
+            clock,
+        }
+    }
+
+    /// Simulated sensors with `gpio` as every app's lines, unbound (tests of GPIO grants).
+    pub fn simulated_with_gpio(clock: Arc<dyn Clock>, gpio: Arc<dyn GpioBoard>) -> Hardware {
+        Hardware {
+            kind: Kind::Simulated { gpio },
+            clock,
+        }
+    }
+
+    /// The board `settings` describe, with `bindings` for apps' names; `data_dir` is where
+    /// `system/disk_free` looks. A board without sysfs has no sensors and one without GPIO
+    /// chips no lines: apps needing them are then refused by name.
+    pub fn discover(
+        settings: &BoardSettings,
+        bindings: Bindings,
+        data_dir: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Hardware {
+        if settings.simulate {
+            return Hardware::simulated(clock);
+        }
+        Hardware {
+            kind: Kind::Real {
+                sensors: sensors(&settings.root, data_dir, clock.clone()),
+                gpio: gpio(&settings.gpio_dev),
+                bindings,
+            },
+            clock,
+        }
+    }
+
+    /// A real board made of given parts (tests).
+    pub fn from_parts(
+        sensors: Arc<dyn SensorBoard>,
+        gpio: Option<Arc<dyn GpioBoard>>,
+        bindings: Bindings,
+        clock: Arc<dyn Clock>,
+    ) -> Hardware {
+        Hardware {
+            kind: Kind::Real {
+                sensors,
+                gpio,
+                bindings,
+            },
+            clock,
+        }
+    }
+
+    /// Whether apps run on simulated boards.
+    pub fn is_simulated(&self) -> bool {
+        matches!(self.kind, Kind::Simulated { .. })
+    }
+
+    /// The board `manifest`'s app reads, or why it cannot run here (every unbindable name).
+    pub fn for_app(&self, manifest: &AppManifest) -> Result<AppBoard, HardwareError> {
+        match &self.kind {
+            Kind::Simulated { gpio } => {
+                let base = manifest.path.parent().unwrap_or(Path::new("."));
+                Ok(AppBoard {
+                    sensors: Arc::new(SimBoard::new(
+                        &manifest.simulator,
+                        base,
+                        self.clock.clone(),
+                    )?),
+                    gpio: gpio.clone(),
+                })
+            }
+            Kind::Real {
+                sensors,
+                gpio,
+                bindings,
+            } => {
+                let lines = gpio.as_ref().map(|g| g.lines());
+                let resolved = resolve(
+                    &manifest.app.name,
+                    &Needs::of(manifest),
+                    bindings,
+                    &sensors.sensors(),
+                    lines.as_deref(),
+                )?;
+                let gpio: Arc<dyn GpioBoard> = match gpio {
+                    Some(gpio) => Arc::new(BoundGpio::new(gpio.clone(), resolved.lines)),
+                    None => Arc::new(SimGpio::new()),
+                };
+                Ok(AppBoard {
+                    sensors: Arc::new(BoundSensors::new(sensors.clone(), resolved.sensors)),
+                    gpio,
+                })
+            }
+        }
+    }
+}
+
+/// The Linux board's sensors under `root`, or none where there is no sysfs.
+fn sensors(root: &Path, data_dir: &Path, clock: Arc<dyn Clock>) -> Arc<dyn SensorBoard> {
+    match outpost_hal::LinuxBoard::discover_with(root, Some(data_dir)) {
+        Ok(board) => return Arc::new(board),
+        Err(error) => {
+            tracing::warn!(%error, "no board sensors; apps that read sensors will be refused")
+        }
+    }
+    match SimBoard::new(&[], Path::new("."), clock) {
         Ok(board) => Arc::new(board),
         Err(error) => unreachable!("an empty simulated board is valid: {error}"),
     }
+}
+
+/// The GPIO chips in `dev` (as `outpost hal list` shows them) when they can be opened.
+fn gpio(dev: &Path) -> Option<Arc<dyn GpioBoard>> {
+    #[cfg(target_os = "linux")]
+    match outpost_hal::LinuxGpio::discover(dev) {
+        Ok(gpio) => return Some(Arc::new(gpio)),
+        Err(error) => {
+            tracing::info!(%error, "no GPIO chips; apps that use GPIO lines will be refused");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = dev;
+    None
 }

@@ -26,6 +26,7 @@ use crate::app::{App, AppError, AppOptions};
 use crate::apps::AppVersion;
 use crate::config::AgentConfig;
 use crate::events::{AgentEvent, Events};
+use crate::identity::DeviceIdentity;
 use crate::inbox::{Inbox, InboxRoute};
 use crate::report;
 use crate::runtime::SendCheck;
@@ -44,14 +45,6 @@ pub enum DeviceError {
     /// The state file could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The local app could not be loaded.
-    #[error("app {path}: {source}")]
-    App {
-        /// Its manifest.
-        path: std::path::PathBuf,
-        /// What was wrong.
-        source: AppError,
-    },
     /// The fleet trust keys could not be loaded.
     #[error(transparent)]
     Trust(#[from] crate::fleet::TrustError),
@@ -69,8 +62,8 @@ pub struct Device {
     committer_thread: CommitterThread,
     /// The local app (`--app` / `app =`), if any.
     app: Option<App>,
-    /// Its inbox, when it has `mqtt` triggers.
-    inbox: Option<(Inbox, Arc<Notify>)>,
+    /// The inbox of every app's `mqtt` triggers, and what wakes its dispatcher.
+    inbox: (Inbox, Arc<Notify>),
     /// Fleet updates, when the device follows groups.
     fleet: Option<fleet::FleetParts>,
     engine: SyncEngine<RumqttcTransport>,
@@ -117,7 +110,13 @@ impl Device {
         );
         // One commit thread for every app on the device, so all commits share its batches.
         let (committer, committer_thread) = committer::spawn(store.clone(), config.outbox);
-        let gpio = hardware::gpio();
+        // One board for every app on the device, local and fleet-installed alike.
+        let hardware = Arc::new(hardware::Hardware::discover(
+            &config.board,
+            config.bindings.clone(),
+            &config.data_dir,
+            clock.clone(),
+        ));
         let planner = link::planner(&config, incarnation(&store));
         let send: Arc<dyn SendCheck> = Arc::new(planner.clone());
         let reporter: Reporter = {
@@ -136,16 +135,29 @@ impl Device {
                                 data_dir: config.data_dir.clone(),
                                 outbox: config.outbox,
                                 clock: clock.clone(),
-                                // The manifest's simulated sensors, as `outpost up` runs them.
-                                board: None,
-                                gpio: gpio.clone(),
+                                hardware: Some(hardware.clone()),
+                                identity: Some(DeviceIdentity::of(&config)),
                                 send: Some(send.clone()),
                             },
                             store.clone(),
                             committer.clone(),
                         )
                     });
-                Some(loaded.map_err(|source| DeviceError::App { path, source })?)
+                // A device stays up without its local app rather than exit into a crash loop:
+                // sync, fleet updates and inspection keep working, and the problem says why.
+                match loaded {
+                    Ok(app) => Some(app),
+                    Err(error) => {
+                        events.emit(AgentEvent::problem(
+                            "app",
+                            format!(
+                                "{}: {error}; the device runs without it until the app is fixed and the agent restarted",
+                                path.display()
+                            ),
+                        ));
+                        None
+                    }
+                }
             }
             None => None,
         };
@@ -161,7 +173,24 @@ impl Device {
             Some(committer.stats_handle()),
         )
         .with_events(events.clone());
-        let fleet = if config.fleet.groups.is_empty() {
+        // One inbox for every app's `mqtt` triggers. Its route comes first: group commands
+        // live under `{prefix}/fleet/`, which the fleet updater claims otherwise.
+        let inbox = Inbox::new(
+            store.clone(),
+            DeviceIdentity::of(&config),
+            MAX_INBOUND_BYTES,
+            config.inbox,
+        );
+        let wake = Arc::new(Notify::new());
+        if let Some(app) = &app {
+            inbox.register(&app.manifest, app.executor.clone(), reporter.clone());
+        }
+        engine = engine.with_route(Arc::new(InboxRoute {
+            inbox: inbox.clone(),
+            wake: wake.clone(),
+            clock: clock.clone(),
+        }));
+        let fleet = if !config.fleet.enabled() {
             None
         } else {
             let parts = fleet::assemble(
@@ -170,10 +199,11 @@ impl Device {
                     store: &store,
                     committer: &committer,
                     clock: clock.clone(),
-                    gpio,
+                    hardware,
                     reporter: reporter.clone(),
                     events: events.clone(),
                     send,
+                    inbox: (inbox.clone(), wake.clone()),
                 },
                 apps_tx,
                 local_apps,
@@ -181,23 +211,6 @@ impl Device {
             engine = engine.with_route(parts.link.clone());
             Some(parts)
         };
-        let inbox = app.as_ref().and_then(|a| {
-            let inbox = Inbox::new(
-                &a.manifest,
-                store.clone(),
-                a.executor.clone(),
-                MAX_INBOUND_BYTES,
-                config.inbox,
-            );
-            (!inbox.filters().is_empty()).then(|| (inbox, Arc::new(Notify::new())))
-        });
-        if let Some((inbox, wake)) = &inbox {
-            engine = engine.with_route(Arc::new(InboxRoute {
-                inbox: inbox.clone(),
-                wake: wake.clone(),
-                clock: clock.clone(),
-            }));
-        }
         Ok(Device {
             config,
             events,
@@ -205,7 +218,7 @@ impl Device {
             committer,
             committer_thread,
             app,
-            inbox,
+            inbox: (inbox, wake),
             fleet,
             engine,
             reporter,
@@ -251,9 +264,8 @@ impl Device {
             );
             tasks.push(tokio::spawn(scheduler.run(app.triggers(), stop.clone())));
         }
-        if let Some((inbox, wake)) = inbox {
-            tasks.push(tokio::spawn(dispatch(inbox, wake, reporter, stop.clone())));
-        }
+        let (inbox, wake) = inbox;
+        tasks.push(tokio::spawn(dispatch(inbox, wake, stop.clone())));
         if let Some(parts) = fleet {
             tasks.extend(parts.spawn(&stop));
         }
@@ -348,16 +360,10 @@ pub fn manifest_path(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// Runs stored inbound messages, one at a time and in order, whenever woken (and once at start,
 /// for rows a crash left behind).
-async fn dispatch(
-    inbox: Inbox,
-    wake: Arc<Notify>,
-    reporter: Reporter,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn dispatch(inbox: Inbox, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
     loop {
         let worker = inbox.clone();
-        let report = reporter.clone();
-        match tokio::task::spawn_blocking(move || worker.dispatch_pending(|o| report(o))).await {
+        match tokio::task::spawn_blocking(move || worker.dispatch_pending()).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "cannot read the inbox"),
             Err(error) => tracing::warn!(%error, "inbox dispatch failed"),

@@ -1,7 +1,8 @@
 //! Fleet updates: signed bundles announced over MQTT, fetched in resumable chunks, verified,
 //! activated atomically and rolled back automatically when the new version is unhealthy.
 //!
-//! - [`topics`]: the topic layout under `{prefix}/fleet/`.
+//! - [`topics`]: the topic layout under `{prefix}/fleet/` (group and device targets).
+//! - [`offer`]: offers read back from retained announcements, and the version rule.
 //! - [`state`]: what is kept in redb (installs, downloads, chunks) and each transaction.
 //! - [`report`]: the update reports on `{prefix}/{device}/updates`.
 //! - [`prepare`]: turning a verified bundle into a runnable app (manifest, compile, checks).
@@ -15,6 +16,7 @@
 //! then one transaction makes it active; the supervisor swaps the running app and counts the
 //! new version's failures, rolling back if they pass the limit.
 
+pub mod offer;
 pub mod prepare;
 pub mod report;
 pub mod state;
@@ -36,9 +38,9 @@ use crate::events::Events;
 pub struct FleetConfig {
     /// This device's id (reports).
     pub device: String,
-    /// Topic prefix (`{prefix}/fleet/{group}/apps/{app}`).
+    /// Topic prefix (`{prefix}/fleet/{target}/apps/{app}`).
     pub prefix: String,
-    /// Groups this device follows.
+    /// Groups this device follows (it also follows its own `@{device}` target).
     pub groups: Vec<String>,
     /// Publisher keys bundles must be signed by.
     pub trust: TrustStore,
@@ -90,6 +92,15 @@ impl Default for HealthPolicy {
 }
 
 impl FleetConfig {
+    /// The device's identity on the broker, for placeholders in apps' manifests.
+    pub fn identity(&self) -> crate::identity::DeviceIdentity {
+        crate::identity::DeviceIdentity {
+            device: self.device.clone(),
+            prefix: self.prefix.clone(),
+            groups: self.groups.clone(),
+        }
+    }
+
     /// The defaults for `device` under `prefix`: 4 chunks in flight, 10 minutes of stall
     /// allowed, 3 fetches per chunk.
     pub fn new(device: String, prefix: String, groups: Vec<String>, trust: TrustStore) -> Self {
@@ -104,6 +115,25 @@ impl FleetConfig {
             chunk_attempts: 3,
             health: HealthPolicy::default(),
             events: Events::new(),
+        }
+    }
+}
+
+impl FleetConfig {
+    /// Every target this device takes offers from: its groups, then itself (`@{device}`).
+    pub fn targets(&self) -> Vec<topics::Target> {
+        self.groups
+            .iter()
+            .map(|g| topics::Target::Group(g.clone()))
+            .chain([topics::Target::Device(self.device.clone())])
+            .collect()
+    }
+
+    /// Whether this device takes offers addressed to `target`.
+    pub fn follows(&self, target: &topics::Target) -> bool {
+        match target {
+            topics::Target::Group(group) => self.groups.contains(group),
+            topics::Target::Device(device) => *device == self.device,
         }
     }
 }
@@ -162,4 +192,28 @@ pub fn load_trust(paths: &[std::path::PathBuf]) -> Result<TrustStore, TrustError
         }
     }
     Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use topics::Target;
+
+    #[test]
+    fn a_device_follows_its_groups_and_its_own_target_only() {
+        let config = FleetConfig::new(
+            "pi-1".into(),
+            "op".into(),
+            vec!["north".into()],
+            TrustStore::default(),
+        );
+        assert_eq!(
+            config.targets(),
+            [Target::Group("north".into()), Target::Device("pi-1".into())]
+        );
+        assert!(config.follows(&Target::Group("north".into())));
+        assert!(config.follows(&Target::Device("pi-1".into())));
+        assert!(!config.follows(&Target::Group("south".into())));
+        assert!(!config.follows(&Target::Device("pi-2".into())));
+    }
 }

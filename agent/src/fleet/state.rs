@@ -50,7 +50,8 @@ pub struct Install {
 /// A download in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
-    /// The group whose topics it comes from.
+    /// The target whose topics it comes from, as its topic segment: a group name or
+    /// `@{device}` ([`super::topics::Target`]).
     pub group: String,
     /// The announcement message it follows.
     pub announcement: Vec<u8>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use outpost_abi::TriggerKind as AbiKind;
 use outpost_hal::Clock;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::prepare::{Prepared, ServicesFactory, prepare};
@@ -17,6 +17,7 @@ use super::{FleetConfig, FleetContext};
 use crate::apps::AppVersion;
 use crate::events::AgentEvent;
 use crate::executor::Executor;
+use crate::inbox::Inbox;
 use crate::scheduler::{Reporter, Scheduler};
 use crate::store::committer::Committer;
 
@@ -91,6 +92,8 @@ pub struct Supervisor {
     fixed: Vec<AppVersion>,
     tx: mpsc::UnboundedSender<Event>,
     rx: mpsc::UnboundedReceiver<Event>,
+    /// Where running apps' `mqtt` triggers are routed, and what wakes its dispatcher.
+    inbox: Option<(Inbox, Arc<Notify>)>,
 }
 
 impl Supervisor {
@@ -128,7 +131,15 @@ impl Supervisor {
             fixed,
             tx,
             rx,
+            inbox: None,
         }
+    }
+
+    /// Routes running apps' `mqtt` triggers through `inbox`, waking `wake` when an app starts
+    /// so messages that waited for it run.
+    pub fn with_inbox(mut self, inbox: Inbox, wake: Arc<Notify>) -> Supervisor {
+        self.inbox = Some((inbox, wake));
+        self
     }
 
     /// A handle to send commands with.
@@ -221,6 +232,10 @@ impl Supervisor {
         )
         .with_synced_kv(&prepared.manifest.sync_kv);
         let reporter = self.reporter(&app, &version.version, on_trial);
+        if let Some((inbox, wake)) = &self.inbox {
+            inbox.register(&prepared.manifest, executor.clone(), reporter.clone());
+            wake.notify_one();
+        }
         let scheduler = Scheduler::new(
             executor,
             self.state.store().clone(),
@@ -451,7 +466,7 @@ pub fn load_version(
         .ok_or_else(|| format!("the bundle of {app} {} is missing", version.version))?;
     let verified = outpost_bundle::reopen(&bytes, &version.digest, &config.limits)
         .map_err(|e| format!("stored bundle: {e}"))?;
-    prepare(&verified, services).map_err(|e| e.to_string())
+    prepare(&verified, services, &config.identity()).map_err(|e| e.to_string())
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).

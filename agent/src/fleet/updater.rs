@@ -11,11 +11,12 @@ use outpost_bundle::{Announcement, BundleHeader, Digest, sha256};
 use outpost_hal::Clock;
 use tokio::sync::{mpsc, watch};
 
+use super::offer;
 use super::prepare::{ServicesFactory, prepare};
 use super::report::{UpdateReport, UpdateResult};
 use super::state::{FleetState, InstalledVersion, Seen, Transfer, Trial};
 use super::supervisor::{Command, SupervisorHandle};
-use super::topics::{self, FleetTopic};
+use super::topics::{self, FleetTopic, Target};
 use super::{FleetConfig, FleetContext};
 use crate::events::AgentEvent;
 use crate::inbound::{Delivery, InboundRoute};
@@ -120,7 +121,8 @@ impl Download {
     }
 }
 
-/// Follows announcements for the device's groups and downloads what is newer.
+/// Follows announcements for the device's groups and its own target, and downloads what is
+/// newer.
 pub struct Updater {
     config: Arc<FleetConfig>,
     state: FleetState,
@@ -238,22 +240,56 @@ impl Updater {
 
     async fn message(&mut self, message: FleetMessage) {
         match topics::parse(&self.config.prefix, &message.topic) {
-            Some(FleetTopic::Announcement { group, app })
-                if self.config.groups.contains(&group) && !message.data.is_empty() =>
-            {
-                self.announcement(group, app, &message.data).await;
+            // An empty retained payload is the operator clearing the offer (`fleet withdraw`,
+            // or the old chunks after `fleet publish` replaced a version).
+            Some(FleetTopic::Announcement { target, app }) if self.config.follows(&target) => {
+                if message.data.is_empty() {
+                    self.withdrawn(&target, &app).await;
+                } else {
+                    self.announcement(target, app, &message.data).await;
+                }
             }
             Some(FleetTopic::Chunk {
                 app,
                 digest16,
                 index,
                 ..
-            }) => self.chunk(&app, &digest16, index, &message.data).await,
+            }) if !message.data.is_empty() => {
+                self.chunk(&app, &digest16, index, &message.data).await;
+            }
             _ => {}
         }
     }
 
-    async fn announcement(&mut self, group: String, app: String, data: &[u8]) {
+    /// The offer of `app` to `target` was withdrawn. What is installed keeps running (a
+    /// withdrawal stops new installs, it does not uninstall); a download of that offer is
+    /// abandoned, since its chunks are going too.
+    async fn withdrawn(&mut self, target: &Target, app: &str) {
+        let from = target.to_string();
+        if self
+            .downloads
+            .get(app)
+            .is_none_or(|d| d.transfer.group != from)
+        {
+            return;
+        }
+        if let Some(download) = self.downloads.remove(app) {
+            let version = Some(download.header.version.to_string());
+            let reason = format!(
+                "the offer to {} was withdrawn ({}/{} chunks stored)",
+                target.describe(),
+                download.transfer.count(),
+                download.announcement.chunks.count()
+            );
+            // Without the download, its bundle is not marked seen: offered again, it is
+            // fetched again (a withdrawal says nothing against the bundle).
+            self.finish(app, None, UpdateResult::Abandoned, reason, version)
+                .await;
+            self.publish_wanted();
+        }
+    }
+
+    async fn announcement(&mut self, target: Target, app: String, data: &[u8]) {
         let announcement = match Announcement::decode(data, &self.config.limits) {
             Ok(announcement) => announcement,
             Err(error) => {
@@ -322,6 +358,15 @@ impl Updater {
             self.refuse(&app, digest, Some(version), reason).await;
             return;
         }
+        // Its groups and the device itself may offer the same app: the highest version wins,
+        // so a download of a higher offer goes on (the lower one is looked at again when it is
+        // announced again, and by then the floor refuses it).
+        if let Some(current) = self.downloads.get(&app)
+            && let Some(from) = Target::parse(&current.transfer.group)
+            && !offer::replaces_download(&target, &header.version, &from, &current.header.version)
+        {
+            return;
+        }
         // The floor's own version is accepted again only when nothing is installed: a store
         // replaced after damage (or wiped) lost its install but kept its floor, and the device
         // must get back the version it ran. Anything older is a downgrade, always.
@@ -339,7 +384,7 @@ impl Updater {
         }
         let count = announcement.chunks.count();
         let transfer = Transfer {
-            group,
+            group: target.to_string(),
             announcement: data.to_vec(),
             received: vec![0; count.div_ceil(8)],
             bytes_received: 0,
@@ -461,7 +506,8 @@ impl Updater {
             if verified.header_bytes != announced.header_bytes {
                 return Err("the bundle's signed header differs from the announced one".into());
             }
-            let prepared = prepare(&verified, &services).map_err(|e| e.to_string())?;
+            let prepared =
+                prepare(&verified, &services, &config.identity()).map_err(|e| e.to_string())?;
             let previous = state
                 .install(&name)
                 .map_err(|e| e.to_string())?
@@ -640,24 +686,28 @@ impl Updater {
         }
     }
 
-    /// Announcement filters of every group, plus the next `window` missing chunks of each
-    /// download; a chunk fetched again gets a new generation.
+    /// Announcement filters of every target (groups and the device's own), plus the next
+    /// `window` missing chunks of each download; a chunk fetched again gets a new generation.
     fn publish_wanted(&self) {
         let prefix = &self.config.prefix;
         let mut wanted: Wanted = self
             .config
-            .groups
+            .targets()
             .iter()
-            .map(|g| (topics::announcements(prefix, g), 0))
+            .map(|t| (topics::announcements(prefix, t), 0))
             .collect();
         for (app, download) in &self.downloads {
+            // A stored target that does not parse cannot name a topic (it never should).
+            let Some(target) = Target::parse(&download.transfer.group) else {
+                continue;
+            };
             let digest = download.announcement.chunks.bundle_digest;
             let missing = (0..download.announcement.chunks.count())
                 .filter(|&i| !download.transfer.has(i))
                 .take(self.config.window);
             for index in missing {
                 let index = index as u32;
-                let topic = topics::chunk(prefix, &download.transfer.group, app, &digest, index);
+                let topic = topics::chunk(prefix, &target, app, &digest, index);
                 let generation = download.bad.get(&index).copied().unwrap_or(0);
                 wanted.insert(topic, generation);
             }
@@ -714,7 +764,7 @@ mod tests {
     #[test]
     fn oversized_and_unknown_fleet_messages_are_refused_before_the_updater() {
         let (link, mut rx) = link();
-        let announcement = topics::announcement("op", "north", "pump");
+        let announcement = topics::announcement("op", &Target::Group("north".into()), "pump");
         assert_eq!(link.deliver(&announcement, b"x"), Delivery::Accepted);
         assert!(rx.try_recv().is_ok());
         let big = vec![0; MAX_FLEET_MESSAGE + 1];

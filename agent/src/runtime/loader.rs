@@ -19,6 +19,37 @@ pub struct LoadedComponent {
     pub module: Module,
     /// The engine it was compiled with, and the linker to instantiate it.
     pub engine: EngineWithLinker,
+    /// Pages of linear memory every instance starts with (allocated and zeroed per invocation).
+    pub initial_pages: u64,
+}
+
+impl LoadedComponent {
+    /// A warning when the module's initial memory makes every invocation costly
+    /// ([`initial_memory_note`]).
+    pub fn cost_note(&self) -> Option<String> {
+        initial_memory_note(&self.spec.id, self.initial_pages)
+    }
+}
+
+/// Initial memory above this many pages earns a warning: the SDK's guests start with 1-2.
+pub const COSTLY_INITIAL_PAGES: u64 = 4;
+
+/// Says what a component starting with `pages` of linear memory costs per invocation, and how
+/// to shrink it, when that is more than [`COSTLY_INITIAL_PAGES`]; `None` otherwise. Each
+/// invocation's fresh instance allocates and zeroes its initial memory: ~2.4 µs per 64 KiB page
+/// on a desktop x86 and several times that on a Pi (BENCHMARKS.md), so rustc's default 1 MiB
+/// shadow stack (17 pages) makes a small handler ~10× dearer than it needs to be.
+pub fn initial_memory_note(component: &str, pages: u64) -> Option<String> {
+    (pages > COSTLY_INITIAL_PAGES).then(|| {
+        format!(
+            "component '{component}' starts with {pages} pages ({} KiB) of linear memory, which \
+             every invocation allocates and zeroes (~{:.0} µs on a desktop, several times that on \
+             a Pi); link with a small stack (`-C link-arg=-zstack-size=16384`, as the Rust SDK \
+             does) and keep large buffers off static data",
+            pages * PAGE_BYTES / 1024,
+            pages as f64 * 2.4
+        )
+    })
 }
 
 /// Loads the component's wasm from its `source` path.
@@ -46,12 +77,17 @@ pub fn load_bytes(
         message: e.to_string(),
     })?;
     check_imports(spec, &module)?;
-    check_exports(spec, &module)?;
-    Ok(LoadedComponent {
+    let initial_pages = check_exports(spec, &module)?;
+    let loaded = LoadedComponent {
         spec: Arc::new(spec.clone()),
         module,
         engine,
-    })
+        initial_pages,
+    };
+    if let Some(note) = loaded.cost_note() {
+        tracing::warn!("{note}");
+    }
+    Ok(loaded)
 }
 
 fn check_imports(spec: &ComponentSpec, module: &Module) -> Result<(), LoadError> {
@@ -111,19 +147,43 @@ fn check_initial_memory(spec: &ComponentSpec, pages: u64) -> Result<(), LoadErro
     Ok(())
 }
 
-fn check_exports(spec: &ComponentSpec, module: &Module) -> Result<(), LoadError> {
+/// Checks the exports; returns the initial memory's pages.
+fn check_exports(spec: &ComponentSpec, module: &Module) -> Result<u64, LoadError> {
     let missing = |what| LoadError::MissingExport {
         component: spec.id.clone(),
         what,
     };
-    match module.get_export(v1::EXPORT_MEMORY) {
-        Some(ExternType::Memory(memory)) => check_initial_memory(spec, memory.minimum())?,
+    let pages = match module.get_export(v1::EXPORT_MEMORY) {
+        Some(ExternType::Memory(memory)) => {
+            check_initial_memory(spec, memory.minimum())?;
+            memory.minimum()
+        }
         _ => return Err(missing("its linear memory as `memory`")),
-    }
+    };
     match module.get_export(v1::EXPORT_HANDLE) {
         Some(ExternType::Func(ty)) if ty.params().is_empty() && ty.results() == [ValType::I32] => {
-            Ok(())
+            Ok(pages)
         }
         _ => Err(missing("a function `outpost_handle: () -> i32`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_costly_initial_memory_earns_a_note_naming_the_cost_and_the_fix() {
+        assert_eq!(initial_memory_note("c", 2), None);
+        assert_eq!(initial_memory_note("c", COSTLY_INITIAL_PAGES), None);
+        let note = initial_memory_note("sampler", 17).expect("17 pages is rustc's default stack");
+        assert!(
+            note.contains("'sampler' starts with 17 pages (1088 KiB)"),
+            "{note}"
+        );
+        assert!(
+            note.contains("~41 µs") && note.contains("zstack-size"),
+            "{note}"
+        );
     }
 }

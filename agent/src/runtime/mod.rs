@@ -62,6 +62,9 @@ pub struct Execution {
     pub fuel_used: u64,
     /// Wall time from creating the sandbox to the handler's return.
     pub duration: Duration,
+    /// Of which creating the sandbox: a fresh instance with its initial memory allocated and
+    /// zeroed, data segments copied (grows with the module's initial pages).
+    pub instantiation: Duration,
 }
 
 impl Runtime {
@@ -107,6 +110,11 @@ impl Runtime {
         self.components.get(id).map(|c| &c.spec)
     }
 
+    /// The pages of linear memory `component`'s instances start with.
+    pub fn initial_pages(&self, component: &str) -> Option<u64> {
+        self.components.get(component).map(|c| c.initial_pages)
+    }
+
     /// The shared backends.
     pub fn services(&self) -> &Services {
         &self.services
@@ -121,6 +129,7 @@ impl Runtime {
                 result: Err(InvocationError::UnknownComponent(component.to_string())),
                 fuel_used: 0,
                 duration: started.elapsed(),
+                instantiation: Duration::ZERO,
             };
         };
         let limits = loaded.spec.limits;
@@ -150,13 +159,16 @@ impl Runtime {
             },
         );
         store.limiter(|ctx| &mut ctx.limits);
+        let mut instantiation = Duration::ZERO;
         let result = store
             .set_fuel(limits.fuel)
             .and_then(|()| {
-                loaded
+                let instance = loaded
                     .engine
                     .linker
-                    .instantiate_and_start(&mut store, &loaded.module)
+                    .instantiate_and_start(&mut store, &loaded.module);
+                instantiation = started.elapsed();
+                instance
             })
             .map_err(|e| (e, true))
             .and_then(|instance| {
@@ -184,6 +196,7 @@ impl Runtime {
             result,
             fuel_used,
             duration: started.elapsed(),
+            instantiation,
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// The app's config variables.
     pub variables: Arc<BTreeMap<String, String>>,
+    /// The id of the device the app runs on (`device_id`).
+    pub device: Arc<str>,
     /// The board's GPIO lines: read by `gpio_read`, written after commit for `gpio_write`.
     pub gpio: Arc<dyn GpioBoard>,
     /// Whether a record fits the message that will carry it (the device's packet limit and

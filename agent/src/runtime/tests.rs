@@ -31,6 +31,7 @@ fn services(max_packet_bytes: usize) -> Services {
         sensors: Arc::new(SimBoard::empty(clock.clone())),
         clock,
         variables: Arc::new(BTreeMap::new()),
+        device: Arc::from("test-device"),
         gpio: Arc::new(outpost_hal::SimGpio::new()),
         send: Arc::new(Planner {
             max_packet_bytes,

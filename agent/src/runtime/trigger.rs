@@ -13,6 +13,8 @@ pub struct Firing {
     pub kind: TriggerKind,
     /// The payload `payload_read` returns (layouts in docs/ABI.md).
     pub payload: Vec<u8>,
+    /// The topic an `mqtt` trigger's message arrived on (`trigger_topic`).
+    pub topic: Option<Box<str>>,
 }
 
 impl Firing {
@@ -22,6 +24,7 @@ impl Firing {
             name,
             kind,
             payload: scheduled_ms.to_le_bytes().to_vec(),
+            topic: None,
         }
     }
 
@@ -31,6 +34,7 @@ impl Firing {
             name: Arc::from("manual"),
             kind: TriggerKind::Manual,
             payload,
+            topic: None,
         }
     }
 }

@@ -184,6 +184,7 @@ async fn drive(
             name: name.clone(),
             kind: AbiKind::Start,
             payload: Vec::new(),
+            topic: None,
         }),
         TriggerKind::Cron { expr, .. } => {
             let schedule = match plan::parse_cron(expr) {
@@ -258,6 +259,7 @@ async fn drive(
                                 name: name.clone(),
                                 kind: AbiKind::Sensor,
                                 payload: payload.encode().to_vec(),
+                                topic: None,
                             });
                         }
                     }

@@ -39,6 +39,7 @@ mod stack_str;
 
 pub mod clock;
 pub mod config;
+pub mod device;
 pub mod gpio;
 pub mod handler;
 pub mod hex;
@@ -68,7 +69,7 @@ pub mod prelude {
     pub use crate::{Error, Qos, Result, SensorPayload, TriggerKind};
     // `log` and `handler` bring both the module and the macro of that name.
     pub use crate::{
-        clock, config, gpio, handler, hex, kv, log, mqtt, random, sensor, stream, trigger,
+        clock, config, device, gpio, handler, hex, kv, log, mqtt, random, sensor, stream, trigger,
     };
     pub use alloc::borrow::ToOwned;
     pub use alloc::string::{String, ToString};

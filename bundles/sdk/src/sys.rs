@@ -75,4 +75,10 @@ unsafe extern "C" {
     /// Buffers driving a GPIO line to `value` (`0` low, `1` high); the board changes only after
     /// the invocation commits. Returns `0`.
     pub fn gpio_write(name_ptr: i32, name_len: i32, value: i32) -> i32;
+    /// Copies the id of the device running the component; returns its length. Hosts before
+    /// agent 0.3 do not have it: a module importing it is refused there at install.
+    pub fn device_id(out_ptr: i32, out_cap: i32) -> i32;
+    /// Copies the topic an `mqtt` trigger's message arrived on; returns its length (0 for
+    /// other triggers). Agent 0.3 and later.
+    pub fn trigger_topic(out_ptr: i32, out_cap: i32) -> i32;
 }

@@ -25,6 +25,18 @@ pub fn payload() -> Vec<u8> {
     buf::read(64, |out, cap| unsafe { sys::payload_read(out, cap) }).unwrap_or_default()
 }
 
+/// The topic the message of an `mqtt` trigger arrived on (`None` for other triggers), e.g.
+/// `outpost/pi-7/commands/pump/set` for a command sent to one device.
+pub fn topic() -> Option<String> {
+    if kind() != TriggerKind::Mqtt {
+        return None;
+    }
+    // SAFETY: `buf::read` passes a writable buffer of `cap` bytes.
+    let bytes =
+        buf::read(128, |out, cap| unsafe { sys::trigger_topic(out, cap) }).unwrap_or_default();
+    String::from_utf8(bytes).ok()
+}
+
 /// The sample and the previous sample, when a sensor trigger fired.
 pub fn sensor() -> Option<SensorPayload> {
     if kind() != TriggerKind::Sensor {

@@ -28,8 +28,8 @@ pub fn options(dir: &Path, clock: Arc<ManualClock>, outbox: OutboxLimits) -> App
         data_dir: dir.join("data"),
         outbox,
         clock,
-        board: None,
-        gpio: None,
+        hardware: None,
+        identity: None,
         send: None,
     }
 }

@@ -2,7 +2,7 @@
 //! bundles of the [`beacon`](crate::beacon) app, `fleet publish`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use crate::beacon::Beacon;
 use crate::s;
@@ -27,12 +27,17 @@ impl Cli {
         &self.bin
     }
 
-    /// Runs `outpost ARGS`, asserting success; returns its stdout.
-    pub fn run(&self, args: &[&str]) -> String {
-        let output = Command::new(&self.bin)
+    /// Runs `outpost ARGS` and returns what it did, success or not.
+    pub fn output(&self, args: &[&str]) -> Output {
+        Command::new(&self.bin)
             .args(args)
             .output()
-            .expect("outpost runs");
+            .expect("outpost runs")
+    }
+
+    /// Runs `outpost ARGS`, asserting success; returns its stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        let output = self.output(args);
         assert!(
             output.status.success(),
             "outpost {args:?} failed: {}{}",

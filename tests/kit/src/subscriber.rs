@@ -253,3 +253,47 @@ pub fn fetch_status(port: u16, prefix: &str, device: &str) -> Option<Value> {
     }
     panic!("status client on port {port}: no answer within 20 s");
 }
+
+/// Every retained message matching `filter` as `(topic, payload)`, read by a throwaway client.
+/// Event-based like [`fetch_status`]: after both subscriptions are acknowledged the client
+/// publishes a marker to itself, and retained messages, queued at subscription, arrive first.
+pub fn fetch_retained(port: u16, filter: &str) -> Vec<(String, Vec<u8>)> {
+    let client_id = unique_client_id("retained");
+    let marker = format!("outpost-test/marker/{client_id}");
+    let mut options = MqttOptions::new(&client_id, "127.0.0.1", port);
+    options
+        .set_clean_session(true)
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    let (client, mut connection) = Client::new(options, 16);
+    for topic in [filter, marker.as_str()] {
+        client
+            .subscribe(topic, QoS::AtLeastOnce)
+            .expect("queue subscribe");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut subacks = 0;
+    let mut found = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match connection.recv_timeout(left) {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                subacks += 1;
+                if subacks == 2 {
+                    client
+                        .try_publish(&marker, QoS::AtLeastOnce, false, b"end".to_vec())
+                        .expect("queue marker");
+                }
+            }
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == marker => {
+                let _ = client.try_disconnect();
+                return found;
+            }
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                found.push((p.topic.clone(), p.payload.to_vec()));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("retained client on port {port}: {e}"),
+            Err(_) => break,
+        }
+    }
+    panic!("retained client on port {port}: no answer within 20 s");
+}

@@ -102,7 +102,10 @@ fn grants(raw: raw::Grants, variables: &BTreeMap<String, String>) -> Result<Gran
     let publish = raw
         .publish
         .iter()
-        .map(|filter| TopicFilter::new(filter).map_err(|e| format!("publish: {e}")))
+        .map(|filter| {
+            crate::placeholders::check(filter).map_err(|e| format!("publish {filter:?}: {e}"))?;
+            TopicFilter::new(filter).map_err(|e| format!("publish: {e}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Grants {
         kv: raw.kv,

@@ -97,6 +97,8 @@ fn kind(raw: raw::Trigger) -> Result<TriggerKind, String> {
         Some(raw::Missed::RunOnce) => Missed::RunOnce,
     };
     if let Some(filter) = raw.mqtt {
+        crate::placeholders::check(&filter)
+            .map_err(|e| format!("`mqtt` filter {filter:?}: {e}"))?;
         let filter = crate::topic::TopicFilter::new(&filter)
             .map_err(|e| format!("`mqtt` filter {filter:?}: {e}"))?;
         return Ok(TriggerKind::Mqtt { filter });

@@ -1,4 +1,5 @@
-//! Host functions that need no grant (log, clocks, random, trigger info) and `config_get`.
+//! Host functions that need no grant (log, clocks, random, trigger info, device id) and
+//! `config_get`.
 
 use outpost_abi::{ErrorCode, LogLevel, limits, v1};
 use wasmi::{Caller, Linker};
@@ -23,6 +24,8 @@ pub fn define(linker: &mut Linker<InvocationContext>) -> Result<(), wasmi::Error
     })?;
     linker.func_wrap(v1::MODULE, v1::TRIGGER_NAME, trigger_name)?;
     linker.func_wrap(v1::MODULE, v1::PAYLOAD_READ, payload_read)?;
+    linker.func_wrap(v1::MODULE, v1::DEVICE_ID, device_id)?;
+    linker.func_wrap(v1::MODULE, v1::TRIGGER_TOPIC, trigger_topic)?;
     linker.func_wrap(v1::MODULE, v1::CONFIG_GET, config_get)?;
     Ok(())
 }
@@ -78,6 +81,28 @@ fn payload_read(mut caller: Ctx<'_>, out_ptr: i32, out_cap: i32) -> Result<i32, 
         out_ptr,
         out_cap,
         &ctx.firing.payload
+    )))
+}
+
+fn device_id(mut caller: Ctx<'_>, out_ptr: i32, out_cap: i32) -> Result<i32, wasmi::Error> {
+    let (memory, ctx) = abi_try!(split(&mut caller));
+    let device = ctx.services.device.clone();
+    Ok(abi_try!(guest_memory::write_out(
+        memory,
+        out_ptr,
+        out_cap,
+        device.as_bytes()
+    )))
+}
+
+fn trigger_topic(mut caller: Ctx<'_>, out_ptr: i32, out_cap: i32) -> Result<i32, wasmi::Error> {
+    let (memory, ctx) = abi_try!(split(&mut caller));
+    let topic = ctx.firing.topic.as_deref().unwrap_or_default();
+    Ok(abi_try!(guest_memory::write_out(
+        memory,
+        out_ptr,
+        out_cap,
+        topic.as_bytes()
     )))
 }
 

@@ -51,7 +51,12 @@ pub fn signature(function: &str) -> Option<(usize, ValType)> {
     Some(match function {
         v1::CLOCK_WALL_MS | v1::CLOCK_MONOTONIC_NS => (0, ValType::I64),
         v1::TRIGGER_KIND => (0, ValType::I32),
-        v1::RANDOM_FILL | v1::TRIGGER_NAME | v1::PAYLOAD_READ | v1::GPIO_READ => (2, ValType::I32),
+        v1::RANDOM_FILL
+        | v1::TRIGGER_NAME
+        | v1::PAYLOAD_READ
+        | v1::GPIO_READ
+        | v1::DEVICE_ID
+        | v1::TRIGGER_TOPIC => (2, ValType::I32),
         v1::LOG | v1::SENSOR_READ | v1::GPIO_WRITE => (3, ValType::I32),
         v1::CONFIG_GET | v1::KV_DELETE | v1::EMIT => (4, ValType::I32),
         v1::KV_GET | v1::KV_SET | v1::KV_LIST | v1::MQTT_PUBLISH => (6, ValType::I32),
