@@ -163,6 +163,102 @@ fn hal_list_shows_scaled_sensor_values_with_units_from_a_fake_sysfs_tree() {
 }
 
 #[test]
+fn quiet_keeps_stderr_to_warnings_and_verbose_shows_routine_agent_lines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = format!(
+        "manifest_version = 1\n[app]\nname = \"quiet\"\nversion = \"1.0.0\"\n\
+         [variables]\ngreeting = \"hi\"\n\
+         [[component]]\nid = \"echo\"\nsource = \"{}\"\nbuild = {{ command = \"true\" }}\n\
+         grants = {{ streams = [\"echo\"], kv = [\"echo\"], config = [\"greeting\"] }}\n",
+        outpost_testkit::guests::guest("echo").display()
+    );
+    std::fs::write(dir.path().join("outpost.toml"), manifest).expect("manifest");
+    let normal = outpost(&["build", "."], dir.path());
+    assert!(normal.status.success(), "{}", text(&normal.stderr));
+    assert!(
+        text(&normal.stderr).contains("INFO building"),
+        "{}",
+        text(&normal.stderr)
+    );
+    // -q / --quiet anywhere on the line (a global flag): the outcome stays, the info line goes.
+    for args in [["-q", "build", "."], ["build", ".", "--quiet"]] {
+        let quiet = outpost(&args, dir.path());
+        assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+        assert_eq!(text(&quiet.stderr), "", "{args:?}");
+        assert!(text(&quiet.stdout).contains("built 1 component(s)"));
+    }
+
+    // `outpost agent --events text`: `sync: drained` only with -v; connects always.
+    let broker = outpost_testkit::broker::Broker::start();
+    let url = broker.url();
+    let agent_args = |device: &str, data: &Path, verbose: bool| {
+        let mut args = vec!["--device-id", device, "--broker", &url, "--data"];
+        args.push(data.to_str().expect("utf-8"));
+        args.extend(outpost_testkit::agent::FAST_AGENT_ARGS);
+        if verbose {
+            args.push("-v");
+        }
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let wait = std::time::Duration::from_secs(30);
+    let limits = outpost::store::OutboxLimits::default();
+    let data = dir.path().join("verbose");
+    outpost_testkit::prefill::prefill(&data, 5, &["s"], limits);
+    let mut verbose = outpost_testkit::agent::Agent::spawn_text(
+        crate::OUTPOST,
+        &agent_args("verbose", &data, true),
+    );
+    assert!(
+        verbose.wait_text("sync: drained", wait),
+        "{}",
+        verbose.output_tail(20)
+    );
+    verbose.terminate();
+
+    let data = dir.path().join("normal");
+    let committed = outpost_testkit::prefill::prefill(&data, 5, &["s"], limits);
+    let sub = outpost_testkit::subscriber::Subscriber::start(broker.port());
+    let mut normal = outpost_testkit::agent::Agent::spawn_text(
+        crate::OUTPOST,
+        &agent_args("normal", &data, false),
+    );
+    assert!(
+        normal.wait_text("sync: connected", wait),
+        "{}",
+        normal.output_tail(20)
+    );
+    assert!(sub.wait_for_all("normal", &committed, wait));
+    normal.terminate();
+    assert!(
+        normal.count_text("outpost agent: stopped") == 1,
+        "{}",
+        normal.output_tail(20)
+    );
+    assert_eq!(
+        normal.count_text("sync: drained"),
+        0,
+        "{}",
+        normal.output_tail(20)
+    );
+
+    // No colours in a pipe, whatever NO_COLOR says: the table is plain text for scripts.
+    for no_color in ["1", ""] {
+        let status = Command::new(crate::OUTPOST)
+            .args(["fleet", "status", "--broker", &url])
+            .env("NO_COLOR", no_color)
+            .env("XDG_CONFIG_HOME", dir.path())
+            .output()
+            .expect("fleet status runs");
+        let table = text(&status.stdout);
+        assert!(status.status.success(), "{}", text(&status.stderr));
+        assert!(
+            table.contains("normal") && !table.contains('\x1b'),
+            "{table}"
+        );
+    }
+}
+
+#[test]
 fn hal_list_shows_how_apps_names_bind_and_fails_when_one_cannot() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("board");

@@ -17,6 +17,7 @@ mod isolation;
 mod journey;
 mod memory;
 mod mqtt_triggers;
+mod operator;
 mod packaging;
 mod poison_inbound;
 mod publishing;

@@ -285,7 +285,7 @@ fn a_malformed_command_fails_its_invocation_without_stopping_the_agent() {
 }
 
 /// Runs `mosquitto_passwd` with `args`.
-fn mosquitto_passwd(args: &[&str]) {
+pub(crate) fn mosquitto_passwd(args: &[&str]) {
     let status = Command::new("mosquitto_passwd")
         .args(args)
         .status()
@@ -408,7 +408,7 @@ fn openssl(dir: &Path, args: &str) {
 
 /// Two CAs (`ca`, `other-ca`) and a server certificate for `localhost` signed by `ca`, as PEM
 /// files in `dir`.
-fn make_certificates(dir: &Path) {
+pub(crate) fn make_certificates(dir: &Path) {
     let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     for ca in ["ca", "other-ca"] {
         openssl(

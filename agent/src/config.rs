@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use outpost_hal::mqtt::Protocol;
+use outpost_hal::mqtt::{BrokerUrl, MqttConfig, Protocol, TransportError};
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
@@ -217,6 +217,12 @@ pub struct MqttSettings {
     /// Longest reconnect delay.
     #[serde(default = "default_reconnect_max", with = "humantime_serde")]
     pub reconnect_max: Duration,
+    /// Set TCP_NODELAY on the broker socket (default `true`): small packets (acks,
+    /// subscriptions) leave at once instead of waiting out the peer's delayed ACK, which takes a
+    /// fleet update on loopback from ~100 ms to under 20 ms. `false` sends fewer TCP/IP headers
+    /// when several small packets leave together, for metered links.
+    #[serde(default = "default_tcp_nodelay")]
+    pub tcp_nodelay: bool,
 }
 
 /// Drain tuning.
@@ -275,7 +281,30 @@ impl MqttSettings {
             session_expiry: None,
             reconnect_min: default_reconnect_min(),
             reconnect_max: default_reconnect_max(),
+            tcp_nodelay: default_tcp_nodelay(),
         }
+    }
+
+    /// The transport settings of a session with this broker as client `client_id`: address,
+    /// credentials, TLS files, keep-alive, packet limits, protocol and TCP_NODELAY. The kind of
+    /// session, its will and its queue sizes stay the caller's: a device and an operator's
+    /// command differ there. The one translation both `outpost agent` and the operator commands
+    /// use, so they cannot drift apart.
+    pub fn mqtt_config(&self, client_id: impl Into<String>) -> Result<MqttConfig, TransportError> {
+        let broker: BrokerUrl = self.broker.parse()?;
+        let mut mqtt = MqttConfig::new(broker, client_id);
+        mqtt.keep_alive = self.keepalive;
+        mqtt.username = self.username.clone();
+        mqtt.password = self.password.clone();
+        mqtt.ca_file = self.ca_file.clone();
+        mqtt.client_cert = self.client_cert.clone();
+        mqtt.client_key = self.client_key.clone();
+        mqtt.max_packet_bytes = self.max_packet_bytes;
+        mqtt.max_incoming_packet_bytes = self.max_incoming_packet_bytes;
+        mqtt.protocol = self.protocol;
+        mqtt.session_expiry = self.session_expiry;
+        mqtt.tcp_nodelay = self.tcp_nodelay;
+        Ok(mqtt)
     }
 }
 
@@ -317,6 +346,9 @@ fn default_reconnect_min() -> Duration {
 }
 fn default_reconnect_max() -> Duration {
     Duration::from_secs(60)
+}
+fn default_tcp_nodelay() -> bool {
+    true
 }
 fn default_batch() -> usize {
     64
@@ -604,6 +636,30 @@ health_max_failures = 0
         assert_eq!(config.fleet.groups, ["north", "pumps"]);
         assert_eq!(config.fleet.health_max_failures, 0);
         assert_eq!(config.fleet.health_invocations, 10);
+        assert!(config.mqtt.tcp_nodelay, "TCP_NODELAY is on by default");
+    }
+
+    #[test]
+    fn the_mqtt_settings_become_the_transport_config_both_sides_use() {
+        let config = parse(FULL, Path::new("/etc/outpost/agent.toml")).expect("valid");
+        let mqtt = config.mqtt.mqtt_config("pi-07").expect("a good URL");
+        assert_eq!(mqtt.broker.to_string(), "mqtts://broker.example:8883");
+        assert_eq!(mqtt.client_id, "pi-07");
+        assert_eq!(mqtt.username.as_deref(), Some("pi-07"));
+        assert_eq!(mqtt.password.as_deref(), Some("secret"));
+        assert_eq!(mqtt.ca_file, config.mqtt.ca_file);
+        assert_eq!(mqtt.keep_alive, Duration::from_secs(15));
+        assert_eq!(mqtt.protocol, Protocol::V311);
+        assert!(mqtt.tcp_nodelay);
+        let metered = FULL.replace("session_expiry", "tcp_nodelay = false\nsession_expiry");
+        let metered = parse(&metered, Path::new("agent.toml")).expect("valid");
+        assert!(
+            !metered
+                .mqtt
+                .mqtt_config("pi-07")
+                .expect("valid")
+                .tcp_nodelay
+        );
     }
 
     #[test]

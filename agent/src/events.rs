@@ -151,6 +151,19 @@ impl AgentEvent {
         }
     }
 
+    /// Whether this is routine, expected many times an hour on a healthy device (the outbox
+    /// drained, a message stored, an invocation that succeeded): people see it only when they
+    /// ask for detail (`-v`); problems, connects, disconnects, failed invocations and fleet
+    /// steps are always shown. Scripts reading `--events json` get every event.
+    pub fn is_routine(&self) -> bool {
+        matches!(
+            self,
+            AgentEvent::Drained
+                | AgentEvent::InboundStored { .. }
+                | AgentEvent::Invoked { ok: true, .. }
+        )
+    }
+
     /// One line for a person (and journald): `area: what happened`.
     pub fn line(&self) -> String {
         match self {
@@ -205,11 +218,6 @@ impl AgentEvent {
             AgentEvent::Stopping => "outpost agent: stopping".into(),
             AgentEvent::Stopped => "outpost agent: stopped".into(),
         }
-    }
-
-    /// Whether this is routine (shown at debug level by the CLI, not by default).
-    pub fn is_routine(&self) -> bool {
-        matches!(self, AgentEvent::Drained | AgentEvent::InboundStored { .. })
     }
 }
 
@@ -286,6 +294,24 @@ mod tests {
             .line(),
             "fleet: running beacon 2.0.0 (health window)"
         );
+    }
+
+    #[test]
+    fn routine_events_are_the_healthy_repeats_and_never_problems() {
+        let invoked = |ok| AgentEvent::Invoked {
+            component: "c".into(),
+            trigger: "t".into(),
+            ok,
+            line: String::new(),
+        };
+        assert!(AgentEvent::Drained.is_routine());
+        assert!(invoked(true).is_routine());
+        assert!(
+            !invoked(false).is_routine(),
+            "a failed invocation is always shown"
+        );
+        assert!(!AgentEvent::Connected.is_routine());
+        assert!(!AgentEvent::problem("sync", "x").is_routine());
     }
 
     #[tokio::test]

@@ -119,8 +119,9 @@ pub struct AgentArgs {
     /// sensors and GPIO (as `outpost up` does; agent.toml: `[board] simulate = true`).
     #[arg(long)]
     simulate: bool,
-    /// How events are printed on stdout: `text` (a line each, for people and journald) or
-    /// `json` (one JSON object per line, for scripts and tests).
+    /// How events are printed on stdout: `text` (a line each, for people and journald; routine
+    /// ones such as `sync: drained` only with -v) or `json` (every event, one JSON object per
+    /// line, for scripts and tests).
     #[arg(long, value_enum, default_value_t = EventFormat::Text)]
     events: EventFormat,
 }
@@ -143,6 +144,7 @@ pub enum EventFormat {
 /// Prints every event on stdout, off the async thread, until [`AgentEvent::Stopped`].
 fn render_events(events: &Events, format: EventFormat) -> std::thread::JoinHandle<()> {
     let mut rx = events.subscribe();
+    let show_routine = super::logging::debug_enabled();
     std::thread::spawn(move || {
         use std::io::Write as _;
         loop {
@@ -157,6 +159,8 @@ fn render_events(events: &Events, format: EventFormat) -> std::thread::JoinHandl
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             let line = match format {
+                // Routine lines only with -v: journald keeps what a person must act on.
+                EventFormat::Text if event.is_routine() && !show_routine => continue,
                 EventFormat::Text => event.line(),
                 EventFormat::Json => serde_json::to_string(&event).unwrap_or_default(),
             };

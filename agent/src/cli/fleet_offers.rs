@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use outpost::fleet::offer::Offer;
 use outpost::fleet::topics::{self, Target};
 use outpost_hal::mqtt::{
-    Acknowledge, Client, Connection, Event as _, EventPayload, QoS, Transport, TransportError,
+    Acknowledge, Client, Connection, Event as _, EventPayload, QoS, TransportError,
 };
 use serde_json::json;
 
@@ -52,15 +52,12 @@ const QUIET: Duration = Duration::from_millis(500);
 /// the first message (a filter without wildcards matches one retained message at most). Empty
 /// payloads (cleared offers) are skipped.
 pub async fn retained(
-    broker: &str,
+    broker: &super::Broker,
     filter: &str,
     one: bool,
 ) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut transport = super::transport(broker)?;
-    let (mut client, mut connection) = transport
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {broker}"))?;
+    let (mut client, mut connection) = super::connect(&mut transport, broker).await?;
     let subscription = client
         .subscribe(filter, QoS::AtLeastOnce)
         .await
@@ -107,7 +104,7 @@ pub async fn retained(
 /// The offer of `app` to `target` on the broker now, if any. One that does not decode is
 /// reported and taken as none (its chunks cannot be known).
 pub async fn current_offer(
-    broker: &str,
+    broker: &super::Broker,
     prefix: &str,
     target: &Target,
     app: &str,
@@ -128,7 +125,7 @@ pub async fn current_offer(
 
 /// `outpost fleet list`: every app `target` is offered, as a table or JSON.
 pub async fn list(
-    broker: &str,
+    broker: &super::Broker,
     prefix: &str,
     target: &Target,
     json: bool,
@@ -206,7 +203,7 @@ fn date_time(ms: i64) -> String {
 /// `outpost fleet withdraw`: clears the offer of `app` to `target` (its announcement, then its
 /// chunks). Devices keep running what they installed; a download of it in progress stops.
 pub async fn withdraw(
-    broker: &str,
+    broker: &super::Broker,
     prefix: &str,
     target: &Target,
     app: &str,
@@ -220,10 +217,7 @@ pub async fn withdraw(
     };
     let offer = Offer::decode(prefix, &topic, &data);
     let mut transport = super::transport(broker)?;
-    let (mut client, mut connection) = transport
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {broker}"))?;
+    let (mut client, mut connection) = super::connect(&mut transport, broker).await?;
     // The announcement first, so no device starts fetching chunks that are about to go.
     super::publish::send_retained(
         &mut client,

@@ -14,7 +14,7 @@ use outpost::fleet::topics::{self, Target};
 use outpost_bundle::{Announcement, Limits};
 use outpost_hal::mqtt::{
     Acknowledge, Connection, Event as _, EventPayload, Publish, QoS, RumqttcClient,
-    RumqttcConnection, Transport, TransportError,
+    RumqttcConnection, TransportError,
 };
 
 /// Messages awaiting PUBACK at once. Below the transport's request queue (10): publishes queue
@@ -24,7 +24,7 @@ const WINDOW: usize = 8;
 /// Publishes `file` to `target`.
 pub async fn publish(
     file: &Path,
-    broker: &str,
+    broker: &super::Broker,
     target: &Target,
     prefix: &str,
     chunk_size: u32,
@@ -59,10 +59,7 @@ pub async fn publish(
     }
 
     let mut transport = super::transport(broker)?;
-    let (mut client, mut connection) = transport
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {broker}"))?;
+    let (mut client, mut connection) = super::connect(&mut transport, broker).await?;
     let started = Instant::now();
     let progress = progress_bar(bytes.len() as u64);
     let chunks: Vec<(String, &[u8])> = (0..count)
@@ -132,7 +129,7 @@ fn check_bundle(bytes: &[u8], inspected: &outpost_bundle::InspectedBundle) -> an
 pub async fn clear_chunks(
     client: &mut RumqttcClient,
     connection: &mut RumqttcConnection,
-    broker: &str,
+    broker: &super::Broker,
     prefix: &str,
     old: &Offer,
 ) -> anyhow::Result<usize> {
@@ -153,7 +150,7 @@ pub async fn clear_chunks(
 pub async fn send_retained(
     client: &mut RumqttcClient,
     connection: &mut RumqttcConnection,
-    broker: &str,
+    broker: &super::Broker,
     messages: &[(String, &[u8])],
     mut acked: impl FnMut(usize),
 ) -> anyhow::Result<()> {

@@ -3,12 +3,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{bail, ensure};
 use outpost::fleet::topics::Target;
 use outpost::identity::DeviceIdentity;
-use outpost_hal::mqtt::{
-    Connection, Event, EventPayload, Publish, QoS, RumqttcTransport, Transport,
-};
+use outpost_hal::mqtt::{Connection, Event, EventPayload, Publish, QoS, RumqttcTransport};
 
 /// The topic a command `subtopic` for `app` goes to, after checking the app is one plain topic
 /// level and the subtopic plain levels, without wildcards (the target's name is checked by
@@ -44,14 +42,11 @@ pub fn command_topic(
 /// broker's acknowledgement.
 pub async fn send(
     mut transport: RumqttcTransport,
-    broker: &str,
+    broker: &super::Broker,
     topic: &str,
     payload: &[u8],
 ) -> anyhow::Result<ExitCode> {
-    let (mut client, mut connection) = transport
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {broker}"))?;
+    let (mut client, mut connection) = super::connect(&mut transport, broker).await?;
     let id = client
         .publish(topic, QoS::AtLeastOnce, false, payload)
         .await

@@ -2,6 +2,8 @@
 
 mod agent;
 #[cfg(feature = "operator")]
+mod broker_args;
+#[cfg(feature = "operator")]
 mod bundle;
 #[cfg(feature = "operator")]
 mod fleet;
@@ -11,6 +13,8 @@ mod logging;
 #[cfg(feature = "operator")]
 mod provision;
 mod state;
+#[cfg(feature = "operator")]
+mod style;
 mod systemd;
 mod up;
 
@@ -27,6 +31,13 @@ use outpost::store::{FullPolicy, OutboxLimits};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More detail on stderr (debug level), and routine agent events (`sync: drained`, each
+    /// successful invocation) in `outpost agent --events text`.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Only warnings and errors on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -107,7 +118,11 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     // A level, not a filter expression: a filter engine would add hundreds of KiB to a device
     // binary for directives nobody sets on a device.
-    logging::init();
+    logging::init(match (cli.verbose, cli.quiet) {
+        (true, _) => Some(logging::Verbosity::Verbose),
+        (_, true) => Some(logging::Verbosity::Quiet),
+        _ => None,
+    });
     match cli.command {
         Command::Up(args) => up::run(args),
         Command::Agent(args) => agent::run(*args),

@@ -118,7 +118,10 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
         .parse()
         .with_context(|| format!("--broker '{}'", args.broker))?;
     let password = match &args.password_file {
-        Some(file) => Some(read_password(file)?),
+        Some(file) => Some(super::broker_args::read_password(
+            file,
+            &format!("--password-file {}", file.display()),
+        )?),
         None => args.password.clone(),
     };
     let tls: [TlsFile; 3] = [
@@ -279,19 +282,6 @@ fn quote(value: &str) -> String {
     }
     quoted.push('"');
     quoted
-}
-
-/// The password file's first line, without its line ending.
-fn read_password(file: &Path) -> anyhow::Result<String> {
-    let text = fs::read_to_string(file)
-        .with_context(|| format!("--password-file {}: cannot read", file.display()))?;
-    let password = text.lines().next().unwrap_or_default();
-    ensure!(
-        !password.is_empty(),
-        "--password-file {}: the first line is empty",
-        file.display()
-    );
-    Ok(password.to_owned())
 }
 
 /// `NAME` of `NAME.pub` (or of `NAME`): letters, digits, `.`, `-`, `_`, not starting with `.`.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use outpost_hal::mqtt::{BrokerUrl, LastWill, MqttConfig, QoS, RumqttcTransport, TransportError};
+use outpost_hal::mqtt::{LastWill, QoS, RumqttcTransport, TransportError};
 use tokio::sync::watch;
 
 use crate::apps::AppVersion;
@@ -19,20 +19,9 @@ const PAGE_ROWS: usize = 1024;
 /// the device offline; MQTT 5 unless configured otherwise (falling back to 3.1.1 by itself).
 pub fn transport(config: &AgentConfig) -> Result<RumqttcTransport, TransportError> {
     let status_topic = format!("{}/{}/status", config.mqtt.topic_prefix, config.device_id);
-    let broker: BrokerUrl = config.mqtt.broker.parse()?;
-    let mut mqtt = MqttConfig::new(broker, config.device_id.clone());
-    mqtt.keep_alive = config.mqtt.keepalive;
+    let mut mqtt = config.mqtt.mqtt_config(config.device_id.clone())?;
     // A persistent session: commands for mqtt triggers queue at the broker while we are away.
     mqtt.clean_session = false;
-    mqtt.username = config.mqtt.username.clone();
-    mqtt.password = config.mqtt.password.clone();
-    mqtt.ca_file = config.mqtt.ca_file.clone();
-    mqtt.client_cert = config.mqtt.client_cert.clone();
-    mqtt.client_key = config.mqtt.client_key.clone();
-    mqtt.max_packet_bytes = config.mqtt.max_packet_bytes;
-    mqtt.max_incoming_packet_bytes = config.mqtt.max_incoming_packet_bytes;
-    mqtt.protocol = config.mqtt.protocol;
-    mqtt.session_expiry = config.mqtt.session_expiry;
     // Room for everything a session enqueues, so it never waits for the event loop while the
     // inbound gate has paused it (sync/gate.rs).
     mqtt.request_capacity = crate::sync::gate::request_capacity(config.sync.window, PAGE_ROWS);

@@ -203,12 +203,18 @@ pub struct MqttConfig {
     /// Longest `connect` may take (DNS, TCP, TLS and CONNACK); also the write timeout of the
     /// session. Default 10 s.
     pub connect_timeout: Duration,
+    /// Set TCP_NODELAY on the socket (default `true`). MQTT packets are written whole, so
+    /// Nagle's algorithm only holds a small packet (a PUBACK, a SUBSCRIBE) back until the peer
+    /// acknowledges the previous one, which the peer delays by up to 40 ms: a stall per round
+    /// trip on a request/response exchange such as a fleet download (BENCHMARKS.md). `false`
+    /// saves TCP/IP headers when several small packets leave back to back, on metered links.
+    pub tcp_nodelay: bool,
 }
 
 impl MqttConfig {
     /// A configuration with the defaults: MQTT 5 (falling back to 3.1.1), clean session,
     /// keep-alive 60 s, 10 KiB packets out and 4 MiB in, 100 in flight, no credentials, no
-    /// will.
+    /// will, TCP_NODELAY on.
     pub fn new(broker: BrokerUrl, client_id: impl Into<String>) -> Self {
         Self {
             broker,
@@ -229,6 +235,7 @@ impl MqttConfig {
             inflight: 100,
             request_capacity: 10,
             connect_timeout: Duration::from_secs(10),
+            tcp_nodelay: true,
         }
     }
 

@@ -99,15 +99,25 @@ impl Agent {
     /// Starts `BIN agent ARGS` (with its events as JSON lines) and nothing else: for callers
     /// that choose every flag themselves (benches).
     pub fn spawn(bin: impl AsRef<Path>, args: &[impl AsRef<OsStr>]) -> Agent {
-        let mut child = Command::new(bin.as_ref())
+        Agent::launch(bin.as_ref(), EVENTS_JSON, args)
+    }
+
+    /// Starts `BIN agent --events text ARGS`: events as lines for people, as journald gets
+    /// them (each a [`Line::Stdout`]; wait with [`Agent::wait_text`]).
+    pub fn spawn_text(bin: impl AsRef<Path>, args: &[impl AsRef<OsStr>]) -> Agent {
+        Agent::launch(bin.as_ref(), &["--events", "text"], args)
+    }
+
+    fn launch(bin: &Path, events: &[&str], args: &[impl AsRef<OsStr>]) -> Agent {
+        let mut child = Command::new(bin)
             .arg("agent")
-            .args(EVENTS_JSON)
+            .args(events)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("{} agent starts: {e}", bin.as_ref().display()));
+            .unwrap_or_else(|e| panic!("{} agent starts: {e}", bin.display()));
         let pid = child.id();
         // Unbounded: tests assert on everything the agent said.
         let output = Arc::new(Log::new(usize::MAX));
@@ -152,6 +162,22 @@ impl Agent {
     ) -> bool {
         self.output
             .wait_count(|line| line.event().is_some_and(&pred), n, timeout)
+    }
+
+    /// Blocks until a stdout text line (`--events text`) contains `needle`, or `timeout`
+    /// passes, or the agent exited; returns whether one did.
+    pub fn wait_text(&self, needle: &str, timeout: Duration) -> bool {
+        self.output.wait_count(
+            |line| matches!(line, Line::Stdout(text) if text.contains(needle)),
+            1,
+            timeout,
+        )
+    }
+
+    /// Stdout text lines containing `needle` so far.
+    pub fn count_text(&self, needle: &str) -> usize {
+        self.output
+            .count(|line| matches!(line, Line::Stdout(text) if text.contains(needle)))
     }
 
     /// Events satisfying `pred` emitted so far.

@@ -47,6 +47,7 @@ pub(super) async fn connect(
     let timeout = config.connect_timeout;
     let mut network = NetworkOptions::new();
     network.set_connection_timeout(timeout.as_secs().max(1));
+    network.set_tcp_nodelay(config.tcp_nodelay);
     eventloop.set_network_options(network);
     let session_present = match tokio::time::timeout(timeout, eventloop.poll()).await {
         Err(_) => {

@@ -56,6 +56,7 @@ fn options(config: &MqttConfig) -> Result<MqttOptions, TransportError> {
     }
     let mut network = NetworkOptions::new();
     network.set_connection_timeout(config.connect_timeout.as_secs().max(1));
+    network.set_tcp_nodelay(config.tcp_nodelay);
     options.set_network_options(network);
     Ok(options)
 }
