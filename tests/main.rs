@@ -20,6 +20,7 @@ mod mqtt_triggers;
 mod packaging;
 mod poison_inbound;
 mod publishing;
+mod quiet_status;
 mod scheduling;
 mod store_damage;
 mod store_recovery;
