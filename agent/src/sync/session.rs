@@ -34,11 +34,6 @@ pub(super) enum End {
     Lost(String),
 }
 
-/// After a change (a commit, an ack, an inbound message, a problem), how long the session waits
-/// before checking whether the status changed, so a burst of changes costs one read of the
-/// counters and one publish (and never sooner than `status_every` after the last check).
-const STATUS_SETTLE: Duration = Duration::from_secs(1);
-
 /// Before a session ends because inbound messages overflowed, how long the transport gets to
 /// send the acknowledgements already queued.
 const OVERFLOW_FLUSH: Duration = Duration::from_millis(300);
@@ -469,8 +464,11 @@ impl<'a, T: Transport> Session<'a, T> {
     /// When to check the status after a change now: after the settle time, and not sooner
     /// than `status_every` after the last check or publish.
     fn status_due(&self) -> Instant {
-        let every = self.shared.config.status_every;
-        (Instant::now() + STATUS_SETTLE.min(every)).max(self.last_check + every)
+        status::check_at(
+            Instant::now(),
+            self.last_check,
+            self.shared.config.status_every,
+        )
     }
 
     /// Publishes the status if it changed since the last one (uptime aside).

@@ -8,6 +8,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -114,6 +115,21 @@ struct Status<'a> {
     store: StoreHealth<'a>,
     last_error: Option<String>,
     uptime_s: u64,
+}
+
+/// After a change (a commit, an ack, an inbound message, a problem), how long the session waits
+/// before checking whether the status changed, so a burst of changes costs one read of the
+/// counters and at most one publish.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+/// When to check the status after a change at `now`: once the change settled ([`SETTLE`], or
+/// `every` if shorter), and not sooner than `every` after the `last` check or publish. Generic
+/// over the instant type, so it is tested with plain durations.
+pub fn check_at<T>(now: T, last: T, every: Duration) -> T
+where
+    T: std::ops::Add<Duration, Output = T> + Ord,
+{
+    (now + SETTLE.min(every)).max(last + every)
 }
 
 /// What the status document is made of.
@@ -271,5 +287,17 @@ mod tests {
         assert_ne!(fingerprint(&parts), before);
         let gone: serde_json::Value = serde_json::from_slice(&offline("d1")).expect("json");
         assert_eq!(gone["online"], false);
+    }
+
+    #[test]
+    fn a_change_is_checked_after_it_settles_and_at_most_once_per_period() {
+        let s = Duration::from_secs;
+        // Quiet for long: one settle time after the change.
+        assert_eq!(check_at(s(1000), s(0), s(60)), s(1001));
+        // Checked 10 s ago: not before the period is over.
+        assert_eq!(check_at(s(1000), s(990), s(60)), s(1050));
+        // A period shorter than the settle time bounds it too.
+        let ms = Duration::from_millis;
+        assert_eq!(check_at(ms(1000), ms(0), ms(200)), ms(1200));
     }
 }
