@@ -21,6 +21,7 @@ mod operator;
 mod packaging;
 mod poison_inbound;
 mod publishing;
+mod quiet_status;
 mod scheduling;
 mod store_damage;
 mod store_recovery;

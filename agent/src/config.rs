@@ -245,7 +245,7 @@ pub struct SyncSettings {
     /// Event encoding.
     #[serde(default)]
     pub wire: WireFormat,
-    /// Status refresh interval.
+    /// Least time between two checks of the retained status (published only when it changed).
     #[serde(default = "default_status_every", with = "humantime_serde")]
     pub status_every: Duration,
 }

@@ -72,7 +72,8 @@ pub struct AgentArgs {
     /// Disk quota of the state file in bytes (0 = none); the outbox's full-policy acts there.
     #[arg(long)]
     max_state_bytes: Option<u64>,
-    /// Status refresh interval, e.g. 30s.
+    /// Least time between two status checks, e.g. 30s: the status is published only when it
+    /// changed, at most once per this.
     #[arg(long, value_parser = humantime::parse_duration)]
     status_every: Option<Duration>,
     /// Most events per message.

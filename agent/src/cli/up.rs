@@ -94,12 +94,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let store = app.store.clone();
     app.shutdown();
     let counters = store.counters()?;
+    let (late_runs, max_late_ms) = stats.lateness();
     println!(
-        "outpost up: stopped; outbox holds {} record(s), {} skipped run(s), {} sensor error(s)",
+        "outpost up: stopped; outbox holds {} record(s), {} skipped run(s), {} late run(s) (at most {} ms late), {} sensor error(s)",
         counters.outbox_records,
         stats
             .skipped_runs
             .load(std::sync::atomic::Ordering::Relaxed),
+        late_runs,
+        max_late_ms,
         stats
             .sensor_errors
             .load(std::sync::atomic::Ordering::Relaxed),

@@ -20,7 +20,7 @@ use crate::fleet::{self, FleetConfig, FleetContext, HealthPolicy};
 use crate::identity::DeviceIdentity;
 use crate::inbox::Inbox;
 use crate::runtime::{KvReader, SendCheck, Services};
-use crate::scheduler::Reporter;
+use crate::scheduler::{Reporter, SchedulerStats};
 use crate::store::Store;
 use crate::store::committer::Committer;
 
@@ -43,6 +43,8 @@ pub struct Shared<'a> {
     /// The device's inbox, which routes `mqtt` triggers of running apps, and what wakes its
     /// dispatcher.
     pub inbox: (Inbox, Arc<Notify>),
+    /// The device's schedulers' counters (late and skipped runs).
+    pub schedule: Arc<SchedulerStats>,
 }
 
 /// Fleet updates, assembled and ready to run.
@@ -119,7 +121,8 @@ pub fn assemble(
         apps,
         local,
     )
-    .with_inbox(shared.inbox.0, shared.inbox.1);
+    .with_inbox(shared.inbox.0, shared.inbox.1)
+    .with_scheduler_stats(shared.schedule);
     let initial = supervisor.load_installed();
     let (updater, link) = Updater::new(context.clone(), supervisor.handle());
     tracing::info!(

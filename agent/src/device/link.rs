@@ -1,6 +1,7 @@
 //! The device's link to its broker: the MQTT transport and the sync engine's settings, from
 //! `agent.toml`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use outpost_hal::mqtt::{LastWill, QoS, RumqttcTransport, TransportError};
@@ -8,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::apps::AppVersion;
 use crate::config::AgentConfig;
+use crate::scheduler::SchedulerStats;
 use crate::sync::SyncConfig;
 use crate::sync::batch::Planner;
 use crate::sync::status;
@@ -48,11 +50,13 @@ pub fn planner(config: &AgentConfig, incarnation: String) -> Planner {
     }
 }
 
-/// The sync engine's settings; `apps` is the list of running apps the status shows.
+/// The sync engine's settings; `apps` is the list of running apps the status shows, `schedule`
+/// the device's schedulers' counters.
 pub fn sync_config(
     config: &AgentConfig,
     planner: Planner,
     apps: watch::Receiver<Vec<AppVersion>>,
+    schedule: Arc<SchedulerStats>,
 ) -> SyncConfig {
     SyncConfig {
         planner,
@@ -72,5 +76,6 @@ pub fn sync_config(
         delete_rows: 2048,
         rate_limit: (config.sync.rate_limit > 0).then_some(config.sync.rate_limit),
         apps,
+        schedule,
     }
 }

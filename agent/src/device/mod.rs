@@ -30,7 +30,7 @@ use crate::identity::DeviceIdentity;
 use crate::inbox::{Inbox, InboxRoute};
 use crate::report;
 use crate::runtime::SendCheck;
-use crate::scheduler::{Reporter, Scheduler};
+use crate::scheduler::{Reporter, Scheduler, SchedulerStats};
 use crate::store::committer::{self, Committer, CommitterThread};
 use crate::store::{OutboxLimits, Store, StoreError, StoreNotice, Verifier, guard};
 use crate::sync::SyncEngine;
@@ -72,6 +72,8 @@ pub struct Device {
     /// Woken when the state file turns out damaged while in use: the device stops so that a
     /// restart's start-up check can move the file aside ([`Stopped::needs_restart`]).
     restart: Arc<Notify>,
+    /// Every app's scheduler counters (late and skipped runs), which the status shows.
+    schedule: Arc<SchedulerStats>,
 }
 
 impl Device {
@@ -166,10 +168,12 @@ impl Device {
             .map(|a| AppVersion::local(&a.manifest.app.name, &a.manifest.app.version))
             .collect();
         let (apps_tx, apps_rx) = watch::channel(local_apps.clone());
+        // One set of scheduler counters for every app on the device: the status shows them.
+        let schedule = Arc::new(SchedulerStats::default());
         let mut engine = SyncEngine::new(
             link::transport(&config)?,
             store.clone(),
-            link::sync_config(&config, planner, apps_rx),
+            link::sync_config(&config, planner, apps_rx, schedule.clone()),
             Some(committer.stats_handle()),
         )
         .with_events(events.clone());
@@ -204,6 +208,7 @@ impl Device {
                     events: events.clone(),
                     send,
                     inbox: (inbox.clone(), wake.clone()),
+                    schedule: schedule.clone(),
                 },
                 apps_tx,
                 local_apps,
@@ -223,6 +228,7 @@ impl Device {
             engine,
             reporter,
             restart,
+            schedule,
         })
     }
 
@@ -247,6 +253,7 @@ impl Device {
             engine,
             reporter,
             restart,
+            schedule,
         } = self;
         events.emit(AgentEvent::Started {
             device: config.device_id.clone(),
@@ -261,7 +268,8 @@ impl Device {
                 app.store.clone(),
                 clock,
                 reporter.clone(),
-            );
+            )
+            .with_stats(schedule);
             tasks.push(tokio::spawn(scheduler.run(app.triggers(), stop.clone())));
         }
         let (inbox, wake) = inbox;

@@ -18,7 +18,7 @@ use crate::apps::AppVersion;
 use crate::events::AgentEvent;
 use crate::executor::Executor;
 use crate::inbox::Inbox;
-use crate::scheduler::{Reporter, Scheduler};
+use crate::scheduler::{Reporter, Scheduler, SchedulerStats};
 use crate::store::committer::Committer;
 
 /// What the supervisor is asked to do.
@@ -94,6 +94,8 @@ pub struct Supervisor {
     rx: mpsc::UnboundedReceiver<Event>,
     /// Where running apps' `mqtt` triggers are routed, and what wakes its dispatcher.
     inbox: Option<(Inbox, Arc<Notify>)>,
+    /// The device's schedulers' counters, which every app's scheduler adds to.
+    schedule: Arc<SchedulerStats>,
 }
 
 impl Supervisor {
@@ -132,6 +134,7 @@ impl Supervisor {
             tx,
             rx,
             inbox: None,
+            schedule: Arc::default(),
         }
     }
 
@@ -139,6 +142,13 @@ impl Supervisor {
     /// so messages that waited for it run.
     pub fn with_inbox(mut self, inbox: Inbox, wake: Arc<Notify>) -> Supervisor {
         self.inbox = Some((inbox, wake));
+        self
+    }
+
+    /// Counts every running app's skipped and late runs into the device's `stats` (the status
+    /// shows them).
+    pub fn with_scheduler_stats(mut self, stats: Arc<SchedulerStats>) -> Supervisor {
+        self.schedule = stats;
         self
     }
 
@@ -241,7 +251,8 @@ impl Supervisor {
             self.state.store().clone(),
             self.clock.clone(),
             reporter,
-        );
+        )
+        .with_stats(self.schedule.clone());
         let triggers: Vec<_> = prepared
             .manifest
             .components

@@ -1,10 +1,14 @@
 //! Triggers: cron schedules, intervals, on-start and sensor samples, each driven by its own task
 //! so a slow invocation never delays an unrelated trigger.
 //!
-//! - [`plan`]: pure schedule arithmetic (next run, missed runs, jitter).
+//! - [`plan`]: pure schedule arithmetic (next run, missed runs, the interval grid, lateness,
+//!   jitter).
 //! - [`sensor_watch`]: which samples fire a sensor trigger.
-//! - this file: the async driver. Invocations run on blocking threads; a trigger whose previous
-//!   run is still going skips the new run and counts it (persistently), never queues it.
+//! - this file: the async driver. Invocations run on blocking threads, at most one per trigger.
+//!   An interval trigger whose previous run is still going waits for it, then runs once for the
+//!   latest due time and skips the others ([`plan::IntervalGrid`]); a cron or sensor run that
+//!   falls due meanwhile is skipped. Skips are counted persistently, late starts in
+//!   [`SchedulerStats`] (shown in the status), never queued and never silent.
 
 pub mod plan;
 pub mod sensor_watch;
@@ -27,13 +31,40 @@ use crate::store::Store;
 /// Called with every outcome (printing in `outpost up`, collecting in tests).
 pub type Reporter = Arc<dyn Fn(&Outcome) + Send + Sync>;
 
-/// Counters the scheduler keeps while running.
+/// Counters the scheduler keeps while running (since the process started, in memory). One set
+/// can be shared by every app's scheduler on a device ([`Scheduler::with_stats`]); the status
+/// document shows the lateness.
 #[derive(Debug, Default)]
 pub struct SchedulerStats {
     /// Runs skipped because the trigger's previous run was still going.
     pub skipped_runs: AtomicU64,
     /// Sensor samples that failed (the trigger keeps sampling).
     pub sensor_errors: AtomicU64,
+    /// Runs of cron and interval triggers that started late ([`plan::is_late`]): the schedule
+    /// did not hold (a previous run, or the device, was too slow).
+    pub late_runs: AtomicU64,
+    /// The most any run started after its due time, in ms.
+    pub max_late_ms: AtomicU64,
+}
+
+impl SchedulerStats {
+    /// Records a run that started `late` after its due time, if that counts as late for a
+    /// trigger of this `period`.
+    pub fn record_start(&self, late: Duration, period: Duration) {
+        if plan::is_late(late, period) {
+            self.late_runs.fetch_add(1, Ordering::Relaxed);
+            let ms = u64::try_from(late.as_millis()).unwrap_or(u64::MAX);
+            self.max_late_ms.fetch_max(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Late runs and the most a run was late (ms), for the status and summaries.
+    pub fn lateness(&self) -> (u64, u64) {
+        (
+            self.late_runs.load(Ordering::Relaxed),
+            self.max_late_ms.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// What every trigger task shares.
@@ -65,6 +96,15 @@ impl Scheduler {
                 stats: Arc::default(),
             }),
         }
+    }
+
+    /// Counts into `stats` instead of counters of its own: a device shares one set between
+    /// every app's scheduler, so its status shows them all. Call before [`Scheduler::run`].
+    pub fn with_stats(mut self, stats: Arc<SchedulerStats>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.stats = stats;
+        }
+        self
     }
 
     /// The live counters.
@@ -108,25 +148,7 @@ impl Runner {
             .as_ref()
             .is_some_and(|run| !run.is_finished())
         {
-            self.shared
-                .stats
-                .skipped_runs
-                .fetch_add(1, Ordering::Relaxed);
-            self.shared.executor.note_skipped_runs(1);
-            if self.skipped == 0 {
-                tracing::warn!(
-                    component = &*self.component,
-                    trigger = &*self.name,
-                    "previous run still going; run skipped (further skips are counted, not logged)"
-                );
-            } else {
-                tracing::debug!(
-                    component = &*self.component,
-                    trigger = &*self.name,
-                    "run skipped"
-                );
-            }
-            self.skipped += 1;
+            self.skip(1);
             return;
         }
         let shared = self.shared.clone();
@@ -135,6 +157,52 @@ impl Runner {
             let outcome = shared.executor.run_blocking(&component, firing);
             (shared.report)(&outcome);
         }));
+    }
+
+    /// Waits until the previous run (if any) has finished; `false` if shutdown came first.
+    async fn idle(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let Some(run) = self.in_flight.as_mut() else {
+            return true;
+        };
+        if run.is_finished() {
+            return true;
+        }
+        tokio::select! {
+            result = run => {
+                self.in_flight = None;
+                if let Err(error) = result {
+                    tracing::error!(%error, "an invocation thread failed");
+                }
+                true
+            }
+            _ = stop.wait_for(|stopped| *stopped) => false,
+        }
+    }
+
+    /// Counts `n` runs that did not happen (persistently, with the next commit).
+    fn skip(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.shared
+            .stats
+            .skipped_runs
+            .fetch_add(n, Ordering::Relaxed);
+        self.shared.executor.note_skipped_runs(n);
+        if self.skipped == 0 {
+            tracing::warn!(
+                component = &*self.component,
+                trigger = &*self.name,
+                "previous run still going; run skipped (further skips are counted, not logged)"
+            );
+        } else {
+            tracing::debug!(
+                component = &*self.component,
+                trigger = &*self.name,
+                "run skipped"
+            );
+        }
+        self.skipped += n;
     }
 
     async fn finish(self) {
@@ -150,6 +218,14 @@ impl Runner {
 async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         () = tokio::time::sleep(duration) => true,
+        _ = stop.wait_for(|stopped| *stopped) => false,
+    }
+}
+
+/// Sleeps until `at`; `false` if shutdown came first.
+async fn sleep_until_or_stop(at: Instant, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep_until(at) => true,
         _ = stop.wait_for(|stopped| *stopped) => false,
     }
 }
@@ -211,7 +287,13 @@ async fn drive(
                     break;
                 }
                 // A wall-clock step backwards (NTP) can wake us early: recompute instead.
-                if clock.wall_ms() >= due {
+                let woke = clock.wall_ms();
+                if woke >= due {
+                    let late = Duration::from_millis(u64::try_from(woke - due).unwrap_or(0));
+                    let period = plan::next_cron_ms(&schedule, due).map_or(Duration::MAX, |next| {
+                        Duration::from_millis(u64::try_from(next - due).unwrap_or(0))
+                    });
+                    shared.stats.record_start(late, period);
                     runner.fire(Firing::scheduled(name.clone(), AbiKind::Cron, due));
                 }
             }
@@ -224,20 +306,24 @@ async fn drive(
                     clock.wall_ms(),
                 ));
             }
+            // The grid and its rule: `plan::IntervalGrid`. Monotonic time, so a wall-clock
+            // step never moves an interval trigger.
             let mut rng = fastrand::Rng::new();
-            let mut deadline = Instant::now();
+            let origin = Instant::now();
+            let mut grid = plan::IntervalGrid::new(*every, Duration::ZERO);
             loop {
-                deadline += *every;
-                let now = Instant::now();
-                // After a long stall (suspend, overload) restart the grid instead of bursting.
-                if deadline + *every < now {
-                    deadline = now;
-                }
-                let wait =
-                    deadline.saturating_duration_since(now) + plan::jitter(*jitter, &mut rng);
-                if !sleep_or_stop(wait, &mut stop).await {
+                let spread = plan::jitter(*jitter, &mut rng);
+                let at = origin + grid.due() + spread;
+                if !sleep_until_or_stop(at, &mut stop).await || !runner.idle(&mut stop).await {
                     break;
                 }
+                // Jitter moves the planned start, not the grid: lateness is counted from it.
+                let now = origin.elapsed().saturating_sub(spread);
+                let Some(slot) = grid.take(now) else {
+                    continue;
+                };
+                runner.skip(slot.skipped);
+                shared.stats.record_start(slot.late, *every);
                 runner.fire(Firing::scheduled(
                     name.clone(),
                     AbiKind::Interval,

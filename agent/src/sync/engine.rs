@@ -23,6 +23,7 @@ use super::session::{End, Session};
 use super::status::{AppVersion, SyncStats};
 use crate::events::{AgentEvent, Events};
 use crate::inbound::InboundRoute;
+use crate::scheduler::SchedulerStats;
 use crate::store::Store;
 use crate::store::committer::CommitStats;
 
@@ -45,7 +46,9 @@ pub struct SyncConfig {
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
-    /// How often the retained status is refreshed (it is also refreshed on change).
+    /// Least time between two checks of the retained status: it is published at connect, when
+    /// the apps change, and otherwise only when it changed, at most once per this (a change
+    /// after a quiet spell shows within a second). No timer runs while nothing changes.
     pub status_every: Duration,
     /// How often acknowledged rows are deleted (deletes are batched into one transaction).
     pub delete_every: Duration,
@@ -57,6 +60,8 @@ pub struct SyncConfig {
     pub rate_limit: Option<u64>,
     /// Running apps, for the status (republished when it changes).
     pub apps: watch::Receiver<Vec<AppVersion>>,
+    /// The device's schedulers' counters, for the status (late runs).
+    pub schedule: Arc<SchedulerStats>,
 }
 
 impl SyncConfig {

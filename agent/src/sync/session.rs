@@ -34,10 +34,6 @@ pub(super) enum End {
     Lost(String),
 }
 
-/// After a commit, how long the session waits before checking whether the status changed (one
-/// read of the counters per quiet second at most, not one per commit).
-const STATUS_SETTLE: Duration = Duration::from_secs(1);
-
 /// Before a session ends because inbound messages overflowed, how long the transport gets to
 /// send the acknowledgements already queued.
 const OVERFLOW_FLUSH: Duration = Duration::from_millis(300);
@@ -65,8 +61,11 @@ pub(super) struct Session<'a, T: Transport> {
     /// What this session subscribed to, with each filter's fetch generation.
     subscribed: Wanted,
     bucket: RateBucket,
-    /// The counters that last went into a status, to publish again only when they change.
-    last_significant: Option<status::Significant>,
+    /// The last status published, as [`status::fingerprint`], to publish again only when it
+    /// changes.
+    last_status: Option<Vec<u8>>,
+    /// When the status was last checked or published: the next check is `status_every` later.
+    last_check: Instant,
     /// Back-pressure on inbound messages, shared with the pump.
     gate: Arc<Gate>,
 }
@@ -80,7 +79,8 @@ impl<'a, T: Transport> Session<'a, T> {
             drain,
             subscribed: Wanted::new(),
             bucket: RateBucket::new(shared.config.rate_limit),
-            last_significant: None,
+            last_status: None,
+            last_check: Instant::now(),
             gate: Arc::new(Gate::new(gate::BUFFER_BYTES, gate::BUFFER_MESSAGES)),
         }
     }
@@ -181,10 +181,10 @@ impl<'a, T: Transport> Session<'a, T> {
         shared.routes.iter().for_each(|r| r.session(true));
         shared.events.emit(AgentEvent::Connected);
         let config = &shared.config;
-        // The session starts with a status publish, so the periodic ticks start one period later.
-        let later = |period: Duration| tokio::time::interval_at(Instant::now() + period, period);
-        let mut status_tick = later(config.status_every);
-        let mut delete_tick = later(config.delete_every);
+        // No periodic status: it is published at connect (above), when the apps change, and
+        // when a check after a change finds it different ([`Session::status_due`]).
+        let mut delete_tick =
+            tokio::time::interval_at(Instant::now() + config.delete_every, config.delete_every);
         let mut apps = config.apps.clone();
         let mut status_check: Option<Instant> = None;
         let mut read_retry: Option<Instant> = None;
@@ -217,29 +217,31 @@ impl<'a, T: Transport> Session<'a, T> {
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Some(Ev::Published(id)) => {
+                        // Only a PUBACK that releases rows changes the status (not the
+                        // status's own).
                         if self.drain.acknowledged(id) {
                             let rows = self.drain.take_released();
                             self.delete(rows).await;
+                            status_check.get_or_insert_with(|| self.status_due());
                         }
                     }
                     Some(Ev::Received { id, topic, data }) => {
                         let bytes = data.len();
                         self.receive(id, topic, data).await;
                         self.gate.taken(bytes);
-                        status_check.get_or_insert(Instant::now() + STATUS_SETTLE);
+                        status_check.get_or_insert_with(|| self.status_due());
                     }
-                    Some(Ev::Problem(problem)) => shared.problem(problem),
+                    Some(Ev::Problem(problem)) => {
+                        shared.problem(problem);
+                        status_check.get_or_insert_with(|| self.status_due());
+                    }
                     Some(Ev::Ended(reason)) => return End::Lost(reason),
                     None => return End::Lost("the connection ended".into()),
                 },
                 _ = delete_tick.tick(), if self.drain.has_released() => {
                     let rows = self.drain.take_released();
                     self.delete(rows).await;
-                }
-                _ = status_tick.tick() => {
-                    if let Err(reason) = self.publish_status(None).await {
-                        return End::Lost(reason);
-                    }
+                    status_check.get_or_insert_with(|| self.status_due());
                 }
                 () = sleep_until(status_check), if status_check.is_some() => {
                     status_check = None;
@@ -247,10 +249,13 @@ impl<'a, T: Transport> Session<'a, T> {
                         return End::Lost(reason);
                     }
                 }
-                () = sleep_until(read_retry), if read_retry.is_some() => read_retry = None,
+                () = sleep_until(read_retry), if read_retry.is_some() => {
+                    read_retry = None;
+                    status_check.get_or_insert_with(|| self.status_due());
+                }
                 () = wait_commit(shared), if idle => {
                     self.drain.committed();
-                    status_check.get_or_insert(Instant::now() + STATUS_SETTLE);
+                    status_check.get_or_insert_with(|| self.status_due());
                 }
                 () = shared.routes_changed.notified() => {
                     if let Err(reason) = self.follow().await {
@@ -456,10 +461,29 @@ impl<'a, T: Transport> Session<'a, T> {
         format!("{}/{}/status", planner.prefix, planner.device)
     }
 
-    /// Publishes the status if the counters that matter changed since the last one.
+    /// When to check the status after a change now: after the settle time, and not sooner
+    /// than `status_every` after the last check or publish.
+    fn status_due(&self) -> Instant {
+        status::check_at(
+            Instant::now(),
+            self.last_check,
+            self.shared.config.status_every,
+        )
+    }
+
+    /// Publishes the status if it changed since the last one (uptime aside).
     async fn refresh_status(&mut self) -> Result<(), String> {
         let counters = self.shared.store.counters().await.unwrap_or_default();
-        if self.last_significant == Some(status::significant(&counters, &self.shared.stats)) {
+        self.last_check = Instant::now();
+        let shared = self.shared;
+        let now = status::fingerprint(&status::Parts {
+            device: &shared.config.planner.device,
+            apps: &shared.config.apps.borrow(),
+            counters: &counters,
+            stats: &shared.stats,
+            schedule: &shared.config.schedule,
+        });
+        if self.last_status.as_ref() == Some(&now) {
             return Ok(());
         }
         self.publish_status(Some(counters)).await
@@ -475,16 +499,24 @@ impl<'a, T: Transport> Session<'a, T> {
             Some(counters) => counters,
             None => shared.store.counters().await.unwrap_or_default(),
         };
-        self.last_significant = Some(status::significant(&counters, &shared.stats));
+        let (fingerprint, body) = {
+            let apps = shared.config.apps.borrow();
+            let parts = status::Parts {
+                device: &shared.config.planner.device,
+                apps: &apps,
+                counters: &counters,
+                stats: &shared.stats,
+                schedule: &shared.config.schedule,
+            };
+            (
+                status::fingerprint(&parts),
+                status::online(&parts, shared.started.elapsed().as_secs()),
+            )
+        };
+        self.last_status = Some(fingerprint);
+        self.last_check = Instant::now();
         let gate = self.gate.clone();
         let _call = gate.calling();
-        let body = status::online(
-            &shared.config.planner.device,
-            &shared.config.apps.borrow(),
-            &counters,
-            &shared.stats,
-            shared.started.elapsed().as_secs(),
-        );
         match self
             .client
             .publish(&self.status_topic(), QoS::AtLeastOnce, true, &body)

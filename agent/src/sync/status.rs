@@ -1,13 +1,19 @@
 //! The device status document, published retained on `{prefix}/{device}/status` so the latest
 //! state of a device is readable from the broker while the device is offline. The Last-Will
 //! message replaces it with `online: false` when the link dies.
+//!
+//! It is published when it changed, not on a timer: [`fingerprint`] is the document without
+//! what changes by itself (uptime, and the count of messages published, which the status's own
+//! publish moves), so an agent with nothing going on publishes nothing and sleeps.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
 pub use crate::apps::AppVersion;
+use crate::scheduler::SchedulerStats;
 use crate::store::Counters;
 
 /// Live sync counters, shown in the status document.
@@ -61,6 +67,15 @@ struct Rejected {
     invocations: u64,
 }
 
+/// How well the schedules hold (since the agent started).
+#[derive(Serialize)]
+struct Schedule {
+    /// Cron and interval runs that started late (`scheduler::plan::is_late`).
+    late_runs: u64,
+    /// The most any run started after its due time, in ms.
+    max_late_ms: u64,
+}
+
 #[derive(Serialize)]
 struct SyncCounters {
     published: u64,
@@ -94,6 +109,7 @@ struct Status<'a> {
     dead_letters: Pair,
     inbox: Pair,
     skipped_runs: u64,
+    schedule: Schedule,
     failed_invocations: u64,
     sync: SyncCounters,
     store: StoreHealth<'a>,
@@ -101,16 +117,59 @@ struct Status<'a> {
     uptime_s: u64,
 }
 
+/// After a change (a commit, an ack, an inbound message, a problem), how long the session waits
+/// before checking whether the status changed, so a burst of changes costs one read of the
+/// counters and at most one publish.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+/// When to check the status after a change at `now`: once the change settled ([`SETTLE`], or
+/// `every` if shorter), and not sooner than `every` after the `last` check or publish. Generic
+/// over the instant type, so it is tested with plain durations.
+pub fn check_at<T>(now: T, last: T, every: Duration) -> T
+where
+    T: std::ops::Add<Duration, Output = T> + Ord,
+{
+    (now + SETTLE.min(every)).max(last + every)
+}
+
+/// What the status document is made of.
+pub struct Parts<'a> {
+    /// Device id.
+    pub device: &'a str,
+    /// Running apps.
+    pub apps: &'a [AppVersion],
+    /// The store's counters.
+    pub counters: &'a Counters,
+    /// The sync engine's counters.
+    pub stats: &'a SyncStats,
+    /// The schedulers' counters (lateness).
+    pub schedule: &'a SchedulerStats,
+}
+
 /// The online status document.
-pub fn online(
-    device: &str,
-    apps: &[AppVersion],
-    counters: &Counters,
-    stats: &SyncStats,
-    uptime_s: u64,
-) -> Vec<u8> {
+pub fn online(parts: &Parts<'_>, uptime_s: u64) -> Vec<u8> {
+    serde_json::to_vec(&document(parts, uptime_s)).unwrap_or_default()
+}
+
+/// The document without uptime and the count of published messages: equal fingerprints mean
+/// nothing worth publishing changed.
+pub fn fingerprint(parts: &Parts<'_>) -> Vec<u8> {
+    let mut status = document(parts, 0);
+    status.sync.published = 0;
+    serde_json::to_vec(&status).unwrap_or_default()
+}
+
+fn document<'a>(parts: &Parts<'a>, uptime_s: u64) -> Status<'a> {
+    let Parts {
+        device,
+        apps,
+        counters,
+        stats,
+        schedule,
+    } = *parts;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let status = Status {
+    let (late_runs, max_late_ms) = schedule.lateness();
+    Status {
         v: 1,
         device,
         online: true,
@@ -137,6 +196,10 @@ pub fn online(
             bytes: counters.inbox_bytes,
         },
         skipped_runs: counters.skipped_runs,
+        schedule: Schedule {
+            late_runs,
+            max_late_ms,
+        },
         failed_invocations: counters.failed_invocations,
         sync: SyncCounters {
             published: load(&stats.published),
@@ -153,8 +216,7 @@ pub fn online(
         },
         last_error: stats.last_error(),
         uptime_s,
-    };
-    serde_json::to_vec(&status).unwrap_or_default()
+    }
 }
 
 /// The offline document: the Last-Will payload, and what a clean shutdown publishes.
@@ -166,24 +228,6 @@ pub fn offline(device: &str) -> Vec<u8> {
         "agent_version": env!("CARGO_PKG_VERSION"),
     }))
     .unwrap_or_default()
-}
-
-/// The counters whose change triggers an early status refresh.
-pub type Significant = [u64; 8];
-
-/// The part of the counters whose change triggers an early status refresh (not the outbox
-/// depth, which changes all the time while draining).
-pub fn significant(counters: &Counters, stats: &SyncStats) -> Significant {
-    [
-        counters.failed_invocations,
-        counters.dropped_records,
-        counters.rejected_records,
-        counters.skipped_runs,
-        counters.dead_records,
-        counters.inbound_rejected,
-        stats.connect_failures.load(Ordering::Relaxed),
-        counters.quarantined_rows,
-    ]
 }
 
 #[cfg(test)]
@@ -206,24 +250,54 @@ mod tests {
             name: "a".into(),
             version: "1.0.0".into(),
         }];
-        let doc: serde_json::Value =
-            serde_json::from_slice(&online("d1", &apps, &counters, &stats, 9)).expect("json");
+        let schedule = SchedulerStats::default();
+        schedule.record_start(
+            std::time::Duration::from_millis(40),
+            std::time::Duration::from_millis(10),
+        );
+        let parts = Parts {
+            device: "d1",
+            apps: &apps,
+            counters: &counters,
+            stats: &stats,
+            schedule: &schedule,
+        };
+        let doc: serde_json::Value = serde_json::from_slice(&online(&parts, 9)).expect("json");
         assert_eq!(doc["online"], true);
         assert_eq!(doc["outbox"]["records"], 5);
         assert_eq!(doc["dropped"]["records"], 2);
         assert_eq!(doc["apps"][0]["version"], "1.0.0");
         assert_eq!(doc["store"]["quarantined_rows"], 0);
+        assert_eq!(doc["schedule"]["late_runs"], 1);
+        assert_eq!(doc["schedule"]["max_late_ms"], 40);
         assert_eq!(doc["last_error"], "broker refused the credentials");
         stats.error("é".repeat(400));
-        let long: serde_json::Value =
-            serde_json::from_slice(&online("d1", &apps, &counters, &stats, 9)).expect("json");
+        let long: serde_json::Value = serde_json::from_slice(&online(&parts, 9)).expect("json");
         let kept = long["last_error"].as_str().expect("a string");
         assert!(
             kept.len() <= LAST_ERROR_CAP && kept.len() >= LAST_ERROR_CAP - 1,
             "{}",
             kept.len()
         );
+        // What changes by itself does not change the fingerprint; a counter does.
+        let before = fingerprint(&parts);
+        stats.published.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(fingerprint(&parts), before);
+        stats.acked_rows.fetch_add(1, Ordering::Relaxed);
+        assert_ne!(fingerprint(&parts), before);
         let gone: serde_json::Value = serde_json::from_slice(&offline("d1")).expect("json");
         assert_eq!(gone["online"], false);
+    }
+
+    #[test]
+    fn a_change_is_checked_after_it_settles_and_at_most_once_per_period() {
+        let s = Duration::from_secs;
+        // Quiet for long: one settle time after the change.
+        assert_eq!(check_at(s(1000), s(0), s(60)), s(1001));
+        // Checked 10 s ago: not before the period is over.
+        assert_eq!(check_at(s(1000), s(990), s(60)), s(1050));
+        // A period shorter than the settle time bounds it too.
+        let ms = Duration::from_millis;
+        assert_eq!(check_at(ms(1000), ms(0), ms(200)), ms(1200));
     }
 }

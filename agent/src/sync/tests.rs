@@ -50,6 +50,7 @@ fn config() -> SyncConfig {
         delete_rows: 1_000,
         rate_limit: None,
         apps: watch::channel(Vec::new()).1,
+        schedule: Arc::default(),
     }
 }
 
