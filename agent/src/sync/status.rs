@@ -77,6 +77,8 @@ struct SyncCounters {
 #[derive(Serialize)]
 struct StoreHealth<'a> {
     incarnation: &'a str,
+    /// `immediate`, or the durability window: the most a power cut loses.
+    durability: &'a str,
     quarantined_rows: u64,
     notes: &'a [String],
 }
@@ -148,6 +150,7 @@ pub fn online(
         },
         store: StoreHealth {
             incarnation: &counters.incarnation,
+            durability: &counters.durability,
             quarantined_rows: counters.quarantined_rows,
             notes: &counters.store_notes,
         },
@@ -196,6 +199,7 @@ mod tests {
         stats.error("broker refused the credentials");
         let counters = Counters {
             outbox_records: 5,
+            durability: "1s".into(),
             dropped_records: 2,
             ..Counters::default()
         };
@@ -213,6 +217,7 @@ mod tests {
         assert_eq!(doc["dropped"]["records"], 2);
         assert_eq!(doc["apps"][0]["version"], "1.0.0");
         assert_eq!(doc["store"]["quarantined_rows"], 0);
+        assert_eq!(doc["store"]["durability"], "1s");
         assert_eq!(doc["last_error"], "broker refused the credentials");
         stats.error("é".repeat(400));
         let long: serde_json::Value =
