@@ -83,14 +83,17 @@ pub fn apply_batch(
         let mut results = Vec::with_capacity(batch.len());
         let mut kv = txn.open_table(tables::KV)?;
         let mut counters = txn.open_table(tables::COUNTERS)?;
-        let mut runs = txn.open_table(tables::TRIGGER_RUNS)?;
         let mut inbox = txn.open_table(tables::INBOX)?;
         let mut outbox = OutboxRows::open(txn, &counters)?;
         let mut failed_invocations = 0;
 
         for commit in batch {
             if let Some((trigger, at)) = &commit.trigger_run {
-                runs.insert((&*commit.app, &**trigger), *at)?;
+                // The i64's bits: a wall time before 1970 (an unset clock) round-trips too.
+                counters.insert(
+                    counter::trigger_run(&commit.app, trigger).as_str(),
+                    *at as u64,
+                )?;
             }
             // Handled, even if refused below: a message whose effects cannot fit is not retried
             // forever; the refusal is counted like any other.

@@ -883,6 +883,11 @@ impl Store {
     /// When a trigger last ran (wall ms), if ever.
     pub fn trigger_last_run(&self, app: &str, trigger: &str) -> Result<Option<i64>, StoreError> {
         self.read("read a trigger's last run", |txn| {
+            let counters = txn.open_table(tables::COUNTERS)?;
+            if let Some(at) = counters.get(tables::counter::trigger_run(app, trigger).as_str())? {
+                return Ok(Some(at.value() as i64));
+            }
+            // Written by an agent from before the last runs moved into the counters.
             let table = txn.open_table(tables::TRIGGER_RUNS)?;
             Ok(table.get((app, trigger))?.map(|v| v.value()))
         })
