@@ -247,6 +247,7 @@ impl Device {
             device: config.device_id.clone(),
             broker: config.mqtt.broker.clone(),
             data_dir: config.data_dir.display().to_string(),
+            durability: config.outbox.durability.promise(),
         });
         let (stop_tx, stop) = watch::channel(false);
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();

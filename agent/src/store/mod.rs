@@ -808,21 +808,22 @@ impl Store {
     }
 
     /// Counts one inbound message that was refused (and acknowledged, so the broker stops
-    /// delivering it), in its own durable transaction: refusals are rare, and the count must
-    /// survive restarts so a device that keeps refusing shows it.
+    /// delivering it). The count survives restarts so a device that keeps refusing shows it;
+    /// it rides along with the next durable commit (a crash just before may forget one).
     pub fn count_inbound_refused(&self) -> Result<(), StoreError> {
         self.add_counter(tables::counter::INBOUND_REJECTED, 1)
     }
 
-    /// Adds `by` to a persistent counter, in its own durable transaction; for rare events,
-    /// never for each invocation. The outbox's own counters are not for this: only the outbox's
-    /// row writer changes them, with the rows.
+    /// Adds `by` to a persistent counter in a non-durable transaction of its own, which the
+    /// next durable commit (or the flusher) persists: a counter is never worth an fsync. The
+    /// outbox's own counters are not for this: only the outbox's row writer changes them, with
+    /// the rows.
     fn add_counter(&self, name: &str, by: u64) -> Result<(), StoreError> {
         debug_assert!(
             !is_outbox_counter(name),
             "outbox counter {name} changed outside the outbox"
         );
-        self.write("count an event", |txn| {
+        self.write_with("count an event", false, |txn| {
             let mut table = txn.open_table(tables::COUNTERS)?;
             let current = read_counter(&table, name)?;
             table.insert(name, current.saturating_add(by))?;
