@@ -140,3 +140,18 @@ fn the_flusher_makes_a_window_durable_when_no_commit_comes() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn inbound_messages_are_durable_before_their_ack_in_window_mode_too() {
+    let store = Store::in_memory().expect("store");
+    store.set_durability(WINDOW).expect("window");
+    seq_of(&store);
+    assert!(store.inner.lazy.pending());
+    store
+        .inbox_put(&["t"], "topic", b"body", 1)
+        .expect("stored");
+    assert!(
+        !store.inner.lazy.pending(),
+        "the inbox row is durable, and so is everything before it"
+    );
+}

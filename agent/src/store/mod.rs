@@ -128,6 +128,17 @@ impl Drop for Inner {
     /// remove the window marker, so the next start knows nothing was lost.
     fn drop(&mut self) {
         self.lazy.close();
+        let marker = self
+            .file
+            .as_ref()
+            .map(|file| file.with_file_name(durability::MARKER_FILE));
+        if !self.lazy.pending() {
+            // Nothing to persist (a read-only tool, an idle agent): write nothing.
+            if let Some(marker) = marker {
+                let _ = std::fs::remove_file(marker);
+            }
+            return;
+        }
         let db = self
             .db
             .get_mut()
@@ -142,8 +153,8 @@ impl Drop for Inner {
         })();
         match persisted {
             Ok(()) => {
-                if let Some(file) = &self.file {
-                    let _ = std::fs::remove_file(file.with_file_name(durability::MARKER_FILE));
+                if let Some(marker) = marker {
+                    let _ = std::fs::remove_file(marker);
                 }
             }
             Err(failure) => {
