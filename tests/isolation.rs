@@ -318,6 +318,7 @@ fn a_full_outbox_drops_the_oldest_and_counts_them() {
             max_records: 3,
             max_bytes: 1 << 20,
             policy: FullPolicy::DropOldest,
+            ..OutboxLimits::default()
         },
     );
     for _ in 0..5 {
@@ -353,6 +354,7 @@ fn a_full_outbox_with_reject_new_fails_the_invocation_and_counts_it() {
             max_records: 3,
             max_bytes: 1 << 20,
             policy: FullPolicy::RejectNew,
+            ..OutboxLimits::default()
         },
     );
     for _ in 0..3 {

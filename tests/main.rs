@@ -11,6 +11,7 @@ mod bounds;
 mod campaign;
 mod cli;
 mod crash;
+mod durability;
 mod examples;
 mod fleet;
 mod isolation;

@@ -81,6 +81,7 @@ impl App {
     /// Starts an already-loaded manifest, with its own store handle and commit thread.
     pub fn start_with(manifest: AppManifest, options: AppOptions) -> Result<App, AppError> {
         let store = Store::open_dir(&options.data_dir)?;
+        store.set_durability(options.outbox.durability)?;
         let (committer, thread) = committer::spawn(store.clone(), options.outbox);
         let mut app = App::start_on(manifest, options, store, committer)?;
         app.committer = Some(thread);

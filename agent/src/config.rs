@@ -402,6 +402,8 @@ struct RawOutbox {
     full: Option<FullPolicy>,
     #[serde(default)]
     max_state_bytes: Option<u64>,
+    #[serde(default)]
+    durability: Option<crate::store::Durability>,
 }
 
 /// Default state directory on a device.
@@ -456,6 +458,7 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
             max_records: raw.outbox.max_records.unwrap_or(defaults.max_records),
             max_bytes: raw.outbox.max_bytes.unwrap_or(defaults.max_bytes),
             policy: raw.outbox.full.unwrap_or(defaults.policy),
+            durability: raw.outbox.durability.unwrap_or(defaults.durability),
         },
         max_state_bytes: raw.outbox.max_state_bytes,
         inbox: raw.inbox,
@@ -589,6 +592,7 @@ session_expiry = "30d"
 [outbox]
 max_records = 5000
 full = "reject-new"
+durability = "2s"
 
 [inbox]
 max_records = 200
@@ -628,6 +632,10 @@ health_max_failures = 0
         assert!(error.to_string().contains("3.1.1"), "{error}");
         assert_eq!(config.outbox.max_records, 5000);
         assert_eq!(config.outbox.policy, FullPolicy::RejectNew);
+        assert_eq!(
+            config.outbox.durability,
+            crate::store::Durability::Window(Duration::from_secs(2))
+        );
         assert_eq!(config.inbox.max_records, 200);
         assert_eq!(config.inbox.max_bytes, 16 * 1024 * 1024, "its default");
         assert_eq!(config.sync.wire, WireFormat::Postcard);

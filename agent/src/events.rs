@@ -31,6 +31,10 @@ pub enum AgentEvent {
         broker: String,
         /// State directory.
         data_dir: String,
+        /// When commits reach the disk and what a power cut can lose (`durability immediate:
+        /// …` or `durability window 1s: …`); empty from agents before it was reported.
+        #[serde(default)]
+        durability: String,
     },
     /// A broker session is established (subscriptions and status sent).
     Connected,
@@ -171,7 +175,10 @@ impl AgentEvent {
                 device,
                 broker,
                 data_dir,
-            } => format!("outpost agent: device {device} -> {broker} (state in {data_dir})"),
+                durability,
+            } => format!(
+                "outpost agent: device {device} -> {broker} (state in {data_dir}; {durability})"
+            ),
             AgentEvent::Connected => "sync: connected".into(),
             AgentEvent::Disconnected { reason } => format!("sync: disconnected ({reason})"),
             AgentEvent::ConnectFailed { error } => format!("sync: cannot connect: {error}"),

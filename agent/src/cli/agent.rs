@@ -69,6 +69,10 @@ pub struct AgentArgs {
     /// drop-oldest or reject-new.
     #[arg(long)]
     outbox_full: Option<FullPolicy>,
+    /// When commits reach the disk: immediate, or a window such as 1s (a power cut loses at
+    /// most the window).
+    #[arg(long)]
+    durability: Option<outpost::store::Durability>,
     /// Disk quota of the state file in bytes (0 = none); the outbox's full-policy acts there.
     #[arg(long)]
     max_state_bytes: Option<u64>,
@@ -194,7 +198,7 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
         )*};
     }
     set!(device_id => device_id, broker => mqtt.broker, data => data_dir, topic_prefix => mqtt.topic_prefix,
-        outbox_max_records => outbox.max_records, outbox_max_bytes => outbox.max_bytes, outbox_full => outbox.policy,
+        outbox_max_records => outbox.max_records, outbox_max_bytes => outbox.max_bytes, outbox_full => outbox.policy, durability => outbox.durability,
         inbox_max_records => inbox.max_records, inbox_max_bytes => inbox.max_bytes, max_packet_bytes => mqtt.max_packet_bytes,
         status_every => sync.status_every, batch_max_events => sync.batch_max_events, wire => sync.wire,
         window_bytes => sync.window_bytes,

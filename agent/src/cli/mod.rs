@@ -101,6 +101,10 @@ pub struct OutboxArgs {
     /// What to do when the outbox is full: drop-oldest or reject-new.
     #[arg(long, default_value = "drop-oldest")]
     outbox_full: FullPolicy,
+    /// When commits reach the disk: "immediate" (every reported success is on disk) or a
+    /// window such as "1s" (fewer writes; a power cut loses at most the window).
+    #[arg(long, default_value = "immediate")]
+    durability: outpost::store::Durability,
 }
 
 impl OutboxArgs {
@@ -109,6 +113,7 @@ impl OutboxArgs {
             max_records: self.outbox_max_records,
             max_bytes: self.outbox_max_bytes,
             policy: self.outbox_full,
+            durability: self.durability,
         }
     }
 }

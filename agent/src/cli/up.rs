@@ -52,6 +52,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     let triggers = app.triggers();
+    app.store
+        .on_notice(|notice| println!("outpost up: state store: {notice}"));
     println!(
         "outpost up: app {} {} — {} component(s), {} trigger(s), state in {}",
         app.manifest.app.name,
@@ -60,6 +62,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         triggers.len(),
         data.display()
     );
+    println!("  {}", app.store.durability().promise());
     for sensor in app.board.sensors() {
         println!(
             "  sensor {} [{}] from {}",

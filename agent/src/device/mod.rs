@@ -110,6 +110,7 @@ impl Device {
                 .max_state_bytes
                 .unwrap_or_else(|| default_state_quota(&store, &config.outbox)),
         );
+        store.set_durability(config.outbox.durability)?;
         // One commit thread for every app on the device, so all commits share its batches.
         let (committer, committer_thread) = committer::spawn(store.clone(), config.outbox);
         // One board for every app on the device, local and fleet-installed alike.
@@ -259,6 +260,7 @@ impl Device {
             device: config.device_id.clone(),
             broker: config.mqtt.broker.clone(),
             data_dir: config.data_dir.display().to_string(),
+            durability: config.outbox.durability.promise(),
         });
         let (stop_tx, stop) = watch::channel(false);
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();

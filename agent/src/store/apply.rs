@@ -63,7 +63,7 @@ pub enum CommitError {
     Store(Arc<StoreError>),
 }
 
-/// Applies `batch` in one durable transaction, adding `skipped_runs` to that counter; returns
+/// Applies `batch` in one transaction (durable as the store's [`super::Durability`] says), adding `skipped_runs` to that counter; returns
 /// one result per commit, in order.
 pub fn apply_batch(
     store: &Store,
@@ -71,23 +71,29 @@ pub fn apply_batch(
     batch: &[Commit],
     skipped_runs: u64,
 ) -> Result<Vec<Result<Receipt, CommitError>>, StoreError> {
-    // Every invocation that reports success must survive power loss: `write` commits with
-    // `Durability::Immediate`; never weaken this.
+    // In immediate mode every invocation that reports success must survive power loss: the
+    // commit is durable before any caller hears of it; never weaken this. In window mode the
+    // operator chose to lose at most a window: the commit is durable only once the oldest
+    // non-durable one has waited that long (the flusher does it when no commit comes).
+    let durable = store.commit_durably_now();
     // Checked once per batch: the file grows only when redb runs out of free pages, so this is
     // the point where the outbox must make room in the file it already has.
     let over_quota = store.over_quota();
-    let results = store.write("apply a commit batch", |txn| {
+    let results = store.write_with("apply a commit batch", durable, |txn| {
         let mut results = Vec::with_capacity(batch.len());
         let mut kv = txn.open_table(tables::KV)?;
         let mut counters = txn.open_table(tables::COUNTERS)?;
-        let mut runs = txn.open_table(tables::TRIGGER_RUNS)?;
         let mut inbox = txn.open_table(tables::INBOX)?;
         let mut outbox = OutboxRows::open(txn, &counters)?;
         let mut failed_invocations = 0;
 
         for commit in batch {
             if let Some((trigger, at)) = &commit.trigger_run {
-                runs.insert((&*commit.app, &**trigger), *at)?;
+                // The i64's bits: a wall time before 1970 (an unset clock) round-trips too.
+                counters.insert(
+                    counter::trigger_run(&commit.app, trigger).as_str(),
+                    *at as u64,
+                )?;
             }
             // Handled, even if refused below: a message whose effects cannot fit is not retried
             // forever; the refusal is counted like any other.
@@ -174,6 +180,9 @@ pub fn apply_batch(
                 dropped_records: dropped,
             }));
         }
+        // Reserved before the commit is visible: a reader may send these rows at once, and in
+        // window mode the commit may be lost to a crash while the numbers are already out.
+        store.handed_out(outbox.next_seq());
         outbox.finish(&mut counters)?;
         add(&mut counters, counter::SKIPPED_RUNS, skipped_runs)?;
         add(
@@ -183,13 +192,6 @@ pub fn apply_batch(
         )?;
         Ok(results)
     })?;
-    if let Some(last) = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok()?.seqs.as_ref().map(|s| *s.end()))
-        .max()
-    {
-        store.handed_out(last + 1);
-    }
     Ok(results)
 }
 

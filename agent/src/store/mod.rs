@@ -19,6 +19,8 @@
 //! - `meta`: the incarnation id and the notes about the store's history.
 //! - `watermark`: sequence numbers reserved apart from the state file, so they never restart.
 //! - [`notice`]: what the store tells the device about damage and recovery.
+//! - [`durability`]: the durability modes (immediate, or a window of non-durable commits) and
+//!   what a crash can take in each; `lazy`: the non-durable commits waiting for a durable one.
 //! - [`commit`]: what the committer takes (effects plus bookkeeping) and what it answers.
 //! - [`outbox`]: the outbox bounds and full-policy.
 //! - `outbox_rows`: the outbox rows and their counters inside a transaction (their one writer).
@@ -36,11 +38,13 @@ pub mod apply;
 pub mod commit;
 pub mod committer;
 pub mod dead_letters;
+pub mod durability;
 pub mod envelope;
 pub mod error;
 pub mod fleet;
 mod floor;
 pub mod guard;
+mod lazy;
 mod meta;
 pub mod notice;
 pub mod outbox;
@@ -59,6 +63,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 pub use commit::{Commit, Receipt};
+pub use durability::Durability;
 pub use error::StoreError;
 pub use fleet::{FleetStep, FleetStore};
 pub use guard::Verifier;
@@ -112,6 +117,51 @@ struct Inner {
     corrupted_in_a_row: AtomicU64,
     /// The sequence number up to which the watermark file has reserved numbers (`watermark`).
     seq_reserved: AtomicU64,
+    /// When commits become durable ([`Store::set_durability`]).
+    durability: Mutex<Durability>,
+    /// Non-durable commits waiting for a durable one, and their flusher.
+    lazy: Arc<lazy::Lazy>,
+}
+
+impl Drop for Inner {
+    /// The last handle is gone (a clean stop): make every non-durable commit durable, then
+    /// remove the window marker, so the next start knows nothing was lost.
+    fn drop(&mut self) {
+        self.lazy.close();
+        let marker = self
+            .file
+            .as_ref()
+            .map(|file| file.with_file_name(durability::MARKER_FILE));
+        if !self.lazy.pending() {
+            // Nothing to persist (a read-only tool, an idle agent): write nothing.
+            if let Some(marker) = marker {
+                let _ = std::fs::remove_file(marker);
+            }
+            return;
+        }
+        let db = self
+            .db
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(db) = db else { return };
+        let persisted = (|| -> Result<(), Failure> {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(redb::Durability::Immediate)?;
+            txn.commit()?;
+            Ok(())
+        })();
+        match persisted {
+            Ok(()) => {
+                if let Some(marker) = marker {
+                    let _ = std::fs::remove_file(marker);
+                }
+            }
+            Err(failure) => {
+                tracing::warn!(error = %failure.at(&self.path, "close the store"), "state store")
+            }
+        }
+    }
 }
 
 /// Consecutive "corrupted" failures (each followed by a re-open) after which the file is taken
@@ -191,6 +241,8 @@ pub struct Counters {
     pub incarnation: String,
     /// The notes about the store's history (a damaged file replaced), oldest first, as lines.
     pub store_notes: Vec<String>,
+    /// The durability mode ([`Durability`]'s text: `immediate` or the window).
+    pub durability: String,
 }
 
 impl Store {
@@ -244,6 +296,8 @@ impl Store {
                 io_trouble: std::sync::atomic::AtomicBool::new(false),
                 corrupted_in_a_row: AtomicU64::new(0),
                 seq_reserved: AtomicU64::new(0),
+                durability: Mutex::new(Durability::Immediate),
+                lazy: Arc::default(),
             }),
         };
         store.create_tables()?;
@@ -253,7 +307,58 @@ impl Store {
         }
         floor::reconcile(&store)?;
         watermark::open(&store)?;
+        watermark::recover_window(&store)?;
+        store
+            .inner
+            .lazy
+            .set_after(Durability::Immediate.flush_after());
         Ok(store)
+    }
+
+    /// Sets when commits become durable (see [`durability`]). Window mode leaves a marker file
+    /// next to the state file until the store is dropped cleanly, so a start after an unclean
+    /// stop knows commits may be lost and never reuses their sequence numbers.
+    pub fn set_durability(&self, mode: Durability) -> Result<(), StoreError> {
+        if let (Durability::Window(_), Some(file)) = (mode, &self.inner.file) {
+            let marker = file.with_file_name(durability::MARKER_FILE);
+            side_file::replace(&marker, format!("{mode}\n").as_bytes()).map_err(|source| {
+                StoreError::Open {
+                    path: marker,
+                    source: Box::new(source),
+                }
+            })?;
+        }
+        *self
+            .inner
+            .durability
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = mode;
+        self.inner.lazy.set_after(mode.flush_after());
+        Ok(())
+    }
+
+    /// When commits become durable.
+    pub fn durability(&self) -> Durability {
+        *self
+            .inner
+            .durability
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether an invocation commit made now must be durable under the current mode.
+    pub(crate) fn commit_durably_now(&self) -> bool {
+        self.durability()
+            .commit_durably(self.inner.lazy.pending_for())
+    }
+
+    /// Makes every non-durable commit durable now (one empty durable commit); nothing to do if
+    /// none is pending.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        if !self.inner.lazy.pending() {
+            return Ok(());
+        }
+        self.write("make the last commits durable", |_| Ok(()))
     }
 
     /// The state file's path.
@@ -428,15 +533,36 @@ impl Store {
         action: &'static str,
         body: impl FnOnce(&WriteTransaction) -> Result<T, Failure>,
     ) -> Result<T, StoreError> {
+        self.write_with(action, true, body)
+    }
+
+    /// Runs `body` in one write transaction and commits it durably (`durable`) or not: a
+    /// non-durable commit is visible to readers at once and becomes durable with the next
+    /// durable commit, which the flusher makes at most [`Durability::flush_after`] later.
+    fn write_with<T>(
+        &self,
+        action: &'static str,
+        durable: bool,
+        body: impl FnOnce(&WriteTransaction) -> Result<T, Failure>,
+    ) -> Result<T, StoreError> {
         let db = self.database()?;
         let run = || {
             let mut txn = db.begin_write()?;
-            txn.set_durability(redb::Durability::Immediate)?;
+            txn.set_durability(if durable {
+                redb::Durability::Immediate
+            } else {
+                redb::Durability::None
+            })?;
             let value = body(&txn)?;
             txn.commit()?;
             Ok(value)
         };
         let value = run().map_err(|failure: Failure| self.failed(&db, failure, action))?;
+        if durable {
+            self.inner.lazy.note_durable();
+        } else {
+            self.inner.lazy.note_lazy(&self.inner);
+        }
         self.inner.corrupted_in_a_row.store(0, Ordering::Relaxed);
         if self.inner.io_trouble.swap(false, Ordering::Relaxed) {
             self.notify(StoreNotice::Reopened {
@@ -588,13 +714,15 @@ impl Store {
     }
 
     /// Deletes the outbox rows `seqs` (those the broker acknowledged) and updates the outbox
-    /// counters, in one durable transaction. Missing rows are ignored: a re-sent row can be
-    /// acknowledged twice. Returns how many rows were removed.
+    /// counters, in one non-durable transaction: it rides along with the next durable commit
+    /// (see [`durability`]); a crash before that brings the rows back and they are sent again
+    /// (duplicates, never loss). Missing rows are ignored: a re-sent row can be acknowledged
+    /// twice. Returns how many rows were removed.
     pub fn outbox_remove(&self, seqs: &[u64]) -> Result<u64, StoreError> {
         if seqs.is_empty() {
             return Ok(0);
         }
-        self.write("remove acknowledged outbox rows", |txn| {
+        self.write_with("remove acknowledged outbox rows", false, |txn| {
             let mut counters = txn.open_table(tables::COUNTERS)?;
             let mut outbox = OutboxRows::open(txn, &counters)?;
             let mut removed = 0u64;
@@ -691,21 +819,22 @@ impl Store {
     }
 
     /// Counts one inbound message that was refused (and acknowledged, so the broker stops
-    /// delivering it), in its own durable transaction: refusals are rare, and the count must
-    /// survive restarts so a device that keeps refusing shows it.
+    /// delivering it). The count survives restarts so a device that keeps refusing shows it;
+    /// it rides along with the next durable commit (a crash just before may forget one).
     pub fn count_inbound_refused(&self) -> Result<(), StoreError> {
         self.add_counter(tables::counter::INBOUND_REJECTED, 1)
     }
 
-    /// Adds `by` to a persistent counter, in its own durable transaction; for rare events,
-    /// never for each invocation. The outbox's own counters are not for this: only the outbox's
-    /// row writer changes them, with the rows.
+    /// Adds `by` to a persistent counter in a non-durable transaction of its own, which the
+    /// next durable commit (or the flusher) persists: a counter is never worth an fsync. The
+    /// outbox's own counters are not for this: only the outbox's row writer changes them, with
+    /// the rows.
     fn add_counter(&self, name: &str, by: u64) -> Result<(), StoreError> {
         debug_assert!(
             !is_outbox_counter(name),
             "outbox counter {name} changed outside the outbox"
         );
-        self.write("count an event", |txn| {
+        self.write_with("count an event", false, |txn| {
             let mut table = txn.open_table(tables::COUNTERS)?;
             let current = read_counter(&table, name)?;
             table.insert(name, current.saturating_add(by))?;
@@ -750,6 +879,7 @@ impl Store {
                 inbox_bytes: get(c::INBOX_BYTES)?,
                 incarnation: self.incarnation().to_string(),
                 store_notes: Vec::new(),
+                durability: self.durability().to_string(),
             })
         })
         .and_then(|mut counters| {
@@ -765,6 +895,11 @@ impl Store {
     /// When a trigger last ran (wall ms), if ever.
     pub fn trigger_last_run(&self, app: &str, trigger: &str) -> Result<Option<i64>, StoreError> {
         self.read("read a trigger's last run", |txn| {
+            let counters = txn.open_table(tables::COUNTERS)?;
+            if let Some(at) = counters.get(tables::counter::trigger_run(app, trigger).as_str())? {
+                return Ok(Some(at.value() as i64));
+            }
+            // Written by an agent from before the last runs moved into the counters.
             let table = txn.open_table(tables::TRIGGER_RUNS)?;
             Ok(table.get((app, trigger))?.map(|v| v.value()))
         })
@@ -821,3 +956,6 @@ mod tests;
 
 #[cfg(test)]
 mod damage_tests;
+
+#[cfg(test)]
+mod durability_tests;

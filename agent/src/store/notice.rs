@@ -44,6 +44,12 @@ pub enum StoreNotice {
         /// The state file.
         path: String,
     },
+    /// The last run stopped uncleanly (power cut, `kill -9`) in durability-window mode: the
+    /// commits of its last window may be lost, and sequence numbers continue past the watermark.
+    UncleanStop {
+        /// The line kept in the store's notes.
+        note: String,
+    },
     /// A file kept apart from the state file (the anti-rollback floor, the sequence
     /// watermark) could not be read or written.
     SideFile {
@@ -59,7 +65,7 @@ impl std::fmt::Display for StoreNotice {
                 f,
                 "{table} row {key} is damaged ({reason}); moved to quarantine, the rest goes on (outpost outbox quarantine lists it)"
             ),
-            StoreNotice::Replaced { note } => f.write_str(note),
+            StoreNotice::Replaced { note } | StoreNotice::UncleanStop { note } => f.write_str(note),
             StoreNotice::IoError { path, error } => write!(
                 f,
                 "state file {path}: {error}; re-opening it and retrying until the disk allows"

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Durability;
+
 /// What happens when new records would exceed the outbox bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -38,6 +40,9 @@ pub struct OutboxLimits {
     pub max_bytes: u64,
     /// What to do when full.
     pub policy: FullPolicy,
+    /// When commits become durable (`[outbox] durability`): immediate, or a window.
+    #[serde(default)]
+    pub durability: Durability,
 }
 
 impl Default for OutboxLimits {
@@ -46,6 +51,7 @@ impl Default for OutboxLimits {
             max_records: 1_000_000,
             max_bytes: 256 * 1024 * 1024,
             policy: FullPolicy::default(),
+            durability: Durability::Immediate,
         }
     }
 }

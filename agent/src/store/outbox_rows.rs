@@ -65,6 +65,11 @@ impl<'txn> OutboxRows<'txn> {
         self.tally.records
     }
 
+    /// The sequence number the next appended row gets.
+    pub(super) fn next_seq(&self) -> u64 {
+        self.tally.next_seq
+    }
+
     /// Encoded bytes in the outbox now.
     pub(super) fn bytes(&self) -> u64 {
         self.tally.bytes

@@ -27,6 +27,8 @@ pub const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1");
 
 /// Last run of each trigger: `(app, trigger) -> wall ms`, to decide about runs missed while off.
+/// Read only, for stores written before the last runs moved into [`COUNTERS`]
+/// ([`counter::trigger_run`]): one table fewer to rewrite per commit, one 4 KiB page less.
 pub const TRIGGER_RUNS: TableDefinition<(&str, &str), i64> =
     TableDefinition::new("trigger_runs_v1");
 
@@ -68,6 +70,13 @@ pub mod counter {
     pub const NEXT_QUARANTINE: &str = "store.next_quarantine_id";
     /// The id the next store note gets.
     pub const NEXT_NOTE: &str = "store.next_note_id";
+
+    /// The counter holding the last run (wall ms, as `i64` bits) of `trigger` of `app`: kept
+    /// with the counters, which every commit rewrites anyway, so a commit touches one table
+    /// (and one page) fewer than with a table of its own.
+    pub fn trigger_run(app: &str, trigger: &str) -> String {
+        format!("run\0{app}\0{trigger}")
+    }
 }
 
 /// Damaged rows taken out of the outbox or inbox so that the rest still flows:

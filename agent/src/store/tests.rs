@@ -60,6 +60,7 @@ fn outbox_counters_follow_every_append_drop_and_removal() {
         max_records: 4,
         max_bytes: u64::MAX,
         policy: FullPolicy::DropOldest,
+        ..OutboxLimits::default()
     };
     let results = apply_batch(
         &store,
@@ -126,6 +127,7 @@ fn a_full_outbox_under_reject_new_refuses_the_whole_commit() {
         max_records: 2,
         max_bytes: u64::MAX,
         policy: FullPolicy::RejectNew,
+        ..OutboxLimits::default()
     };
     let results = apply_batch(
         &store,

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use redb::ReadableTable;
 
 use super::outbox_rows::read_counter;
-use super::{Store, StoreError, StoreNotice, tables};
+use super::{Store, StoreError, StoreNotice, durability, tables};
 
 /// File name of the watermark, next to the state file.
 pub const WATERMARK_FILE: &str = "seq-watermark";
@@ -57,8 +57,45 @@ pub(super) fn open(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// After a commit: `next` is the store's next sequence number; reserves another block when it
-/// reached the mark. A failure to write is reported, never fails the commit.
+/// At open, after [`open`]: a window marker left behind means the last run stopped uncleanly
+/// in window mode, so non-durable commits may be lost — and their rows may have been sent with
+/// sequence numbers the file no longer knows. Continues past the watermark (which every handed
+/// out number is below: it is reserved before a commit becomes visible), keeps a note and tells
+/// the device, then removes the marker.
+pub(super) fn recover_window(store: &Store) -> Result<(), StoreError> {
+    let Some(file) = store.inner.file.as_deref() else {
+        return Ok(());
+    };
+    let marker = file.with_file_name(durability::MARKER_FILE);
+    let Some(window) = durability::read_marker(&marker) else {
+        return Ok(());
+    };
+    let mark = store.inner.seq_reserved.load(Ordering::Relaxed);
+    let (from, to) = store.write("continue past the sequence watermark", |txn| {
+        let mut counters = txn.open_table(tables::COUNTERS)?;
+        let next = read_counter(&counters, tables::counter::NEXT_SEQ)?.max(1);
+        if mark > next {
+            counters.insert(tables::counter::NEXT_SEQ, mark)?;
+        }
+        Ok((next, mark.max(next)))
+    })?;
+    reserve(store, to);
+    let note = format!(
+        "unclean stop in durability window {window}: commits made in the last {window} before the stop may be lost; sequence numbers go on at {to} (numbers {from}..{to} are skipped: some may have been sent before the stop)"
+    );
+    store.add_note(&note)?;
+    store.notify(StoreNotice::UncleanStop { note });
+    if let Err(error) = std::fs::remove_file(&marker) {
+        store.notify(StoreNotice::SideFile {
+            message: format!("cannot remove {}: {error}", marker.display()),
+        });
+    }
+    Ok(())
+}
+
+/// Before a commit becomes visible: `next` is the store's next sequence number after it;
+/// reserves another block when it reached the mark. A failure to write is reported, never
+/// fails the commit.
 pub(super) fn reserve(store: &Store, next: u64) {
     if next < store.inner.seq_reserved.load(Ordering::Relaxed) {
         return;

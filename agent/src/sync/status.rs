@@ -92,6 +92,8 @@ struct SyncCounters {
 #[derive(Serialize)]
 struct StoreHealth<'a> {
     incarnation: &'a str,
+    /// `immediate`, or the durability window: the most a power cut loses.
+    durability: &'a str,
     quarantined_rows: u64,
     notes: &'a [String],
 }
@@ -211,6 +213,7 @@ fn document<'a>(parts: &Parts<'a>, uptime_s: u64) -> Status<'a> {
         },
         store: StoreHealth {
             incarnation: &counters.incarnation,
+            durability: &counters.durability,
             quarantined_rows: counters.quarantined_rows,
             notes: &counters.store_notes,
         },
@@ -240,6 +243,7 @@ mod tests {
         stats.error("broker refused the credentials");
         let counters = Counters {
             outbox_records: 5,
+            durability: "1s".into(),
             dropped_records: 2,
             ..Counters::default()
         };
@@ -270,6 +274,7 @@ mod tests {
         assert_eq!(doc["store"]["quarantined_rows"], 0);
         assert_eq!(doc["schedule"]["late_runs"], 1);
         assert_eq!(doc["schedule"]["max_late_ms"], 40);
+        assert_eq!(doc["store"]["durability"], "1s");
         assert_eq!(doc["last_error"], "broker refused the credentials");
         stats.error("é".repeat(400));
         let long: serde_json::Value = serde_json::from_slice(&online(&parts, 9)).expect("json");

@@ -1,0 +1,157 @@
+//! Durability modes on a real file: the window marker, the start after an unclean stop, and
+//! the non-durable work that rides along with the next durable commit.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::apply::apply_batch;
+use super::*;
+use crate::runtime::{Effects, OutboxEffect};
+
+fn one_event() -> Commit {
+    Commit {
+        app: "a".into(),
+        component: "c".into(),
+        time_ms: 1,
+        effects: Arc::new(Effects {
+            records: vec![OutboxEffect::Event {
+                stream: "s".into(),
+                data: b"x".to_vec(),
+            }],
+            ..Effects::default()
+        }),
+        trigger_run: None,
+        inbox_done: None,
+        failed: false,
+    }
+}
+
+fn seq_of(store: &Store) -> u64 {
+    let results = apply_batch(store, &OutboxLimits::default(), &[one_event()], 0).expect("batch");
+    *results[0]
+        .as_ref()
+        .expect("lands")
+        .seqs
+        .as_ref()
+        .expect("a seq")
+        .start()
+}
+
+const WINDOW: Durability = Durability::Window(Duration::from_secs(60));
+
+#[test]
+fn a_clean_stop_in_window_mode_persists_everything_and_removes_the_marker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join(durability::MARKER_FILE);
+    {
+        let store = Store::open_dir(dir.path()).expect("opens");
+        store.set_durability(WINDOW).expect("window");
+        assert!(marker.exists(), "the marker says a window is open");
+        assert_eq!(seq_of(&store), 1);
+        assert_eq!(seq_of(&store), 2);
+        assert!(
+            store.inner.lazy.pending(),
+            "window commits are not durable yet"
+        );
+        assert_eq!(
+            store.outbox_read(0, 10).expect("reads").len(),
+            2,
+            "but visible"
+        );
+        assert_eq!(store.counters().expect("counters").durability, "1m");
+    }
+    assert!(!marker.exists(), "a clean stop removes it");
+    let store = Store::open_dir(dir.path()).expect("reopens");
+    assert_eq!(store.outbox_read(0, 10).expect("reads").len(), 2);
+    assert_eq!(seq_of(&store), 3, "no jump after a clean stop");
+    assert!(store.notes().expect("notes").is_empty());
+}
+
+#[test]
+fn a_start_after_an_unclean_window_stop_skips_past_every_number_it_may_have_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open_dir(dir.path()).expect("opens");
+        store.set_durability(WINDOW).expect("window");
+        for _ in 0..3 {
+            seq_of(&store);
+        }
+    }
+    // What a power cut leaves: the marker (the rows of the lost window are simply not there).
+    std::fs::write(dir.path().join(durability::MARKER_FILE), "1m\n").expect("marker");
+    let store = Store::open_dir(dir.path()).expect("reopens");
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    {
+        let heard = heard.clone();
+        store.on_notice(move |n| heard.lock().expect("lock").push(n.clone()));
+    }
+    let next = seq_of(&store);
+    assert!(
+        next > 3 + watermark::BLOCK / 2,
+        "numbers go on past the watermark, never reusing one that may have been sent: {next}"
+    );
+    let notes = store.notes().expect("notes");
+    assert!(
+        notes[0]
+            .text
+            .contains("unclean stop in durability window 1m"),
+        "{notes:?}"
+    );
+    assert!(matches!(
+        heard.lock().expect("lock").as_slice(),
+        [StoreNotice::UncleanStop { .. }]
+    ));
+    assert!(
+        !dir.path().join(durability::MARKER_FILE).exists(),
+        "immediate mode now: no marker"
+    );
+}
+
+#[test]
+fn deletes_after_puback_are_not_durable_until_the_next_durable_commit() {
+    let store = Store::in_memory().expect("store");
+    for _ in 0..3 {
+        seq_of(&store);
+    }
+    assert!(!store.inner.lazy.pending(), "immediate commits are durable");
+    assert_eq!(store.outbox_remove(&[1, 2]).expect("removes"), 2);
+    assert!(store.inner.lazy.pending(), "the delete rides along");
+    seq_of(&store);
+    assert!(
+        !store.inner.lazy.pending(),
+        "the next invocation carried it"
+    );
+    store.outbox_remove(&[3]).expect("removes");
+    store.persist().expect("persists");
+    assert!(!store.inner.lazy.pending());
+}
+
+#[test]
+fn the_flusher_makes_a_window_durable_when_no_commit_comes() {
+    let store = Store::in_memory().expect("store");
+    store
+        .set_durability(Durability::Window(Duration::from_millis(20)))
+        .expect("window");
+    seq_of(&store);
+    assert!(store.inner.lazy.pending());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.inner.lazy.pending() {
+        assert!(std::time::Instant::now() < deadline, "never flushed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn inbound_messages_are_durable_before_their_ack_in_window_mode_too() {
+    let store = Store::in_memory().expect("store");
+    store.set_durability(WINDOW).expect("window");
+    seq_of(&store);
+    assert!(store.inner.lazy.pending());
+    store
+        .inbox_put(&["t"], "topic", b"body", 1)
+        .expect("stored");
+    assert!(
+        !store.inner.lazy.pending(),
+        "the inbox row is durable, and so is everything before it"
+    );
+}
