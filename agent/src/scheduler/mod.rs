@@ -3,11 +3,13 @@
 //!
 //! - [`plan`]: pure schedule arithmetic (next run, missed runs, jitter).
 //! - [`sensor_watch`]: which samples fire a sensor trigger.
+//! - [`zone`]: cron triggers' time zones from the system's tz database.
 //! - this file: the async driver. Invocations run on blocking threads; a trigger whose previous
 //!   run is still going skips the new run and counts it (persistently), never queues it.
 
 pub mod plan;
 pub mod sensor_watch;
+pub mod zone;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -186,8 +188,15 @@ async fn drive(
             payload: Vec::new(),
             topic: None,
         }),
-        TriggerKind::Cron { expr, .. } => {
-            let schedule = match plan::parse_cron(expr) {
+        TriggerKind::Cron { expr, timezone, .. } => {
+            // The app's zones were checked when it was loaded (`zone::check_app`); a zone that
+            // vanished since (tzdata removed) disables this trigger alone.
+            let zone = match timezone.as_deref().map(|zone| zone::load(&name, zone)) {
+                None => Ok(None),
+                Some(Ok(zone)) => Ok(Some(zone)),
+                Some(Err(error)) => Err(error.to_string()),
+            };
+            let schedule = match zone.and_then(|zone| plan::CronPlan::new(expr, zone)) {
                 Ok(schedule) => schedule,
                 Err(error) => {
                     tracing::error!(trigger = &*name, %error, "trigger disabled");
@@ -203,7 +212,7 @@ async fn drive(
             }
             loop {
                 let now = clock.wall_ms();
-                let Some(due) = plan::next_cron_ms(&schedule, now) else {
+                let Some(due) = schedule.next_after(now) else {
                     break;
                 };
                 let wait = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
