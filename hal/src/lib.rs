@@ -23,7 +23,7 @@ pub mod mqtt;
 pub mod sensor;
 pub mod sim;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{BootInstant, Clock, ManualClock, SystemClock};
 pub use gpio::{GpioBoard, GpioDirection, GpioError, GpioLineInfo, GpioWrite, SimGpio};
 #[cfg(target_os = "linux")]
 pub use linux::LinuxGpio;

@@ -64,6 +64,7 @@ pub fn sync_config(
     config: &AgentConfig,
     planner: Planner,
     apps: watch::Receiver<Vec<AppVersion>>,
+    clock: std::sync::Arc<dyn outpost_hal::Clock>,
 ) -> SyncConfig {
     SyncConfig {
         planner,
@@ -83,5 +84,6 @@ pub fn sync_config(
         delete_rows: 2048,
         rate_limit: (config.sync.rate_limit > 0).then_some(config.sync.rate_limit),
         apps,
+        clock,
     }
 }

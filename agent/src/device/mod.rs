@@ -163,7 +163,7 @@ impl Device {
         let mut engine = SyncEngine::new(
             link::transport(&config)?,
             store.clone(),
-            link::sync_config(&config, planner, apps_rx),
+            link::sync_config(&config, planner, apps_rx, clock.clone()),
             Some(committer.stats_handle()),
         )
         .with_events(events.clone());

@@ -57,6 +57,9 @@ pub struct SyncConfig {
     pub rate_limit: Option<u64>,
     /// Running apps, for the status (republished when it changes).
     pub apps: watch::Receiver<Vec<AppVersion>>,
+    /// The device's clock: whether it is synchronised (the status says so) and where this boot
+    /// is, to give events committed before the sync their true time (`anchor`).
+    pub clock: std::sync::Arc<dyn outpost_hal::Clock>,
 }
 
 impl SyncConfig {

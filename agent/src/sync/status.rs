@@ -3,7 +3,7 @@
 //! message replaces it with `online: false` when the link dies.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -25,6 +25,9 @@ pub struct SyncStats {
     /// The most recent error, for a person to act on. Fixed capacity: the retained status has
     /// to fit one bounded MQTT packet however long an error message is.
     pub last_error: Mutex<Option<heapless::String<LAST_ERROR_CAP>>>,
+    /// Whether the device's wall clock was synchronised when the session last looked: until it
+    /// is, event times are re-anchored or marked `unsynced` (docs/WIRE.md, "Time").
+    pub clock_synced: AtomicBool,
 }
 
 /// Most bytes of `last_error` kept (longer messages are cut at a character boundary).
@@ -99,6 +102,7 @@ struct Status<'a> {
     store: StoreHealth<'a>,
     last_error: Option<String>,
     uptime_s: u64,
+    clock_synced: bool,
 }
 
 /// The online status document.
@@ -153,6 +157,7 @@ pub fn online(
         },
         last_error: stats.last_error(),
         uptime_s,
+        clock_synced: stats.clock_synced.load(Ordering::Relaxed),
     };
     serde_json::to_vec(&status).unwrap_or_default()
 }
@@ -169,7 +174,7 @@ pub fn offline(device: &str) -> Vec<u8> {
 }
 
 /// The counters whose change triggers an early status refresh.
-pub type Significant = [u64; 8];
+pub type Significant = [u64; 9];
 
 /// The part of the counters whose change triggers an early status refresh (not the outbox
 /// depth, which changes all the time while draining).
@@ -183,6 +188,7 @@ pub fn significant(counters: &Counters, stats: &SyncStats) -> Significant {
         counters.inbound_rejected,
         stats.connect_failures.load(Ordering::Relaxed),
         counters.quarantined_rows,
+        u64::from(stats.clock_synced.load(Ordering::Relaxed)),
     ]
 }
 
@@ -214,6 +220,11 @@ mod tests {
         assert_eq!(doc["apps"][0]["version"], "1.0.0");
         assert_eq!(doc["store"]["quarantined_rows"], 0);
         assert_eq!(doc["last_error"], "broker refused the credentials");
+        assert_eq!(doc["clock_synced"], false);
+        stats.clock_synced.store(true, Ordering::Relaxed);
+        let synced: serde_json::Value =
+            serde_json::from_slice(&online("d1", &apps, &counters, &stats, 9)).expect("json");
+        assert_eq!(synced["clock_synced"], true);
         stats.error("é".repeat(400));
         let long: serde_json::Value =
             serde_json::from_slice(&online("d1", &apps, &counters, &stats, 9)).expect("json");
