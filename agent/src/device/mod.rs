@@ -250,12 +250,15 @@ impl Device {
         let (stop_tx, stop) = watch::channel(false);
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
         if let Some(app) = &app {
-            let scheduler = Scheduler::new(
+            let mut scheduler = Scheduler::new(
                 app.executor.clone(),
                 app.store.clone(),
                 clock,
                 reporter.clone(),
             );
+            if let Some(wait) = config.clock.sync_wait() {
+                scheduler = scheduler.waiting_for_sync(wait, events.clone());
+            }
             tasks.push(tokio::spawn(scheduler.run(app.triggers(), stop.clone())));
         }
         let (inbox, wake) = inbox;

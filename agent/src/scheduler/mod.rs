@@ -4,11 +4,13 @@
 //! - [`plan`]: pure schedule arithmetic (next run, missed runs, jitter).
 //! - [`sensor_watch`]: which samples fire a sensor trigger.
 //! - [`zone`]: cron triggers' time zones from the system's tz database.
+//! - [`sync_wait`]: cron triggers wait (bounded) for a synchronised wall clock.
 //! - this file: the async driver. Invocations run on blocking threads; a trigger whose previous
 //!   run is still going skips the new run and counts it (persistently), never queues it.
 
 pub mod plan;
 pub mod sensor_watch;
+pub mod sync_wait;
 pub mod zone;
 
 use std::sync::Arc;
@@ -18,10 +20,12 @@ use std::time::Duration;
 use outpost_abi::TriggerKind as AbiKind;
 use outpost_hal::{Clock, SensorBoard};
 use outpost_manifest::{TriggerKind, TriggerSpec};
+use sync_wait::{SyncWait, Waited};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::events::{AgentEvent, Events};
 use crate::executor::{Executor, Outcome};
 use crate::runtime::Firing;
 use crate::store::Store;
@@ -46,6 +50,8 @@ struct Shared {
     sensors: Arc<dyn SensorBoard>,
     report: Reporter,
     stats: Arc<SchedulerStats>,
+    /// Whether cron triggers wait for a synchronised clock, and where to say they gave up.
+    sync_wait: Option<(SyncWait, Events)>,
 }
 
 /// Runs every trigger of the app until `shutdown` turns true, then waits for runs in flight.
@@ -65,8 +71,19 @@ impl Scheduler {
                 sensors,
                 report,
                 stats: Arc::default(),
+                sync_wait: None,
             }),
         }
+    }
+
+    /// Makes cron triggers wait for a synchronised wall clock (bounded by `wait`) before they
+    /// plan their first run; a wait that times out is told to `events` as a problem. Without
+    /// it (`outpost up`, tests) cron runs on the clock as it is.
+    pub fn waiting_for_sync(mut self, wait: SyncWait, events: Events) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.sync_wait = Some((wait, events));
+        }
+        self
     }
 
     /// The live counters.
@@ -203,6 +220,35 @@ async fn drive(
                     return;
                 }
             };
+            if let Some((wait, events)) = &shared.sync_wait {
+                if !clock.synced() {
+                    tracing::info!(
+                        trigger = &*name,
+                        "waiting for a synchronised clock before the first cron run"
+                    );
+                }
+                match sync_wait::wait_for_sync(&*clock, *wait, &mut stop).await {
+                    Waited::Stopped => {
+                        runner.finish().await;
+                        return;
+                    }
+                    Waited::TimedOut => events.emit(AgentEvent::problem(
+                        "clock",
+                        format!(
+                            "the wall clock is not synchronised after {}: cron trigger '{name}' \
+                             runs on it as it is (set [clock] in agent.toml if this device's \
+                             clock is right without NTP)",
+                            humantime::format_duration(wait.max)
+                        ),
+                    )),
+                    Waited::Synced(after) => tracing::info!(
+                        trigger = &*name,
+                        waited = %humantime::format_duration(after),
+                        "clock synchronised; cron trigger scheduled"
+                    ),
+                    Waited::AlreadySynced => {}
+                }
+            }
             if plan::missed_while_off(&spec.kind, Some(&schedule), last_run, clock.wall_ms()) {
                 runner.fire(Firing::scheduled(
                     name.clone(),
