@@ -40,8 +40,9 @@ fn an_app_whose_zone_the_device_lacks_is_refused_with_the_fix() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success(), "{stderr}");
     assert!(
-        stderr.contains("trigger 'breakfast': time zone \"Europe/Berlin\" is not installed on this device")
-            && stderr.contains("apt install tzdata"),
+        stderr.contains(
+            "trigger 'breakfast': time zone \"Europe/Berlin\" is not installed on this device"
+        ) && stderr.contains("apt install tzdata"),
         "{stderr}"
     );
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
