@@ -30,6 +30,10 @@ use crate::executor::{Executor, Outcome};
 use crate::runtime::Firing;
 use crate::store::Store;
 
+/// How often a cron trigger planned on an unsynchronised clock looks again, so the first sync
+/// re-plans it on the true time (a minute: few wake-ups on a device that never syncs).
+const UNSYNCED_REPLAN: Duration = Duration::from_secs(60);
+
 /// Called with every outcome (printing in `outpost up`, collecting in tests).
 pub type Reporter = Arc<dyn Fn(&Outcome) + Send + Sync>;
 
@@ -258,12 +262,22 @@ async fn drive(
             }
             loop {
                 let now = clock.wall_ms();
+                let planned_synced = clock.synced();
                 let Some(due) = schedule.next_after(now) else {
                     break;
                 };
-                let wait = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
+                let mut wait = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
+                // Planned on an unsynchronised clock (its wait gave up, or is off): look again
+                // now and then, so the first sync re-plans on the true time.
+                if !planned_synced {
+                    wait = wait.min(UNSYNCED_REPLAN);
+                }
                 if !sleep_or_stop(wait, &mut stop).await {
                     break;
+                }
+                // The clock synced meanwhile: `due` was computed on a wrong clock, re-plan.
+                if !planned_synced && clock.synced() {
+                    continue;
                 }
                 // A wall-clock step backwards (NTP) can wake us early: recompute instead.
                 if clock.wall_ms() >= due {
