@@ -128,9 +128,9 @@ impl Default for ClockSettings {
 }
 
 impl ClockSettings {
-    /// The scheduler's wait, or `None` when cron does not wait.
+    /// The scheduler's wait, or `None` when cron does not wait (also for a zero wait).
     pub fn sync_wait(&self) -> Option<crate::scheduler::sync_wait::SyncWait> {
-        self.cron_waits_for_sync
+        (self.cron_waits_for_sync && !self.cron_sync_wait.is_zero())
             .then(|| crate::scheduler::sync_wait::SyncWait::up_to(self.cron_sync_wait))
     }
 }
@@ -647,6 +647,9 @@ cron_sync_wait = "90s"
         let trusting = FULL.replace("[clock]", "[clock]\ncron_waits_for_sync = false");
         let trusting = parse(&trusting, Path::new("agent.toml")).expect("valid");
         assert_eq!(trusting.clock.sync_wait(), None);
+        let no_wait = FULL.replace("\"90s\"", "\"0s\"");
+        let no_wait = parse(&no_wait, Path::new("agent.toml")).expect("valid");
+        assert_eq!(no_wait.clock.sync_wait(), None, "a zero wait does not wait");
         let five = FULL.replace("protocol = \"3.1.1\"", "protocol = 5");
         let five = parse(&five, Path::new("agent.toml")).expect("valid");
         assert_eq!(five.mqtt.protocol, Protocol::V5);
