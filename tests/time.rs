@@ -74,3 +74,62 @@ fn an_app_whose_zone_is_installed_runs() {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+#[test]
+fn a_fleet_app_whose_zone_the_device_lacks_is_refused_before_activation() {
+    use outpost::events::AgentEvent;
+    use outpost_testkit::agent::Agent;
+    use outpost_testkit::beacon::Beacon;
+    use outpost_testkit::broker::Broker;
+    use outpost_testkit::fleet::Cli;
+    use outpost_testkit::s;
+    use outpost_testkit::subscriber::Subscriber;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::start();
+    let sub = Subscriber::start_with(broker.port(), &["outpost/+/updates"]);
+    let cli = Cli::new(OUTPOST);
+    let (key, public) = cli.keygen(dir.path(), "release");
+    // The device has no tz database; the operator's machine may (publish checks spelling).
+    let missing = dir.path().join("no-zoneinfo");
+    let mut agent = Agent::start_with_env(
+        OUTPOST,
+        "pi-tz",
+        &broker.url(),
+        &dir.path().join("data"),
+        &["--trust", s(&public), "--group", "field"],
+        &[("TZDIR", &missing)],
+    );
+    agent.wait_event(
+        |e| matches!(e, AgentEvent::Connected),
+        1,
+        Duration::from_secs(60),
+    );
+    let beacon =
+        Beacon::new("1.0.0", "on").trigger("cron = \"* * * * * *\"\ntimezone = \"Europe/Berlin\"");
+    let bundle = cli.beacon_bundle(dir.path(), &key, &beacon);
+    cli.publish(&bundle, &broker.url(), "field", &[]);
+    let refused = sub.wait_for(Duration::from_secs(60), |seen| {
+        seen.messages.iter().any(|m| {
+            m.topic == "outpost/pi-tz/updates"
+                && serde_json::from_slice::<serde_json::Value>(&m.payload).is_ok_and(|r| {
+                    r["result"] == "refused"
+                        && r["reason"].as_str().is_some_and(|reason| {
+                            reason.contains("time zone \"Europe/Berlin\" is not installed")
+                        })
+                })
+        })
+    });
+    assert!(
+        refused,
+        "no refusal naming the zone:\n{}",
+        agent.output_tail(30)
+    );
+    assert_eq!(
+        agent.count_events(|e| matches!(e, AgentEvent::FleetRunning { .. })),
+        0,
+        "nothing was activated"
+    );
+    agent.terminate();
+}

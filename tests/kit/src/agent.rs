@@ -101,10 +101,32 @@ impl Agent {
         Agent::spawn(bin, &args)
     }
 
+    /// As [`Agent::start`], with `env` added to the agent's environment (e.g. `TZDIR`, as a
+    /// device without a tz database has none).
+    pub fn start_with_env(
+        bin: impl AsRef<Path>,
+        device: &str,
+        broker_url: &str,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Agent {
+        let head = ["--device-id", device, "--broker", broker_url, "--data"];
+        let mut args: Vec<&OsStr> = head.iter().map(OsStr::new).collect();
+        args.push(data.as_os_str());
+        args.extend(FAST_AGENT_ARGS.iter().chain(extra).map(OsStr::new));
+        Agent::spawn_in(bin, &args, env)
+    }
+
     /// Starts `BIN agent ARGS` (with its events as JSON lines) and nothing else: for callers
     /// that choose every flag themselves (benches).
     pub fn spawn(bin: impl AsRef<Path>, args: &[impl AsRef<OsStr>]) -> Agent {
+        Agent::spawn_in(bin, args, &[])
+    }
+
+    fn spawn_in(bin: impl AsRef<Path>, args: &[impl AsRef<OsStr>], env: &[(&str, &Path)]) -> Agent {
         let mut child = Command::new(bin.as_ref())
+            .envs(env.iter().map(|(key, value)| (*key, *value)))
             .arg("agent")
             .args(EVENTS_JSON)
             .args(args)
