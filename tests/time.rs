@@ -101,10 +101,13 @@ fn a_fleet_app_whose_zone_the_device_lacks_is_refused_before_activation() {
         &["--trust", s(&public), "--group", "field"],
         &[("TZDIR", &missing)],
     );
-    agent.wait_event(
-        |e| matches!(e, AgentEvent::Connected),
-        1,
-        Duration::from_secs(60),
+    assert!(
+        agent.wait_event(
+            |e| matches!(e, AgentEvent::Connected),
+            1,
+            Duration::from_secs(60),
+        ),
+        "the device connects"
     );
     let beacon =
         Beacon::new("1.0.0", "on").trigger("cron = \"* * * * * *\"\ntimezone = \"Europe/Berlin\"");
