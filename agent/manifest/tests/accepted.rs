@@ -136,7 +136,7 @@ fn doc_example_parses_into_the_expected_model() {
         TriggerSpec {
             name: "sampler#5".into(),
             kind: TriggerKind::Mqtt {
-                filter: TopicFilter::new("commands/sampler/#").expect("valid filter"),
+                filter: TopicFilter::new("{commands}/#").expect("valid filter"),
             },
         },
     ];
