@@ -8,7 +8,8 @@
 # the example /etc/outpost/agent.toml (a conffile: upgrades keep local edits), the sysusers.d
 # and tmpfiles.d entries of the service user, docs/FLASHING.md, and the maintainer scripts in
 # cross/debian/. Depends is read from the binary: none for a static one (arm64 musl), else
-# libc6 (>= the newest GLIBC_ symbol version it uses). Package the stripped release binary: this
+# libc6 (>= the newest GLIBC_ symbol version it uses); plus tzdata always, since cron triggers'
+# time zones are read from the system's tz database (no database is built into the binary). Package the stripped release binary: this
 # script copies BINARY as it is.
 #
 # Environment: DEB_MAINTAINER (Maintainer field), DEB_DEPENDS (replaces the computed Depends),
@@ -74,7 +75,12 @@ depends_of() {
   done
   echo "$joined"
 }
-depends=${DEB_DEPENDS-$(depends_of "$binary")}
+if [ -n "${DEB_DEPENDS+set}" ]; then
+  depends=$DEB_DEPENDS
+else
+  depends=$(depends_of "$binary")
+  depends="${depends:+$depends, }tzdata"
+fi
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT

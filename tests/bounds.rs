@@ -125,7 +125,7 @@ fn a_64_kib_binary_event_arrives_intact_at_a_real_subscriber() {
         (event, seen.problems.clone())
     });
     assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(event["v"], 2);
+    assert_eq!(event["v"], 3);
     assert!(
         event.get("data").is_none(),
         "control bytes go as base64, not 6x-escaped text"

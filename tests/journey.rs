@@ -153,6 +153,11 @@ temperature = "thermal/cpu-thermal"
 [fleet]
 trust = ["{}"]
 groups = ["lab"]
+
+# Test hosts are often containers whose kernel reports an unsynchronised clock (the host
+# keeps it): cron runs at once instead of waiting for a sync that never comes.
+[clock]
+cron_waits_for_sync = false
 "#,
             board.display(),
             dir.path().join("no-gpio").display(),

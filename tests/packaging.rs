@@ -396,6 +396,12 @@ fn the_deb_carries_the_agent_its_example_config_and_a_unit_systemd_accepts() {
     ] {
         assert!(info.contains(&format!("\n {field}")), "no {field}:\n{info}");
     }
+    // Cron time zones come from the system's tz database.
+    assert!(
+        info.lines()
+            .any(|line| line.starts_with(" Depends: ") && line.ends_with(", tzdata")),
+        "no tzdata in Depends:\n{info}"
+    );
     let conffiles = ok(Command::new("dpkg-deb")
         .arg("--info")
         .arg(&deb)

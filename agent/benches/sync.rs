@@ -305,7 +305,7 @@ fn wire_bytes_per_event(template: &Template) -> usize {
     let rows = store
         .outbox_read(0, sync.batch_max_events)
         .expect("outbox reads");
-    let (messages, _) = planner.plan(&rows);
+    let (messages, _) = planner.plan(&rows, &outpost::sync::anchor::ClockNow::assume_synced());
     let bytes: usize = messages.iter().map(|m| m.payload.len()).sum();
     bytes / rows.len().max(1)
 }

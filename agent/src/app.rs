@@ -32,6 +32,9 @@ pub enum AppError {
     /// The board cannot serve the app (unbound names, a misconfigured simulator).
     #[error(transparent)]
     Board(#[from] HardwareError),
+    /// A cron trigger's time zone is not installed on this device.
+    #[error(transparent)]
+    Zone(#[from] crate::scheduler::zone::ZoneError),
 }
 
 /// How to start an app.
@@ -96,6 +99,8 @@ impl App {
         store: Store,
         committer: crate::store::committer::Committer,
     ) -> Result<App, AppError> {
+        // Before anything starts: an app whose cron zones are missing would run at wrong times.
+        crate::scheduler::zone::check_app(&manifest)?;
         let hardware = options
             .hardware
             .unwrap_or_else(|| Arc::new(Hardware::simulated(options.clock.clone())));

@@ -78,6 +78,8 @@ pub struct AgentConfig {
     pub board: BoardSettings,
     /// Apps' logical sensor and line names bound to this board (`[sensors]`, `[gpio]`).
     pub bindings: Bindings,
+    /// What cron triggers do while the wall clock is not synchronised (`[clock]`).
+    pub clock: ClockSettings,
 }
 
 impl AgentConfig {
@@ -95,8 +97,51 @@ impl AgentConfig {
             fleet: FleetSettings::default(),
             board: BoardSettings::default(),
             bindings: Bindings::default(),
+            clock: ClockSettings::default(),
         }
     }
+}
+
+/// Wall-clock settings (`[clock]`). A board without an RTC boots with a wrong clock until NTP
+/// syncs it (docs/WIRE.md, "Time"): cron triggers wait for the sync, up to a bound.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSettings {
+    /// Whether cron triggers wait for a synchronised clock before their first run (default
+    /// true). Set false where the clock is right without NTP the kernel knows of (a
+    /// battery-backed RTC, a container whose host keeps the time).
+    #[serde(default = "default_cron_waits")]
+    pub cron_waits_for_sync: bool,
+    /// The longest wait (default 5m); after it cron runs on the clock as it is, and a problem
+    /// event says so.
+    #[serde(default = "default_cron_sync_wait", with = "humantime_serde")]
+    pub cron_sync_wait: Duration,
+}
+
+impl Default for ClockSettings {
+    fn default() -> Self {
+        ClockSettings {
+            cron_waits_for_sync: default_cron_waits(),
+            cron_sync_wait: default_cron_sync_wait(),
+        }
+    }
+}
+
+impl ClockSettings {
+    /// The scheduler's wait, or `None` when cron does not wait (also for a zero wait).
+    pub fn sync_wait(&self) -> Option<crate::scheduler::sync_wait::SyncWait> {
+        (self.cron_waits_for_sync && !self.cron_sync_wait.is_zero())
+            .then(|| crate::scheduler::sync_wait::SyncWait::up_to(self.cron_sync_wait))
+    }
+}
+
+fn default_cron_waits() -> bool {
+    true
+}
+/// NTP usually syncs within a minute of the network coming up; an offline device should not
+/// hold its jobs back much longer.
+fn default_cron_sync_wait() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// Fleet update settings (`[fleet]`). Updates are followed when at least one group is set or
@@ -389,6 +434,8 @@ struct RawConfig {
     sensors: BTreeMap<String, SensorSetting>,
     #[serde(default)]
     gpio: BTreeMap<String, String>,
+    #[serde(default)]
+    clock: ClockSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -476,6 +523,7 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
             sensors: raw.sensors,
             gpio: raw.gpio,
         },
+        clock: raw.clock,
     };
     validate(&config).map_err(invalid)?;
     Ok(config)
@@ -606,6 +654,9 @@ status_every = "10s"
 trust = ["trust"]
 groups = ["north", "pumps"]
 health_max_failures = 0
+
+[clock]
+cron_sync_wait = "90s"
 "#;
 
     #[test]
@@ -624,6 +675,17 @@ health_max_failures = 0
             Some(Duration::from_secs(30 * 86400))
         );
         assert_eq!(config.mqtt.max_incoming_packet_bytes, 4 << 20);
+        assert!(config.clock.cron_waits_for_sync);
+        assert_eq!(
+            config.clock.sync_wait().map(|wait| wait.max),
+            Some(Duration::from_secs(90))
+        );
+        let trusting = FULL.replace("[clock]", "[clock]\ncron_waits_for_sync = false");
+        let trusting = parse(&trusting, Path::new("agent.toml")).expect("valid");
+        assert_eq!(trusting.clock.sync_wait(), None);
+        let no_wait = FULL.replace("\"90s\"", "\"0s\"");
+        let no_wait = parse(&no_wait, Path::new("agent.toml")).expect("valid");
+        assert_eq!(no_wait.clock.sync_wait(), None, "a zero wait does not wait");
         let five = FULL.replace("protocol = \"3.1.1\"", "protocol = 5");
         let five = parse(&five, Path::new("agent.toml")).expect("valid");
         assert_eq!(five.mqtt.protocol, Protocol::V5);

@@ -124,6 +124,7 @@ impl Executor {
                 app: self.runtime.app().clone(),
                 component: component.clone(),
                 time_ms,
+                unsynced: (!self.clock.synced()).then(|| self.clock.boot().into()),
                 effects: Arc::clone(&effects),
                 trigger_run,
                 inbox_done: inbox_id,

@@ -6,7 +6,8 @@
 //! GPIO character device) behind the same traits.
 //!
 //! Layout:
-//! - [`clock`]: wall and monotonic time, with a system clock and a manual test clock.
+//! - [`clock`]: wall and monotonic time, whether the wall clock is synchronised, and the boot
+//!   id and time since boot, with a system clock and a manual test clock.
 //! - [`sensor`]: named sensors that return scaled readings with units.
 //! - [`gpio`]: named GPIO lines ([`GpioBoard`]) and the simulated [`SimGpio`].
 //! - [`sim`]: the simulated board: scripted sensor profiles and injectable faults.
@@ -23,7 +24,7 @@ pub mod mqtt;
 pub mod sensor;
 pub mod sim;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{BootInstant, Clock, ManualClock, SystemClock};
 pub use gpio::{GpioBoard, GpioDirection, GpioError, GpioLineInfo, GpioWrite, SimGpio};
 #[cfg(target_os = "linux")]
 pub use linux::LinuxGpio;

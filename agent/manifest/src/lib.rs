@@ -22,10 +22,12 @@
 //! - [`model`]: the validated types the runtime uses.
 //! - [`topic`]: MQTT topic filters and matching, for `publish` grants.
 //! - [`placeholders`]: `{device}`, `{commands}`, … in filters and grants, filled per device.
+//! - [`timezone`]: cron triggers' zone names, checked against the system's tz database.
 
 pub mod error;
 pub mod model;
 pub mod placeholders;
+pub mod timezone;
 pub mod topic;
 
 mod convert;

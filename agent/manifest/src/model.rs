@@ -216,6 +216,10 @@ pub enum TriggerKind {
         expr: String,
         /// What to do about runs missed while the agent was off.
         missed: Missed,
+        /// The tz database zone its fields are read in (`"Europe/Berlin"`); `None` is UTC.
+        /// Spelling checked, and presence too where the manifest was read on a machine with a
+        /// tz database; the device loads it from its own database when the app starts.
+        timezone: Option<String>,
     },
     /// At a fixed interval.
     Interval {

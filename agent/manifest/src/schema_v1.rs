@@ -111,6 +111,7 @@ pub(crate) struct Limits {
 pub(crate) struct Trigger {
     pub name: Option<String>,
     pub cron: Option<CronExpr>,
+    pub timezone: Option<String>,
     pub interval: Option<HumanDuration>,
     pub jitter: Option<HumanDuration>,
     pub missed: Option<Missed>,

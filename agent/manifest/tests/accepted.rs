@@ -110,6 +110,7 @@ fn doc_example_parses_into_the_expected_model() {
             kind: TriggerKind::Cron {
                 expr: "*/10 * * * * *".into(),
                 missed: Missed::Skip,
+                timezone: Some("Europe/Berlin".into()),
             },
         },
         TriggerSpec {
@@ -135,7 +136,7 @@ fn doc_example_parses_into_the_expected_model() {
         TriggerSpec {
             name: "sampler#5".into(),
             kind: TriggerKind::Mqtt {
-                filter: TopicFilter::new("commands/sampler/#").expect("valid filter"),
+                filter: TopicFilter::new("{commands}/#").expect("valid filter"),
             },
         },
     ];
@@ -206,6 +207,7 @@ output = "1MiB"
 [[component.trigger]]
 cron = "@hourly"
 missed = "run-once"
+timezone = "Europe/Berlin"
 on_start = false
 [[component.trigger]]
 name = "slow"
@@ -276,6 +278,7 @@ gpio = ["out:gpiochip0:17", "in:GPIO4", "in:Door Sensor"]
             TriggerKind::Cron {
                 expr: "@hourly".into(),
                 missed: Missed::RunOnce,
+                timezone: Some("Europe/Berlin".into()),
             },
         ),
         (

@@ -50,7 +50,7 @@ fn unknown_keys_are_named_with_their_line() {
             &format!(
                 "{COMPONENT}[[component.trigger]]\non_start = true\n[[component.trigger]]\ncron = \"0 * * * * *\"\nmised = \"skip\"\n"
             ),
-            "outpost.toml:13:1: unknown field `mised`, expected one of `name`, `cron`, `interval`, `jitter`, `missed`, `on_start`, `sensor`, `sample_every`, `fire`, `threshold`, `min_delta`, `mqtt`",
+            "outpost.toml:13:1: unknown field `mised`, expected one of `name`, `cron`, `timezone`, `interval`, `jitter`, `missed`, `on_start`, `sensor`, `sample_every`, `fire`, `threshold`, `min_delta`, `mqtt`",
         ),
         (
             "[[component]]\nid = \"c\"\nsource = \"c.wasm\"\nbuild = { command = \"make\", dir = \".\" }\n",
@@ -150,6 +150,14 @@ fn trigger_rules_name_component_and_trigger() {
         (
             &trigger("name = \"t\"\ncron = \"0 * * * * *\"\nthreshold = 3.0\n"),
             "outpost.toml: component 'c', trigger #2 ('t'): `threshold` does not apply to a cron trigger",
+        ),
+        (
+            &trigger("interval = \"5s\"\ntimezone = \"Europe/Berlin\"\n"),
+            "outpost.toml: component 'c', trigger #2: `timezone` does not apply to an interval trigger",
+        ),
+        (
+            &trigger("cron = \"0 30 7 * * *\"\ntimezone = \"../../etc/passwd\"\n"),
+            "outpost.toml: component 'c', trigger #2: `timezone` \"../../etc/passwd\" is not a tz database zone name (write e.g. \"Europe/Berlin\", \"America/New_York\" or \"UTC\")",
         ),
         (
             &trigger("interval = \"5s\"\nsample_every = \"1s\"\nfire = \"every\"\n"),

@@ -120,6 +120,10 @@ pub struct AgentArgs {
     /// Abandon a download without progress for this long while connected, e.g. 10m.
     #[arg(long, value_parser = humantime::parse_duration)]
     stall_deadline: Option<Duration>,
+    /// Longest wait for a synchronised wall clock before cron triggers run, e.g. 5m; 0s: do
+    /// not wait (agent.toml: `[clock] cron_sync_wait`, `cron_waits_for_sync`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    cron_sync_wait: Option<Duration>,
     /// Run apps on the simulated boards their manifests describe instead of this board's
     /// sensors and GPIO (as `outpost up` does; agent.toml: `[board] simulate = true`).
     #[arg(long)]
@@ -218,6 +222,10 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
         config.app = args.app;
     }
     config.board.simulate |= args.simulate;
+    if let Some(wait) = args.cron_sync_wait {
+        config.clock.cron_waits_for_sync = !wait.is_zero();
+        config.clock.cron_sync_wait = wait;
+    }
     for (flag, value) in [
         (&mut config.mqtt.username, args.username),
         (&mut config.mqtt.password, args.password),

@@ -126,6 +126,7 @@ mod tests {
             seq: 42,
             time: 1_700_000_000_000,
             data: data.to_vec(),
+            time_source: Default::default(),
         }
     }
 

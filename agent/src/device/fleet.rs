@@ -93,6 +93,7 @@ pub fn assemble(
     fleet_config.window = config.fleet.chunk_window;
     fleet_config.stall_deadline = config.fleet.stall_deadline;
     fleet_config.events = shared.events;
+    fleet_config.cron_sync_wait = config.clock.sync_wait();
     fleet_config.health = HealthPolicy {
         trial_invocations: config.fleet.health_invocations,
         max_failures: config.fleet.health_max_failures,

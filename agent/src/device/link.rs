@@ -57,6 +57,7 @@ pub fn sync_config(
     planner: Planner,
     apps: watch::Receiver<Vec<AppVersion>>,
     schedule: Arc<SchedulerStats>,
+    clock: std::sync::Arc<dyn outpost_hal::Clock>,
 ) -> SyncConfig {
     SyncConfig {
         planner,
@@ -77,5 +78,6 @@ pub fn sync_config(
         rate_limit: (config.sync.rate_limit > 0).then_some(config.sync.rate_limit),
         apps,
         schedule,
+        clock,
     }
 }

@@ -174,7 +174,7 @@ impl Device {
         let mut engine = SyncEngine::new(
             link::transport(&config)?,
             store.clone(),
-            link::sync_config(&config, planner, apps_rx, schedule.clone()),
+            link::sync_config(&config, planner, apps_rx, schedule.clone(), clock.clone()),
             Some(committer.stats_handle()),
         )
         .with_events(events.clone());
@@ -265,13 +265,16 @@ impl Device {
         let (stop_tx, stop) = watch::channel(false);
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
         if let Some(app) = &app {
-            let scheduler = Scheduler::new(
+            let mut scheduler = Scheduler::new(
                 app.executor.clone(),
                 app.store.clone(),
                 clock,
                 reporter.clone(),
             )
             .with_stats(schedule);
+            if let Some(wait) = config.clock.sync_wait() {
+                scheduler = scheduler.waiting_for_sync(wait, events.clone());
+            }
             tasks.push(tokio::spawn(scheduler.run(app.triggers(), stop.clone())));
         }
         let (inbox, wake) = inbox;

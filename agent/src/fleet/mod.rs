@@ -56,6 +56,9 @@ pub struct FleetConfig {
     pub health: HealthPolicy,
     /// Where the updater and the supervisor say what they do (fetching, running, reports).
     pub events: Events,
+    /// Whether installed apps' cron triggers wait for a synchronised clock (agent.toml
+    /// `[clock]`); `None`: they run on the clock as it is.
+    pub cron_sync_wait: Option<crate::scheduler::sync_wait::SyncWait>,
 }
 
 /// What the updater and the supervisor share: how they behave, the fleet's persistent state,
@@ -115,6 +118,7 @@ impl FleetConfig {
             chunk_attempts: 3,
             health: HealthPolicy::default(),
             events: Events::new(),
+            cron_sync_wait: None,
         }
     }
 }

@@ -41,6 +41,9 @@ pub enum PrepareError {
     /// Needs sensors or GPIO lines this device cannot bind.
     #[error(transparent)]
     Board(#[from] HardwareError),
+    /// Names a cron time zone this device's tz database does not have.
+    #[error(transparent)]
+    Zone(#[from] crate::scheduler::zone::ZoneError),
 }
 
 /// A bundle ready to run.
@@ -59,7 +62,9 @@ pub fn prepare(
 ) -> Result<Prepared, PrepareError> {
     let mut manifest = parse_checked(bundle)?;
     identity.fill_grants(&mut manifest);
-    // The board's bindings before compiling: cheap, and what a device refuses most often.
+    // Zones and the board's bindings before compiling: cheap, and what a device refuses most
+    // often; refused here, the running version stays.
+    crate::scheduler::zone::check_app(&manifest)?;
     let services = services(&manifest)?;
     let components = compile(bundle, &manifest)?;
     let runtime = Runtime::from_components(&manifest.app.name, components, services);

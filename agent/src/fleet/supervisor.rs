@@ -246,13 +246,16 @@ impl Supervisor {
             inbox.register(&prepared.manifest, executor.clone(), reporter.clone());
             wake.notify_one();
         }
-        let scheduler = Scheduler::new(
+        let mut scheduler = Scheduler::new(
             executor,
             self.state.store().clone(),
             self.clock.clone(),
             reporter,
         )
         .with_stats(self.schedule.clone());
+        if let Some(wait) = self.config.cron_sync_wait {
+            scheduler = scheduler.waiting_for_sync(wait, self.config.events.clone());
+        }
         let triggers: Vec<_> = prepared
             .manifest
             .components

@@ -4,6 +4,8 @@
 //! - [`plan`]: pure schedule arithmetic (next run, missed runs, the interval grid, lateness,
 //!   jitter).
 //! - [`sensor_watch`]: which samples fire a sensor trigger.
+//! - [`zone`]: cron triggers' time zones from the system's tz database.
+//! - [`sync_wait`]: cron triggers wait (bounded) for a synchronised wall clock.
 //! - this file: the async driver. Invocations run on blocking threads, at most one per trigger.
 //!   An interval trigger whose previous run is still going waits for it, then runs once for the
 //!   latest due time and skips the others ([`plan::IntervalGrid`]); a cron or sensor run that
@@ -12,6 +14,8 @@
 
 pub mod plan;
 pub mod sensor_watch;
+pub mod sync_wait;
+pub mod zone;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,13 +24,19 @@ use std::time::Duration;
 use outpost_abi::TriggerKind as AbiKind;
 use outpost_hal::{Clock, SensorBoard};
 use outpost_manifest::{TriggerKind, TriggerSpec};
+use sync_wait::{SyncWait, Waited};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::events::{AgentEvent, Events};
 use crate::executor::{Executor, Outcome};
 use crate::runtime::Firing;
 use crate::store::Store;
+
+/// How often a cron trigger planned on an unsynchronised clock looks again, so the first sync
+/// re-plans it on the true time (a minute: few wake-ups on a device that never syncs).
+const UNSYNCED_REPLAN: Duration = Duration::from_secs(60);
 
 /// Called with every outcome (printing in `outpost up`, collecting in tests).
 pub type Reporter = Arc<dyn Fn(&Outcome) + Send + Sync>;
@@ -75,6 +85,8 @@ struct Shared {
     sensors: Arc<dyn SensorBoard>,
     report: Reporter,
     stats: Arc<SchedulerStats>,
+    /// Whether cron triggers wait for a synchronised clock, and where to say they gave up.
+    sync_wait: Option<(SyncWait, Events)>,
 }
 
 /// Runs every trigger of the app until `shutdown` turns true, then waits for runs in flight.
@@ -94,6 +106,7 @@ impl Scheduler {
                 sensors,
                 report,
                 stats: Arc::default(),
+                sync_wait: None,
             }),
         }
     }
@@ -103,6 +116,16 @@ impl Scheduler {
     pub fn with_stats(mut self, stats: Arc<SchedulerStats>) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.stats = stats;
+        }
+        self
+    }
+
+    /// Makes cron triggers wait for a synchronised wall clock (bounded by `wait`) before they
+    /// plan their first run; a wait that times out is told to `events` as a problem. Without
+    /// it (`outpost up`, tests) cron runs on the clock as it is.
+    pub fn waiting_for_sync(mut self, wait: SyncWait, events: Events) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.sync_wait = Some((wait, events));
         }
         self
     }
@@ -262,14 +285,50 @@ async fn drive(
             payload: Vec::new(),
             topic: None,
         }),
-        TriggerKind::Cron { expr, .. } => {
-            let schedule = match plan::parse_cron(expr) {
+        TriggerKind::Cron { expr, timezone, .. } => {
+            // The app's zones were checked when it was loaded (`zone::check_app`); a zone that
+            // vanished since (tzdata removed) disables this trigger alone.
+            let zone = match timezone.as_deref().map(|zone| zone::load(&name, zone)) {
+                None => Ok(None),
+                Some(Ok(zone)) => Ok(Some(zone)),
+                Some(Err(error)) => Err(error.to_string()),
+            };
+            let schedule = match zone.and_then(|zone| plan::CronPlan::new(expr, zone)) {
                 Ok(schedule) => schedule,
                 Err(error) => {
                     tracing::error!(trigger = &*name, %error, "trigger disabled");
                     return;
                 }
             };
+            if let Some((wait, events)) = &shared.sync_wait {
+                if !clock.synced() {
+                    tracing::info!(
+                        trigger = &*name,
+                        "waiting for a synchronised clock before the first cron run"
+                    );
+                }
+                match sync_wait::wait_for_sync(&*clock, *wait, &mut stop).await {
+                    Waited::Stopped => {
+                        runner.finish().await;
+                        return;
+                    }
+                    Waited::TimedOut => events.emit(AgentEvent::problem(
+                        "clock",
+                        format!(
+                            "the wall clock is not synchronised after {}: cron trigger '{name}' \
+                             runs on it as it is (set [clock] in agent.toml if this device's \
+                             clock is right without NTP)",
+                            humantime::format_duration(wait.max)
+                        ),
+                    )),
+                    Waited::Synced(after) => tracing::info!(
+                        trigger = &*name,
+                        waited = %humantime::format_duration(after),
+                        "clock synchronised; cron trigger scheduled"
+                    ),
+                    Waited::AlreadySynced => {}
+                }
+            }
             if plan::missed_while_off(&spec.kind, Some(&schedule), last_run, clock.wall_ms()) {
                 runner.fire(Firing::scheduled(
                     name.clone(),
@@ -279,18 +338,28 @@ async fn drive(
             }
             loop {
                 let now = clock.wall_ms();
-                let Some(due) = plan::next_cron_ms(&schedule, now) else {
+                let planned_synced = clock.synced();
+                let Some(due) = schedule.next_after(now) else {
                     break;
                 };
-                let wait = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
+                let mut wait = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
+                // Planned on an unsynchronised clock (its wait gave up, or is off): look again
+                // now and then, so the first sync re-plans on the true time.
+                if !planned_synced {
+                    wait = wait.min(UNSYNCED_REPLAN);
+                }
                 if !sleep_or_stop(wait, &mut stop).await {
                     break;
+                }
+                // The clock synced meanwhile: `due` was computed on a wrong clock, re-plan.
+                if !planned_synced && clock.synced() {
+                    continue;
                 }
                 // A wall-clock step backwards (NTP) can wake us early: recompute instead.
                 let woke = clock.wall_ms();
                 if woke >= due {
                     let late = Duration::from_millis(u64::try_from(woke - due).unwrap_or(0));
-                    let period = plan::next_cron_ms(&schedule, due).map_or(Duration::MAX, |next| {
+                    let period = schedule.next_after(due).map_or(Duration::MAX, |next| {
                         Duration::from_millis(u64::try_from(next - due).unwrap_or(0))
                     });
                     shared.stats.record_start(late, period);

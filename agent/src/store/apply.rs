@@ -209,12 +209,15 @@ fn encode_rows(commit: &Commit) -> Result<Vec<Vec<u8>>, StoreError> {
         .records
         .iter()
         .map(|body| {
-            StoredRecord::V1(RecordV1 {
-                time_ms: commit.time_ms,
-                app: commit.app.to_string(),
-                component: commit.component.to_string(),
-                body: RecordBody::from(body),
-            })
+            StoredRecord::new(
+                RecordV1 {
+                    time_ms: commit.time_ms,
+                    app: commit.app.to_string(),
+                    component: commit.component.to_string(),
+                    body: RecordBody::from(body),
+                },
+                commit.unsynced,
+            )
             .encode()
             .map_err(StoreError::Encode)
         })

@@ -14,6 +14,9 @@ pub struct Commit {
     pub component: Arc<str>,
     /// Wall time of the invocation, ms since epoch (recorded on outbox rows).
     pub time_ms: i64,
+    /// Where in which boot the invocation was, if the wall clock was not synchronised (then
+    /// `time_ms` is not the true time; the sync engine re-anchors it once the clock syncs).
+    pub unsynced: Option<super::records::BootStamp>,
     /// The effects; empty for a failed invocation that only records its trigger run. Shared, so
     /// the caller keeps them for its report without copying every value and payload.
     pub effects: Arc<Effects>,

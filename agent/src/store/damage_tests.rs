@@ -22,6 +22,7 @@ fn commit(events: &[&str]) -> Commit {
         app: "a".into(),
         component: "c".into(),
         time_ms: 1,
+        unsynced: None,
         effects: Arc::new(effects),
         trigger_run: None,
         inbox_done: None,

@@ -138,6 +138,7 @@ mod tests {
             app: "app".into(),
             component: "c".into(),
             time_ms: 1_000,
+            unsynced: None,
             effects: Arc::new(effects),
             trigger_run: None,
             inbox_done: None,

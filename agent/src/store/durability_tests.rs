@@ -23,6 +23,7 @@ fn one_event() -> Commit {
         trigger_run: None,
         inbox_done: None,
         failed: false,
+        unsynced: None,
     }
 }
 

@@ -71,7 +71,7 @@ pub use meta::StoreNote;
 pub use notice::StoreNotice;
 pub use outbox::{FullPolicy, OutboxLimits};
 pub use quarantine::QuarantinedRow;
-pub use records::{RecordBody, RecordV1, StoredInbound, StoredRecord};
+pub use records::{BootStamp, RecordBody, RecordV1, StoredInbound, StoredRecord};
 
 use crate::runtime::{KvError, KvReader};
 use error::Failure;
@@ -175,6 +175,8 @@ pub struct OutboxEntry {
     pub seq: u64,
     /// The decoded row.
     pub record: RecordV1,
+    /// Its boot stamp, if it was committed while the wall clock was not synchronised.
+    pub unsynced: Option<BootStamp>,
 }
 
 /// One key-value entry as read back.
@@ -696,10 +698,14 @@ impl Store {
                     read = read.saturating_add(bytes.value().len());
                     let seq = seq.value();
                     match StoredRecord::decode(bytes.value(), seq) {
-                        Ok(record) => out.push(OutboxEntry {
-                            seq,
-                            record: record.into_current(),
-                        }),
+                        Ok(record) => {
+                            let (record, unsynced) = record.into_parts();
+                            out.push(OutboxEntry {
+                                seq,
+                                record,
+                                unsynced,
+                            });
+                        }
                         Err(damage) => damaged.push((seq, damage)),
                     }
                 }

@@ -116,11 +116,40 @@ pub struct RecordV1 {
     pub body: RecordBody,
 }
 
+/// Where in the device's life a row was committed while the wall clock was not synchronised:
+/// enough to compute its true time once the clock is (`sync::anchor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootStamp {
+    /// The kernel's id of the boot it was committed in.
+    pub boot_id: u128,
+    /// Milliseconds since that boot began (`CLOCK_BOOTTIME`).
+    pub since_boot_ms: u64,
+}
+
+impl From<outpost_hal::BootInstant> for BootStamp {
+    fn from(at: outpost_hal::BootInstant) -> Self {
+        BootStamp {
+            boot_id: at.boot_id,
+            since_boot_ms: at.since_boot_ms,
+        }
+    }
+}
+
 /// The version envelope around every stored outbox row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StoredRecord {
-    /// Layout 1.
+    /// Layout 1: a row committed while the wall clock was synchronised (its `time_ms` is
+    /// true), or by an agent that did not know.
     V1(RecordV1),
+    /// A row committed while the wall clock was not synchronised: its `time_ms` is whatever
+    /// the clock read, and `unsynced` says where in which boot it really was. Rows committed
+    /// with a synced clock stay `V1`, so they cost no extra byte.
+    V2 {
+        /// The row.
+        record: RecordV1,
+        /// Its boot and time since boot.
+        unsynced: BootStamp,
+    },
 }
 
 impl StoredRecord {
@@ -136,10 +165,25 @@ impl StoredRecord {
         envelope::open(bytes, Table::Outbox, seq)
     }
 
+    /// The row as committed at `time_ms`, stamped with `unsynced` if the wall clock was not
+    /// synchronised then.
+    pub fn new(record: RecordV1, unsynced: Option<BootStamp>) -> StoredRecord {
+        match unsynced {
+            None => StoredRecord::V1(record),
+            Some(unsynced) => StoredRecord::V2 { record, unsynced },
+        }
+    }
+
     /// The current-version view of the row.
     pub fn into_current(self) -> RecordV1 {
+        self.into_parts().0
+    }
+
+    /// The row and, if it was committed with an unsynchronised clock, its boot stamp.
+    pub fn into_parts(self) -> (RecordV1, Option<BootStamp>) {
         match self {
-            StoredRecord::V1(record) => record,
+            StoredRecord::V1(record) => (record, None),
+            StoredRecord::V2 { record, unsynced } => (record, Some(unsynced)),
         }
     }
 }
@@ -199,5 +243,34 @@ mod tests {
         );
         assert!(StoredRecord::decode(&[7, 1, 2], 1).is_err());
         assert!(StoredRecord::decode(&[], 1).is_err());
+    }
+
+    #[test]
+    fn a_row_committed_unsynced_keeps_its_boot_stamp_and_version_1_rows_still_read() {
+        let record = RecordV1 {
+            time_ms: 5_000,
+            app: "demo".into(),
+            component: "c".into(),
+            body: RecordBody::Event {
+                stream: "s".into(),
+                data: b"1".to_vec(),
+            },
+        };
+        let stamp = BootStamp {
+            boot_id: 0xfeed,
+            since_boot_ms: 5_000,
+        };
+        let stored = StoredRecord::new(record.clone(), Some(stamp));
+        let bytes = stored.encode().expect("encodes");
+        let back = StoredRecord::decode(&bytes, 0).expect("decodes");
+        assert_eq!(back.into_parts(), (record.clone(), Some(stamp)));
+        // Version 1 rows (every row an older agent wrote) decode as synced.
+        let old = StoredRecord::new(record.clone(), None)
+            .encode()
+            .expect("encodes");
+        assert_eq!(
+            StoredRecord::decode(&old, 0).expect("decodes").into_parts(),
+            (record, None)
+        );
     }
 }

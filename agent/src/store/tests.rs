@@ -23,6 +23,7 @@ fn commit(app: &str, events: &[&str]) -> Commit {
         app: app.into(),
         component: "c".into(),
         time_ms: 1,
+        unsynced: None,
         effects: Arc::new(effects),
         trigger_run: None,
         inbox_done: None,

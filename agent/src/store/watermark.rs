@@ -121,6 +121,7 @@ mod tests {
             app: "a".into(),
             component: "c".into(),
             time_ms: 1,
+            unsynced: None,
             effects: std::sync::Arc::new(Effects {
                 records: vec![OutboxEffect::Event {
                     stream: "s".into(),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::runtime::{Outbound, SendCheck, Unsendable};
 use crate::store::{OutboxEntry, RecordBody};
 
+use super::anchor::{self, ClockNow};
 use super::wire::{self, Origin, WireEvent, WireFormat};
 
 /// One message to publish and the outbox rows it carries.
@@ -104,7 +105,9 @@ impl Planner {
     }
 
     /// Plans the messages for `rows` (in sequence order). Per stream the order of rows is kept.
-    pub fn plan(&self, rows: &[OutboxEntry]) -> (Vec<Outgoing>, Vec<Oversize>) {
+    /// `now` is the clock as the page is planned: events committed before it synchronised get
+    /// their true time from it where they can ([`anchor::event_time`]).
+    pub fn plan(&self, rows: &[OutboxEntry], now: &ClockNow) -> (Vec<Outgoing>, Vec<Oversize>) {
         let mut out = Vec::new();
         let mut oversize = Vec::new();
         // Open batches per stream, flushed when full or at the end of the page.
@@ -118,7 +121,7 @@ impl Planner {
                         batch.iter().map(|r| estimate(r)).sum::<usize>() + estimate(row);
                     if !batch.is_empty() && (batch.len() >= self.max_events || projected > budget) {
                         let full = std::mem::take(batch);
-                        self.flush(stream, &full, &mut out, &mut oversize);
+                        self.flush(stream, &full, now, &mut out, &mut oversize);
                     }
                     batch.push(row);
                 }
@@ -166,7 +169,7 @@ impl Planner {
             }
         }
         for (stream, batch) in open {
-            self.flush(stream, &batch, &mut out, &mut oversize);
+            self.flush(stream, &batch, now, &mut out, &mut oversize);
         }
         (out, oversize)
     }
@@ -196,20 +199,21 @@ impl Planner {
         &self,
         stream: &str,
         batch: &[&OutboxEntry],
+        now: &ClockNow,
         out: &mut Vec<Outgoing>,
         oversize: &mut Vec<Oversize>,
     ) {
         if batch.is_empty() {
             return;
         }
-        let events: Vec<WireEvent<'_>> = batch.iter().filter_map(|r| wire_event(r)).collect();
+        let events: Vec<WireEvent<'_>> = batch.iter().filter_map(|r| wire_event(r, now)).collect();
         let payload = wire::encode(self.format, self.origin(), stream, &events);
         if payload.len() > self.payload_budget(stream) {
             if batch.len() > 1 {
                 // The estimate was optimistic: split in halves until each fits.
                 let (a, b) = batch.split_at(batch.len() / 2);
-                self.flush(stream, a, out, oversize);
-                self.flush(stream, b, out, oversize);
+                self.flush(stream, a, now, out, oversize);
+                self.flush(stream, b, now, out, oversize);
             } else {
                 oversize.push(Oversize {
                     seq: batch[0].seq,
@@ -241,11 +245,13 @@ impl SendCheck for Planner {
     }
 }
 
-fn wire_event(row: &OutboxEntry) -> Option<WireEvent<'_>> {
+fn wire_event<'a>(row: &'a OutboxEntry, now: &ClockNow) -> Option<WireEvent<'a>> {
+    let (time, time_source) = anchor::event_time(row.record.time_ms, row.unsynced.as_ref(), now);
     match &row.record.body {
         RecordBody::Event { data, .. } => Some(WireEvent {
             seq: row.seq,
-            time: row.record.time_ms,
+            time,
+            time_source,
             app: &row.record.app,
             component: &row.record.component,
             data,
@@ -274,6 +280,7 @@ mod tests {
     fn kv_changes_are_retained_on_their_own_topic_and_deletes_are_empty() {
         let kv = |seq, value: Option<&[u8]>| OutboxEntry {
             seq,
+            unsynced: None,
             record: RecordV1 {
                 time_ms: 5,
                 app: "app".into(),
@@ -285,7 +292,10 @@ mod tests {
                 },
             },
         };
-        let (out, _) = planner(10, 10_000).plan(&[kv(1, Some(b"21.5")), kv(2, None)]);
+        let (out, _) = planner(10, 10_000).plan(
+            &[kv(1, Some(b"21.5")), kv(2, None)],
+            &ClockNow::assume_synced(),
+        );
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].topic, "outpost/d1/kv/readings/t/latest%2B%23");
         assert_eq!(
@@ -301,6 +311,7 @@ mod tests {
     fn row(seq: u64, stream: &str, data: &[u8]) -> OutboxEntry {
         OutboxEntry {
             seq,
+            unsynced: None,
             record: RecordV1 {
                 time_ms: 5,
                 app: "app".into(),
@@ -329,7 +340,7 @@ mod tests {
         let rows: Vec<_> = (1..=5)
             .map(|s| row(s, if s % 2 == 0 { "b" } else { "a" }, b"1"))
             .collect();
-        let (out, oversize) = planner(2, 10_000).plan(&rows);
+        let (out, oversize) = planner(2, 10_000).plan(&rows, &ClockNow::assume_synced());
         assert!(oversize.is_empty());
         let shape: Vec<(&str, Vec<u64>)> = out
             .iter()
@@ -351,7 +362,7 @@ mod tests {
         let big = vec![b'x'; 600];
         let rows: Vec<_> = (1..=6).map(|s| row(s, "a", &big)).collect();
         let limit = 2_000;
-        let (out, oversize) = planner(100, limit).plan(&rows);
+        let (out, oversize) = planner(100, limit).plan(&rows, &ClockNow::assume_synced());
         assert!(oversize.is_empty());
         assert!(out.len() > 1, "split into several messages");
         assert!(
@@ -361,7 +372,8 @@ mod tests {
         let seqs: Vec<u64> = out.iter().flat_map(|o| o.seqs.clone()).collect();
         assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
 
-        let (out, oversize) = planner(100, 500).plan(&[row(9, "a", &big)]);
+        let (out, oversize) =
+            planner(100, 500).plan(&[row(9, "a", &big)], &ClockNow::assume_synced());
         assert!(out.is_empty());
         assert_eq!(oversize.len(), 1);
         assert_eq!(oversize[0].seq, 9);
@@ -379,7 +391,7 @@ mod tests {
                 data: &data,
             };
             let fits = p.check(&outbound).is_ok();
-            let (out, oversize) = p.plan(&[row(1, "a", &data)]);
+            let (out, oversize) = p.plan(&[row(1, "a", &data)], &ClockNow::assume_synced());
             assert_eq!(fits, oversize.is_empty(), "{} bytes", data.len());
             assert_eq!(fits, out.len() == 1);
         }

@@ -62,6 +62,9 @@ pub struct SyncConfig {
     pub apps: watch::Receiver<Vec<AppVersion>>,
     /// The device's schedulers' counters, for the status (late runs).
     pub schedule: Arc<SchedulerStats>,
+    /// The device's clock: whether it is synchronised (the status says so) and where this boot
+    /// is, to give events committed before the sync their true time (`anchor`).
+    pub clock: std::sync::Arc<dyn outpost_hal::Clock>,
 }
 
 impl SyncConfig {

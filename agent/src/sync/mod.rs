@@ -2,6 +2,7 @@
 //!
 //! - [`wire`]: the versioned event format (JSON, or postcard for thin links).
 //! - [`batch`]: outbox rows → MQTT messages (batching per stream, packet-size bounds).
+//! - [`anchor`]: the true time of events committed before the wall clock synchronised.
 //! - [`status`]: the retained device status and its counters.
 //! - [`drain`]: the drain's rules as a pure state machine (what to read and send next, what a
 //!   PUBACK releases, what a session's end means).
@@ -14,6 +15,7 @@
 //!
 //! The engine knows no consumer of inbound messages: they are [`crate::inbound::InboundRoute`]s.
 
+pub mod anchor;
 pub mod batch;
 pub mod drain;
 pub mod engine;

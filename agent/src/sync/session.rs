@@ -298,7 +298,8 @@ impl<'a, T: Transport> Session<'a, T> {
     async fn send_page(&mut self, rows: &[OutboxEntry]) -> Result<(), String> {
         let shared = self.shared;
         let planner = &shared.config.planner;
-        let (messages, oversize) = planner.plan(rows);
+        let now = super::anchor::ClockNow::read(&*shared.config.clock);
+        let (messages, oversize) = planner.plan(rows, &now);
         if !oversize.is_empty() {
             self.dead_letter(&oversize).await?;
         }
@@ -456,6 +457,15 @@ impl<'a, T: Transport> Session<'a, T> {
         Ok(())
     }
 
+    /// Takes the clock's sync state into the status (a change refreshes it).
+    fn note_clock(&self) {
+        let synced = self.shared.config.clock.synced();
+        self.shared
+            .stats
+            .clock_synced
+            .store(synced, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn status_topic(&self) -> String {
         let planner = &self.shared.config.planner;
         format!("{}/{}/status", planner.prefix, planner.device)
@@ -473,6 +483,7 @@ impl<'a, T: Transport> Session<'a, T> {
 
     /// Publishes the status if it changed since the last one (uptime aside).
     async fn refresh_status(&mut self) -> Result<(), String> {
+        self.note_clock();
         let counters = self.shared.store.counters().await.unwrap_or_default();
         self.last_check = Instant::now();
         let shared = self.shared;
@@ -495,6 +506,7 @@ impl<'a, T: Transport> Session<'a, T> {
         counters: Option<crate::store::Counters>,
     ) -> Result<(), String> {
         let shared = self.shared;
+        self.note_clock();
         let counters = match counters {
             Some(counters) => counters,
             None => shared.store.counters().await.unwrap_or_default(),

@@ -7,7 +7,7 @@
 //! publish moves), so an agent with nothing going on publishes nothing and sleeps.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -31,6 +31,9 @@ pub struct SyncStats {
     /// The most recent error, for a person to act on. Fixed capacity: the retained status has
     /// to fit one bounded MQTT packet however long an error message is.
     pub last_error: Mutex<Option<heapless::String<LAST_ERROR_CAP>>>,
+    /// Whether the device's wall clock was synchronised when the session last looked: until it
+    /// is, event times are re-anchored or marked `unsynced` (docs/WIRE.md, "Time").
+    pub clock_synced: AtomicBool,
 }
 
 /// Most bytes of `last_error` kept (longer messages are cut at a character boundary).
@@ -117,6 +120,7 @@ struct Status<'a> {
     store: StoreHealth<'a>,
     last_error: Option<String>,
     uptime_s: u64,
+    clock_synced: bool,
 }
 
 /// After a change (a commit, an ack, an inbound message, a problem), how long the session waits
@@ -219,6 +223,7 @@ fn document<'a>(parts: &Parts<'a>, uptime_s: u64) -> Status<'a> {
         },
         last_error: stats.last_error(),
         uptime_s,
+        clock_synced: stats.clock_synced.load(Ordering::Relaxed),
     }
 }
 
@@ -276,6 +281,10 @@ mod tests {
         assert_eq!(doc["schedule"]["max_late_ms"], 40);
         assert_eq!(doc["store"]["durability"], "1s");
         assert_eq!(doc["last_error"], "broker refused the credentials");
+        assert_eq!(doc["clock_synced"], false);
+        stats.clock_synced.store(true, Ordering::Relaxed);
+        let synced: serde_json::Value = serde_json::from_slice(&online(&parts, 9)).expect("json");
+        assert_eq!(synced["clock_synced"], true);
         stats.error("é".repeat(400));
         let long: serde_json::Value = serde_json::from_slice(&online(&parts, 9)).expect("json");
         let kept = long["last_error"].as_str().expect("a string");

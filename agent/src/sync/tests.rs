@@ -51,6 +51,7 @@ fn config() -> SyncConfig {
         rate_limit: None,
         apps: watch::channel(Vec::new()).1,
         schedule: Arc::default(),
+        clock: Arc::new(outpost_hal::ManualClock::new(1_000)),
     }
 }
 
@@ -104,6 +105,7 @@ impl Rig {
             app: "a".into(),
             component: "c".into(),
             time_ms: 1,
+            unsynced: None,
             effects: Arc::new(effects),
             trigger_run: None,
             inbox_done: None,
@@ -344,4 +346,85 @@ async fn refused_connections_are_retried_and_the_next_session_delivers() {
     assert_eq!(rig.broker.connect_attempts(), 4);
     assert!(rig.store.outbox_read(0, 10).expect("outbox").is_empty());
     rig.stop().await;
+}
+
+/// A board without an RTC: its clock starts in 1970 and jumps to the true time when NTP syncs.
+/// Events committed before the jump leave with their true time (this boot) or marked unsynced
+/// (an earlier boot that never synced); events after it carry the clock's time unmarked.
+#[tokio::test(flavor = "current_thread")]
+async fn events_committed_before_the_clock_synced_are_re_anchored_when_sent() {
+    use outpost_hal::{Clock, ManualClock};
+
+    const NOW: i64 = 1_795_463_238_000;
+    let clock = Arc::new(ManualClock::unsynced(0));
+    let store = Store::in_memory().expect("store");
+    let (committer, thread) = committer::spawn(store.clone(), OutboxLimits::default());
+    // As the executor commits (on a blocking thread): the wall clock's reading, stamped while
+    // it is not synced.
+    let commit = |data: &str| {
+        let mut effects = Effects::default();
+        effects.records.push(OutboxEffect::Event {
+            stream: "s".into(),
+            data: data.as_bytes().to_vec(),
+        });
+        let commit = Commit {
+            app: "a".into(),
+            component: "c".into(),
+            time_ms: clock.wall_ms(),
+            unsynced: (!clock.synced()).then(|| clock.boot().into()),
+            effects: Arc::new(effects),
+            trigger_run: None,
+            inbox_done: None,
+            failed: false,
+        };
+        let committer = committer.clone();
+        tokio::task::spawn_blocking(move || committer.commit_blocking(commit).expect("commits"))
+    };
+    clock.advance(Duration::from_secs(3));
+    commit("\"lost boot\"").await.expect("commit task"); // boot 1 never syncs
+    clock.reboot(2, 0);
+    clock.advance(Duration::from_secs(5));
+    commit("\"a\"").await.expect("commit task"); // 5 s into boot 2, the clock reads 1970 + 5 s
+    clock.advance(Duration::from_secs(5));
+    commit("\"b\"").await.expect("commit task");
+    clock.advance(Duration::from_secs(60));
+    clock.sync_to(NOW); // 70 s into boot 2
+    commit("\"c\"").await.expect("commit task");
+
+    let broker = MemoryBroker::new();
+    let mut config = config();
+    config.clock = clock.clone();
+    let engine = SyncEngine::new(
+        broker.transport(),
+        store.clone(),
+        config,
+        Some(committer.stats_handle()),
+    );
+    let (stop, stopped) = watch::channel(false);
+    let run = tokio::spawn(engine.run(stopped));
+    let sent = wait_events(&broker, 1, 4).await;
+    let times: Vec<(String, i64, Option<String>)> = sent
+        .iter()
+        .map(|record| {
+            let event: serde_json::Value = serde_json::from_slice(&record.payload).expect("json");
+            (
+                event["data"].as_str().expect("text").to_string(),
+                event["time"].as_i64().expect("time"),
+                event["time_source"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        times,
+        [
+            ("lost boot".into(), 3_000, Some("unsynced".into())),
+            ("a".into(), NOW - 65_000, Some("anchored".into())),
+            ("b".into(), NOW - 60_000, Some("anchored".into())),
+            ("c".into(), NOW, None),
+        ]
+    );
+    stop.send_replace(true);
+    run.await.expect("engine ends");
+    drop(committer);
+    thread.join();
 }

@@ -10,13 +10,18 @@
 //! as a JSON string only when escaping does not make it larger than base64, and anything else
 //! goes as `data_b64`. So an event's encoding is at most about 4/3 of its bytes plus framing,
 //! which [`max_event_len`] computes exactly at commit time.
+//!
+//! Version 3 says where each event's time comes from ([`TimeSource`]): the synchronised wall
+//! clock (no field in JSON, as before), a wall time computed from the event's time since boot
+//! once the clock synchronised (`"time_source":"anchored"`), or a clock that was never
+//! synchronised (`"time_source":"unsynced"`: `time` is not to be trusted).
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// Version of the event objects (`"v"` in JSON, the envelope tag in postcard).
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 /// How events are encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -43,12 +48,54 @@ impl std::str::FromStr for WireFormat {
     }
 }
 
-/// One event as it leaves the device.
+/// Where an event's `time` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeSource {
+    /// The wall clock, synchronised when the event was committed (or an agent before
+    /// version 3, which did not know).
+    #[default]
+    Clock,
+    /// Committed before the clock synchronised, in the same boot as a later sync: the time is
+    /// the sync's wall time minus the time since boot between them (as exact as the sync).
+    Anchored,
+    /// Committed while the clock was not synchronised, and it could not be anchored (sent
+    /// before any sync, or from an earlier boot that never synced): `time` is the unsynchronised
+    /// clock's reading (often near 1970) and only orders events of that boot.
+    Unsynced,
+}
+
+impl TimeSource {
+    /// Whether the time is the synchronised clock's (the JSON field is left out then).
+    pub fn is_clock(&self) -> bool {
+        *self == TimeSource::Clock
+    }
+}
+
+/// One event as it leaves the device (version 3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireEvent<'a> {
     /// Sequence number, unique per device and increasing.
     pub seq: u64,
     /// When the invocation that emitted it finished, ms since the Unix epoch.
+    pub time: i64,
+    /// Where `time` comes from.
+    pub time_source: TimeSource,
+    /// App that emitted it.
+    #[serde(borrow)]
+    pub app: &'a str,
+    /// Component that emitted it.
+    pub component: &'a str,
+    /// The component's bytes.
+    pub data: &'a [u8],
+}
+
+/// One event of versions 1 and 2 (no time source), as older devices sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireEventV2<'a> {
+    /// Sequence number.
+    pub seq: u64,
+    /// Device time, ms since the Unix epoch.
     pub time: i64,
     /// App that emitted it.
     #[serde(borrow)]
@@ -71,11 +118,23 @@ pub enum WireBatch<'a> {
         stream: &'a str,
         /// The events, in sequence order.
         #[serde(borrow)]
-        events: Vec<WireEvent<'a>>,
+        events: Vec<WireEventV2<'a>>,
     },
     /// Version 2: adds the store's incarnation, so sequence numbers that restart with a fresh
     /// store are never mistaken for duplicates.
     V2 {
+        /// Device id.
+        device: &'a str,
+        /// The incarnation of the store that numbered the events (empty if unknown).
+        incarnation: &'a str,
+        /// Stream name.
+        stream: &'a str,
+        /// The events, in sequence order.
+        #[serde(borrow)]
+        events: Vec<WireEventV2<'a>>,
+    },
+    /// Version 3: each event says where its time comes from.
+    V3 {
         /// Device id.
         device: &'a str,
         /// The incarnation of the store that numbered the events (empty if unknown).
@@ -98,6 +157,8 @@ struct JsonEvent<'a> {
     stream: &'a str,
     seq: u64,
     time: i64,
+    #[serde(skip_serializing_if = "TimeSource::is_clock")]
+    time_source: TimeSource,
     app: &'a str,
     component: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -149,6 +210,7 @@ fn json_event<'a>(origin: Origin<'a>, stream: &'a str, event: &WireEvent<'a>) ->
         stream,
         seq: event.seq,
         time: event.time,
+        time_source: event.time_source,
         app: event.app,
         component: event.component,
         data,
@@ -187,6 +249,8 @@ pub fn max_event_len(
         // The widest numbers in either format (20 decimal digits; 10-byte varints).
         seq: u64::MAX,
         time: i64::MIN,
+        // The longest name in JSON ("anchored" is as long).
+        time_source: TimeSource::Unsynced,
         app,
         component,
         data,
@@ -214,7 +278,7 @@ pub fn encode(
             // Serialising plain structs of strings and numbers cannot fail.
             encoded.unwrap_or_default()
         }
-        WireFormat::Postcard => postcard::to_stdvec(&WireBatch::V2 {
+        WireFormat::Postcard => postcard::to_stdvec(&WireBatch::V3 {
             device: origin.device,
             incarnation: origin.incarnation,
             stream,
@@ -237,6 +301,8 @@ pub struct Decoded {
     pub seq: u64,
     /// Device time, ms since the Unix epoch.
     pub time: i64,
+    /// Where `time` comes from (`Clock` for versions 1 and 2).
+    pub time_source: TimeSource,
     /// The event's bytes (`data` as sent: JSON text, a string's bytes, or `data_b64` decoded).
     pub data: Vec<u8>,
 }
@@ -253,7 +319,22 @@ impl Decoded {
     }
 }
 
-/// Decodes a message body: a JSON object or array (versions 1 and 2), or a postcard batch.
+/// Version 1 and 2 events as version 3 ones: their time is the clock's.
+fn upgrade(events: Vec<WireEventV2<'_>>) -> Vec<WireEvent<'_>> {
+    events
+        .into_iter()
+        .map(|e| WireEvent {
+            seq: e.seq,
+            time: e.time,
+            time_source: TimeSource::Clock,
+            app: e.app,
+            component: e.component,
+            data: e.data,
+        })
+        .collect()
+}
+
+/// Decodes a message body: a JSON object or array (versions 1 to 3), or a postcard batch.
 /// Objects that are not events are skipped; an undecodable body gives nothing.
 pub fn decode(payload: &[u8]) -> Vec<Decoded> {
     use serde_json::Value;
@@ -276,6 +357,11 @@ pub fn decode(payload: &[u8]) -> Vec<Decoded> {
             stream: v.get("stream")?.as_str()?.to_string(),
             seq: v.get("seq")?.as_u64()?,
             time: v.get("time")?.as_i64()?,
+            time_source: match v.get("time_source").and_then(Value::as_str) {
+                Some("anchored") => TimeSource::Anchored,
+                Some("unsynced") => TimeSource::Unsynced,
+                _ => TimeSource::Clock,
+            },
             data,
         })
     };
@@ -291,8 +377,14 @@ pub fn decode(payload: &[u8]) -> Vec<Decoded> {
             device,
             stream,
             events,
-        }) => (device, "", stream, events),
+        }) => (device, "", stream, upgrade(events)),
         Ok(WireBatch::V2 {
+            device,
+            incarnation,
+            stream,
+            events,
+        }) => (device, incarnation, stream, upgrade(events)),
+        Ok(WireBatch::V3 {
             device,
             incarnation,
             stream,
@@ -308,6 +400,7 @@ pub fn decode(payload: &[u8]) -> Vec<Decoded> {
             stream: stream.to_string(),
             seq: e.seq,
             time: e.time,
+            time_source: e.time_source,
             data: e.data.to_vec(),
         })
         .collect()
@@ -326,6 +419,7 @@ mod tests {
         WireEvent {
             seq,
             time: 1_000,
+            time_source: TimeSource::Clock,
             app: "a",
             component: "c",
             data,
@@ -341,8 +435,12 @@ mod tests {
         assert_eq!(value["stream"], "s");
         assert_eq!(value["seq"], 7);
         assert_eq!(value["time"], 1_000);
-        assert_eq!(value["v"], 2);
+        assert_eq!(value["v"], 3);
         assert_eq!(value["data"]["t"], 21.5);
+        assert!(
+            value.get("time_source").is_none(),
+            "a synced time adds nothing"
+        );
     }
 
     #[test]
@@ -386,6 +484,7 @@ mod tests {
                 let real = WireEvent {
                     seq: 123,
                     time: 1_795_463_238_000,
+                    time_source: TimeSource::Anchored,
                     app: "a",
                     component: "c",
                     data: &data,
@@ -399,14 +498,14 @@ mod tests {
     fn postcard_round_trips_and_is_smaller() {
         let events = [event(1, b"21.5"), event(2, b"21.6")];
         let compact = encode(WireFormat::Postcard, D1, "s", &events);
-        let WireBatch::V2 {
+        let WireBatch::V3 {
             device,
             incarnation,
             events: back,
             ..
         } = postcard::from_bytes(&compact).expect("decodes")
         else {
-            panic!("devices send version 2");
+            panic!("devices send version 3");
         };
         assert_eq!((device, incarnation), ("d1", "0f3c"));
         assert_eq!(back, events);
@@ -442,9 +541,51 @@ mod tests {
         let v1_postcard = postcard::to_stdvec(&WireBatch::V1 {
             device: "d",
             stream: "s",
-            events: vec![event(9, b"x")],
+            events: vec![WireEventV2 {
+                seq: 9,
+                time: 0,
+                app: "a",
+                component: "c",
+                data: b"x",
+            }],
         })
         .expect("encodes");
         assert_eq!(decode(&v1_postcard)[0].seq, 9);
+        assert_eq!(decode(&v1_postcard)[0].time_source, TimeSource::Clock);
+    }
+
+    #[test]
+    fn times_that_are_not_the_synced_clock_say_so_in_both_formats() {
+        let events = [
+            WireEvent {
+                time_source: TimeSource::Anchored,
+                ..event(1, b"1")
+            },
+            WireEvent {
+                time_source: TimeSource::Unsynced,
+                ..event(2, b"2")
+            },
+            event(3, b"3"),
+        ];
+        let json: serde_json::Value =
+            serde_json::from_slice(&encode(WireFormat::Json, D1, "s", &events)).expect("json");
+        assert_eq!(json[0]["time_source"], "anchored");
+        assert_eq!(json[1]["time_source"], "unsynced");
+        assert!(json[2].get("time_source").is_none());
+        for format in [WireFormat::Json, WireFormat::Postcard] {
+            let sources: Vec<TimeSource> = decode(&encode(format, D1, "s", &events))
+                .iter()
+                .map(|d| d.time_source)
+                .collect();
+            assert_eq!(
+                sources,
+                [
+                    TimeSource::Anchored,
+                    TimeSource::Unsynced,
+                    TimeSource::Clock
+                ],
+                "{format:?}"
+            );
+        }
     }
 }

@@ -17,7 +17,8 @@ use outpost::events::AgentEvent;
 use crate::log::{Log, read_lines};
 use crate::signal;
 
-/// Arguments every test agent gets before its own: reconnect fast, report status often.
+/// Arguments every test agent gets before its own: reconnect fast, report status often, run
+/// cron without waiting for a synchronised clock.
 pub const FAST_AGENT_ARGS: &[&str] = &[
     "--reconnect-min",
     "20ms",
@@ -25,6 +26,10 @@ pub const FAST_AGENT_ARGS: &[&str] = &[
     "250ms",
     "--status-every",
     "1s",
+    // Test hosts are often containers whose kernel reports an unsynchronised clock (the host
+    // keeps it): cron runs at once rather than waiting for a sync that never comes.
+    "--cron-sync-wait",
+    "0s",
 ];
 
 /// The flags that make the agent print its events as JSON lines on stdout.
@@ -96,20 +101,43 @@ impl Agent {
         Agent::spawn(bin, &args)
     }
 
+    /// As [`Agent::start`], with `env` added to the agent's environment (e.g. `TZDIR`, as a
+    /// device without a tz database has none).
+    pub fn start_with_env(
+        bin: impl AsRef<Path>,
+        device: &str,
+        broker_url: &str,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Agent {
+        let head = ["--device-id", device, "--broker", broker_url, "--data"];
+        let mut args: Vec<&OsStr> = head.iter().map(OsStr::new).collect();
+        args.push(data.as_os_str());
+        args.extend(FAST_AGENT_ARGS.iter().chain(extra).map(OsStr::new));
+        Agent::launch(bin.as_ref(), EVENTS_JSON, &args, env)
+    }
+
     /// Starts `BIN agent ARGS` (with its events as JSON lines) and nothing else: for callers
     /// that choose every flag themselves (benches).
     pub fn spawn(bin: impl AsRef<Path>, args: &[impl AsRef<OsStr>]) -> Agent {
-        Agent::launch(bin.as_ref(), EVENTS_JSON, args)
+        Agent::launch(bin.as_ref(), EVENTS_JSON, args, &[])
     }
 
     /// Starts `BIN agent --events text ARGS`: events as lines for people, as journald gets
     /// them (each a [`Line::Stdout`]; wait with [`Agent::wait_text`]).
     pub fn spawn_text(bin: impl AsRef<Path>, args: &[impl AsRef<OsStr>]) -> Agent {
-        Agent::launch(bin.as_ref(), &["--events", "text"], args)
+        Agent::launch(bin.as_ref(), &["--events", "text"], args, &[])
     }
 
-    fn launch(bin: &Path, events: &[&str], args: &[impl AsRef<OsStr>]) -> Agent {
+    fn launch(
+        bin: &Path,
+        events: &[&str],
+        args: &[impl AsRef<OsStr>],
+        env: &[(&str, &Path)],
+    ) -> Agent {
         let mut child = Command::new(bin)
+            .envs(env.iter().map(|(key, value)| (*key, *value)))
             .arg("agent")
             .args(events)
             .args(args)

@@ -48,6 +48,7 @@ pub fn prefill_with(
                 app: "prefill".into(),
                 component: "gen".into(),
                 time_ms: START_MS + i as i64,
+                unsynced: None,
                 effects: Arc::new(Effects {
                     records: (i..end).map(&record).collect(),
                     ..Default::default()

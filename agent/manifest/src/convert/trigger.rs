@@ -37,6 +37,7 @@ fn kind(raw: raw::Trigger) -> Result<TriggerKind, String> {
     let on_start = raw.on_start == Some(true);
     let present = [
         ("cron", raw.cron.is_some()),
+        ("timezone", raw.timezone.is_some()),
         ("interval", raw.interval.is_some()),
         ("jitter", raw.jitter.is_some()),
         ("missed", raw.missed.is_some()),
@@ -63,7 +64,7 @@ fn kind(raw: raw::Trigger) -> Result<TriggerKind, String> {
                     .into(),
             );
         }
-        ["cron"] => ("a cron", &["cron", "missed"]),
+        ["cron"] => ("a cron", &["cron", "missed", "timezone"]),
         ["interval"] => ("an interval", &["interval", "jitter", "missed"]),
         ["on_start"] => ("an on_start", &["on_start"]),
         ["mqtt"] => ("an mqtt", &["mqtt"]),
@@ -104,9 +105,13 @@ fn kind(raw: raw::Trigger) -> Result<TriggerKind, String> {
         return Ok(TriggerKind::Mqtt { filter });
     }
     if let Some(expr) = raw.cron {
+        if let Some(zone) = &raw.timezone {
+            crate::timezone::check(&crate::timezone::zoneinfo_dir(), zone)?;
+        }
         return Ok(TriggerKind::Cron {
             expr: expr.0,
             missed,
+            timezone: raw.timezone,
         });
     }
     if let Some(HumanDuration(every)) = raw.interval {
