@@ -1,23 +1,23 @@
 //! The apps a device runs, as its status lists them. Kept apart from both `sync` (which
 //! publishes the list) and `fleet` (which changes it), so neither imports the other.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An installed app, as listed in the status.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AppVersion {
     /// App name.
     pub name: String,
     /// App version.
     pub version: String,
     /// The version kept to roll back to (fleet-installed apps).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
     /// Whether the version is still in its health window.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub on_trial: bool,
     /// The last update result, as one line.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update: Option<String>,
 }
 

@@ -27,6 +27,7 @@ pub mod app;
 pub mod apps;
 pub mod build;
 pub mod config;
+pub mod control;
 pub mod device;
 pub mod events;
 pub mod executor;

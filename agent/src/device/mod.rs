@@ -79,6 +79,8 @@ pub struct Device {
     /// Woken when the state file turns out damaged while in use: the device stops so that a
     /// restart's start-up check can move the file aside ([`Stopped::needs_restart`]).
     restart: Arc<Notify>,
+    /// The control socket (`outpost status`, `kv`, `outbox` while the agent runs).
+    control: crate::control::ControlServer,
 }
 
 impl Device {
@@ -154,6 +156,7 @@ impl Device {
             .map(|a| AppVersion::local(&a.manifest.app.name, &a.manifest.app.version))
             .collect();
         let (apps_tx, apps_rx) = watch::channel(local_apps.clone());
+        let control = crate::control::ControlServer::new(store.clone(), apps_rx.clone());
         let mut engine = SyncEngine::new(
             link::transport(&config)?,
             store.clone(),
@@ -210,6 +213,7 @@ impl Device {
             engine,
             reporter,
             restart,
+            control,
         })
     }
 
@@ -234,6 +238,7 @@ impl Device {
             engine,
             reporter,
             restart,
+            control,
         } = self;
         events.emit(AgentEvent::Started {
             device: config.device_id.clone(),
@@ -257,6 +262,15 @@ impl Device {
         if let Some(parts) = fleet {
             tasks.extend(parts.spawn(&stop));
         }
+        let stats = engine.stats();
+        let socket = control.spawn(
+            &config.data_dir,
+            &config.device_id,
+            &events,
+            stats,
+            stop.clone(),
+        );
+        tasks.push(socket);
         let engine = engine.run(stop.clone());
         tokio::pin!(engine);
         let mut needs_restart = false;
