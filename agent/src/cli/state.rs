@@ -1,12 +1,16 @@
-//! `outpost kv` and `outpost outbox`: read a state directory (while no agent holds it).
+//! `outpost kv` and `outpost outbox`: read a state directory. `kv` and `outbox list` ask the
+//! running agent through its control socket and read the file only when none answers
+//! (`super::status::ask`); `outbox quarantine|dead` read the file (while no agent holds it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use outpost::control::protocol::{KvItem, KvReport, Request, Response};
 use outpost::report;
 
 use super::open_store;
+use super::status::{ask, print_counters, print_json};
 
 /// `outpost kv ...`
 #[derive(clap::Subcommand)]
@@ -22,6 +26,9 @@ pub enum KvCommand {
         /// Only this namespace.
         #[arg(long)]
         ns: Option<String>,
+        /// Print `{"entries":[{app, namespace, key, value_base64, text?}]}` as one JSON line.
+        #[arg(long)]
+        json: bool,
     },
     /// Print one value.
     Get {
@@ -71,6 +78,9 @@ pub enum OutboxCommand {
         /// Most records to show.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print `{"entries":[...],"counters":{...}}` as one JSON line.
+        #[arg(long)]
+        json: bool,
     },
     /// List rows moved to quarantine because they failed their checksum or did not decode.
     Quarantine {
@@ -133,22 +143,36 @@ pub fn state(command: StateCommand) -> anyhow::Result<ExitCode> {
 /// Runs an `outpost kv` command.
 pub fn kv(command: KvCommand) -> anyhow::Result<ExitCode> {
     match command {
-        KvCommand::List { data, app, ns } => {
-            let store = open_store(&data)?;
-            for entry in store.kv_entries(app.as_deref(), ns.as_deref())? {
-                let value = report::preview(&entry.value);
-                println!("{}/{}/{} = {value}", entry.app, entry.ns, entry.key);
+        KvCommand::List {
+            data,
+            app,
+            ns,
+            json,
+        } => {
+            let entries = kv_entries(&data, Request::KvList { app, namespace: ns })?;
+            if json {
+                print_json(&KvReport { entries })?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for entry in &entries {
+                let value = report::preview(&entry.value()?);
+                println!("{}/{}/{} = {value}", entry.app, entry.namespace, entry.key);
             }
             Ok(ExitCode::SUCCESS)
         }
         KvCommand::Get { ns, key, app, data } => {
-            let store = open_store(&data)?;
-            let entries = store.kv_entries(app.as_deref(), Some(&ns))?;
-            let found: Vec<_> = entries.into_iter().filter(|e| e.key == key).collect();
+            let found = kv_entries(
+                &data,
+                Request::KvGet {
+                    app,
+                    namespace: ns.clone(),
+                    key: key.clone(),
+                },
+            )?;
             match found.as_slice() {
                 [] => anyhow::bail!("no key '{key}' in namespace '{ns}'"),
                 [entry] => {
-                    println!("{}", report::preview(&entry.value));
+                    println!("{}", report::preview(&entry.value()?));
                     Ok(ExitCode::SUCCESS)
                 }
                 several => anyhow::bail!(
@@ -165,44 +189,45 @@ pub fn kv(command: KvCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The entries a KV request names, from the agent or the state file.
+fn kv_entries(data: &Path, request: Request) -> anyhow::Result<Vec<KvItem>> {
+    match ask(data, request)? {
+        Response::Kv(KvReport { entries }) => Ok(entries),
+        _ => anyhow::bail!("the agent answered a kv request with something else"),
+    }
+}
+
 /// Runs an `outpost outbox` command.
 pub fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
-    let (data, from, limit) = match command {
-        OutboxCommand::List { data, from, limit } => (data, from, limit),
+    let (data, from, limit, json) = match command {
+        OutboxCommand::List {
+            data,
+            from,
+            limit,
+            json,
+        } => (data, from, limit, json),
         OutboxCommand::Quarantine { data, limit } => return quarantine(&data, limit),
         OutboxCommand::Dead { data, from, limit } => return dead_letters(&data, from, limit),
     };
-    let store = open_store(&data)?;
-    let file = store.path().display().to_string();
-    for entry in store
-        .outbox_read(from, limit)
-        .with_context(|| format!("reading the outbox of {file}"))?
-    {
+    let Response::Outbox(listing) = ask(&data, Request::OutboxList { from, limit })? else {
+        anyhow::bail!("the agent answered an outbox request with something else");
+    };
+    if json {
+        print_json(&listing)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for entry in &listing.entries {
         println!(
             "#{} {} {}/{} {}",
             entry.seq,
-            report::clock_time(entry.record.time_ms),
-            entry.record.app,
-            entry.record.component,
-            report::record_line(&entry.record.body.into())
+            report::clock_time(entry.time_ms),
+            entry.app,
+            entry.component,
+            entry.line
         );
     }
-    let c = store
-        .counters()
-        .with_context(|| format!("reading the counters of {file}"))?;
-    println!(
-        "outbox: {} record(s), {} byte(s); dropped {} ({} bytes); rejected {} record(s) in {} invocation(s)",
-        c.outbox_records,
-        c.outbox_bytes,
-        c.dropped_records,
-        c.dropped_bytes,
-        c.rejected_records,
-        c.rejected_invocations
-    );
-    println!("store: incarnation {}", c.incarnation);
-    for note in &c.store_notes {
-        println!("store note: {note}");
-    }
+    let c = &listing.counters;
+    print_counters(c);
     if c.quarantined_rows > 0 {
         println!(
             "quarantine: {} damaged row(s) set aside (outpost outbox quarantine --data {})",
