@@ -2,15 +2,15 @@
 //! running agent through its control socket and read the file only when none answers
 //! (`super::status::ask`); `outbox quarantine|dead` read the file (while no agent holds it).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use outpost::control::protocol::{KvItem, KvReport, Request, Response};
+use outpost::control::protocol::Request;
 use outpost::report;
 
 use super::open_store;
-use super::status::{ask, print_counters, print_json};
+use super::status::ask;
 
 /// `outpost kv ...`
 #[derive(clap::Subcommand)]
@@ -26,7 +26,8 @@ pub enum KvCommand {
         /// Only this namespace.
         #[arg(long)]
         ns: Option<String>,
-        /// Print `{"entries":[{app, namespace, key, value_base64, text?}]}` as one JSON line.
+        /// Print `{"reply":"kv","entries":[{app, namespace, key, value_base64, text?}]}` as one
+        /// JSON line.
         #[arg(long)]
         json: bool,
     },
@@ -78,7 +79,7 @@ pub enum OutboxCommand {
         /// Most records to show.
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        /// Print `{"entries":[...],"counters":{...}}` as one JSON line.
+        /// Print `{"reply":"outbox","entries":[...],"counters":{...}}` as one JSON line.
         #[arg(long)]
         json: bool,
     },
@@ -142,99 +143,40 @@ pub fn state(command: StateCommand) -> anyhow::Result<ExitCode> {
 
 /// Runs an `outpost kv` command.
 pub fn kv(command: KvCommand) -> anyhow::Result<ExitCode> {
-    match command {
+    let out = match command {
         KvCommand::List {
             data,
             app,
             ns,
             json,
-        } => {
-            let entries = kv_entries(&data, Request::KvList { app, namespace: ns })?;
-            if json {
-                print_json(&KvReport { entries })?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            for entry in &entries {
-                let value = report::preview(&entry.value()?);
-                println!("{}/{}/{} = {value}", entry.app, entry.namespace, entry.key);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        KvCommand::Get { ns, key, app, data } => {
-            let found = kv_entries(
-                &data,
-                Request::KvGet {
-                    app,
-                    namespace: ns.clone(),
-                    key: key.clone(),
-                },
-            )?;
-            match found.as_slice() {
-                [] => anyhow::bail!("no key '{key}' in namespace '{ns}'"),
-                [entry] => {
-                    println!("{}", report::preview(&entry.value()?));
-                    Ok(ExitCode::SUCCESS)
-                }
-                several => anyhow::bail!(
-                    "key '{key}' exists in {} apps ({}); pick one with --app",
-                    several.len(),
-                    several
-                        .iter()
-                        .map(|e| e.app.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
-        }
-    }
-}
-
-/// The entries a KV request names, from the agent or the state file.
-fn kv_entries(data: &Path, request: Request) -> anyhow::Result<Vec<KvItem>> {
-    match ask(data, request)? {
-        Response::Kv(KvReport { entries }) => Ok(entries),
-        _ => anyhow::bail!("the agent answered a kv request with something else"),
-    }
+        } => ask(&data, Request::KvList { app, namespace: ns }, json)?,
+        KvCommand::Get { ns, key, app, data } => ask(
+            &data,
+            Request::KvGet {
+                app,
+                namespace: ns,
+                key,
+            },
+            false,
+        )?,
+    };
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs an `outpost outbox` command.
 pub fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
-    let (data, from, limit, json) = match command {
+    let out = match command {
         OutboxCommand::List {
             data,
             from,
             limit,
             json,
-        } => (data, from, limit, json),
+        } => ask(&data, Request::OutboxList { from, limit }, json)?,
         OutboxCommand::Quarantine { data, limit } => return quarantine(&data, limit),
         OutboxCommand::Dead { data, from, limit } => return dead_letters(&data, from, limit),
     };
-    let Response::Outbox(listing) = ask(&data, Request::OutboxList { from, limit })? else {
-        anyhow::bail!("the agent answered an outbox request with something else");
-    };
-    if json {
-        print_json(&listing)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    for entry in &listing.entries {
-        println!(
-            "#{} {} {}/{} {}",
-            entry.seq,
-            report::clock_time(entry.time_ms),
-            entry.app,
-            entry.component,
-            entry.line
-        );
-    }
-    let c = &listing.counters;
-    print_counters(c);
-    if c.quarantined_rows > 0 {
-        println!(
-            "quarantine: {} damaged row(s) set aside (outpost outbox quarantine --data {})",
-            c.quarantined_rows,
-            data.display()
-        );
-    }
+    print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::protocol::{self, ProtocolError, Request, Response};
+use super::protocol::{self, Format, ProtocolError, Request};
 
 /// How long to wait for the agent's response: a store read on a slow SD card, not more.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,7 +29,7 @@ pub enum ClientError {
     /// The agent closed the connection without an answer.
     #[error("control socket {0}: the agent closed the connection without an answer")]
     NoAnswer(PathBuf),
-    /// The answer did not decode.
+    /// The answer did not decode, or it is an error reply.
     #[error("control socket {path}: {source}")]
     Protocol {
         /// The socket.
@@ -39,8 +39,14 @@ pub enum ClientError {
     },
 }
 
-/// Sends `request` to the agent running on `data_dir`; `Ok(None)` when no agent answers there.
-pub fn ask(data_dir: &Path, request: &Request) -> Result<Option<Response>, ClientError> {
+/// Sends `request` to the agent running on `data_dir`, asking for `format`; `Ok(None)` when
+/// no agent answers there, else what to print ([`protocol::decode_response`]): an error reply
+/// is [`ClientError::Protocol`] with [`ProtocolError::Refused`].
+pub fn ask(
+    data_dir: &Path,
+    request: &Request,
+    format: Format,
+) -> Result<Option<String>, ClientError> {
     let path = super::socket_path(data_dir);
     let io = |source| ClientError::Io {
         path: path.clone(),
@@ -54,7 +60,7 @@ pub fn ask(data_dir: &Path, request: &Request) -> Result<Option<Response>, Clien
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
     stream
-        .write_all(&protocol::encode_line(request))
+        .write_all(&protocol::encode_request(request, format))
         .map_err(io)?;
     let mut line = Vec::new();
     BufReader::new(stream)

@@ -6,6 +6,15 @@
 //! `{"request":"kv_get","app":..,"namespace":..,"key":..}` or
 //! `{"request":"outbox_list","from":0,"limit":100}`; the response is
 //! `{"reply":"status"|"kv"|"outbox"|"error", ...}`. Fields are only ever added.
+//!
+//! A request may add `"format":"text"`: the response is then `{"reply":"text","text":...}`,
+//! the lines a person reads, rendered by the agent ([`super::render`]) so the CLI prints them
+//! as they come.
+//!
+//! Size matters here (the CLI and the agent are one device binary with a 4 MiB budget): the
+//! typed responses only derive `Serialize`, requests are one flat struct, and the client reads
+//! back only `reply`, `text` and `message` of a response. Deriving `Deserialize` for every
+//! response type, or reading them as `serde_json::Value`, measured tens of KiB more.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -25,25 +34,21 @@ pub const MAX_OUTBOX_ROWS: usize = 10_000;
 pub const DEFAULT_OUTBOX_ROWS: usize = 100;
 
 /// A question to the agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "request", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// The device's status: identity, uptime, apps, link, outbox and store counters.
     Status,
     /// Key-value entries, optionally of one app and namespace.
     KvList {
         /// Only this app.
-        #[serde(default)]
         app: Option<String>,
         /// Only this namespace.
-        #[serde(default)]
         namespace: Option<String>,
     },
     /// One key; every app's entry when `app` is not given (the client decides what several
     /// mean).
     KvGet {
         /// The app, if known.
-        #[serde(default)]
         app: Option<String>,
         /// Namespace.
         namespace: String,
@@ -52,21 +57,47 @@ pub enum Request {
     },
     /// Queued outbox rows, oldest first, and the outbox counters.
     OutboxList {
-        /// First sequence number to show.
-        #[serde(default)]
+        /// First sequence number to show (default 0).
         from: u64,
-        /// Most rows (capped at [`MAX_OUTBOX_ROWS`]).
-        #[serde(default = "default_outbox_rows")]
+        /// Most rows (default [`DEFAULT_OUTBOX_ROWS`], capped at [`MAX_OUTBOX_ROWS`]).
         limit: usize,
     },
 }
 
-fn default_outbox_rows() -> usize {
-    DEFAULT_OUTBOX_ROWS
+/// How the response is to be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// The typed response as JSON (scripts, `--json`).
+    #[default]
+    Json,
+    /// `{"reply":"text","text":...}`: the lines a person reads.
+    Text,
+}
+
+/// A request as it travels: one flat object, so reading it takes one small derived visitor.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RequestLine {
+    request: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    format: Option<String>,
+}
+
+fn malformed(message: String) -> ProtocolError {
+    ProtocolError::Malformed(message)
 }
 
 /// An answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Response {
     /// The answer to [`Request::Status`].
@@ -75,6 +106,11 @@ pub enum Response {
     Kv(KvReport),
     /// The answer to [`Request::OutboxList`].
     Outbox(OutboxReport),
+    /// The answer rendered for a person ([`Format::Text`]).
+    Text {
+        /// The lines, each ending in a newline.
+        text: String,
+    },
     /// The request could not be answered, as one line.
     Error {
         /// What was wrong.
@@ -93,19 +129,19 @@ impl Response {
 
 /// A device's status. `agent` is present when a running agent answered; without it the
 /// report was read from the state file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusReport {
     /// What only the running agent knows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<LiveAgent>,
-    /// The apps: those the agent runs, or (read from the state file) the fleet-installed ones.
+    /// The apps the agent runs (empty when read from the state file).
     pub apps: Vec<AppVersion>,
     /// What the state file says.
     pub store: StoreSummary,
 }
 
 /// What a running agent knows of itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveAgent {
     /// Device id.
     pub device: String,
@@ -128,7 +164,7 @@ pub struct LiveAgent {
 }
 
 /// Records and bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Depth {
     /// Records.
     pub records: u64,
@@ -137,7 +173,7 @@ pub struct Depth {
 }
 
 /// The state file's counters, as the status and the outbox listing show them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StoreSummary {
     /// Queued for the broker.
     pub outbox: Depth,
@@ -164,14 +200,14 @@ pub struct StoreSummary {
 }
 
 /// Key-value entries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KvReport {
     /// The entries, ordered by app, namespace and key.
     pub entries: Vec<KvItem>,
 }
 
 /// One key-value entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KvItem {
     /// The app that owns it.
     pub app: String,
@@ -181,9 +217,9 @@ pub struct KvItem {
     pub key: String,
     /// The value's bytes, base64 (standard alphabet, padded).
     pub value_base64: String,
-    /// The value as text, when it is UTF-8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    /// The value's bytes (not sent: `value_base64` carries them).
+    #[serde(skip)]
+    pub value: Vec<u8>,
 }
 
 impl KvItem {
@@ -194,20 +230,18 @@ impl KvItem {
             namespace,
             key,
             value_base64: BASE64.encode(value),
-            text: std::str::from_utf8(value).ok().map(str::to_string),
+            value: value.to_vec(),
         }
     }
 
-    /// The value's bytes.
-    pub fn value(&self) -> Result<Vec<u8>, ProtocolError> {
-        BASE64
-            .decode(&self.value_base64)
-            .map_err(|e| ProtocolError::Malformed(format!("value of {}: {e}", self.key)))
+    /// The value as `outpost kv` shows it (text, or hex; cut after a few dozen bytes).
+    pub fn preview(&self) -> String {
+        crate::report::preview(&self.value)
     }
 }
 
 /// Queued outbox rows and the counters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutboxReport {
     /// The rows, oldest first.
     pub entries: Vec<OutboxItem>,
@@ -216,7 +250,7 @@ pub struct OutboxReport {
 }
 
 /// One queued outbox row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutboxItem {
     /// Device-wide sequence number.
     pub seq: u64,
@@ -230,7 +264,7 @@ pub struct OutboxItem {
     pub line: String,
 }
 
-/// Why a line is not a request (or not a response).
+/// Why a line is not a request, or a response not an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
     /// The line is longer than [`MAX_REQUEST_BYTES`].
@@ -239,25 +273,112 @@ pub enum ProtocolError {
         /// The bound.
         limit: usize,
     },
-    /// The line is not a request this agent knows.
+    /// The line is not a request this agent knows (or not a response).
     #[error("malformed request: {0}")]
     Malformed(String),
+    /// The agent answered with an error.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Decodes one request line (with or without its newline).
-pub fn decode_request(line: &[u8]) -> Result<Request, ProtocolError> {
+pub fn decode_request(line: &[u8]) -> Result<(Request, Format), ProtocolError> {
     if line.len() > MAX_REQUEST_BYTES {
         return Err(ProtocolError::TooLong {
             limit: MAX_REQUEST_BYTES,
         });
     }
-    serde_json::from_slice(line.trim_ascii()).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    let line: RequestLine =
+        serde_json::from_slice(line.trim_ascii()).map_err(|e| malformed(e.to_string()))?;
+    let required = |field: Option<String>, name: &str| {
+        field.ok_or_else(|| malformed(format!("`{name}` is missing")))
+    };
+    let request = match line.request.as_str() {
+        "status" => Request::Status,
+        "kv_list" => Request::KvList {
+            app: line.app,
+            namespace: line.namespace,
+        },
+        "kv_get" => Request::KvGet {
+            app: line.app,
+            namespace: required(line.namespace, "namespace")?,
+            key: required(line.key, "key")?,
+        },
+        "outbox_list" => Request::OutboxList {
+            from: line.from.unwrap_or(0),
+            limit: line.limit.map_or(DEFAULT_OUTBOX_ROWS, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }),
+        },
+        other => return Err(malformed(format!("unknown request `{other}`"))),
+    };
+    let format = match line.format.as_deref() {
+        None | Some("json") => Format::Json,
+        Some("text") => Format::Text,
+        Some(other) => return Err(malformed(format!("unknown format `{other}`"))),
+    };
+    Ok((request, format))
 }
 
-/// Decodes one response line.
-pub fn decode_response(line: &[u8]) -> Result<Response, ProtocolError> {
-    serde_json::from_slice(line.trim_ascii())
-        .map_err(|e| ProtocolError::Malformed(format!("response: {e}")))
+/// One request as a line.
+pub fn encode_request(request: &Request, format: Format) -> Vec<u8> {
+    let mut line = match request.clone() {
+        Request::Status => RequestLine {
+            request: "status".into(),
+            ..RequestLine::default()
+        },
+        Request::KvList { app, namespace } => RequestLine {
+            request: "kv_list".into(),
+            app,
+            namespace,
+            ..RequestLine::default()
+        },
+        Request::KvGet {
+            app,
+            namespace,
+            key,
+        } => RequestLine {
+            request: "kv_get".into(),
+            app,
+            namespace: Some(namespace),
+            key: Some(key),
+            ..RequestLine::default()
+        },
+        Request::OutboxList { from, limit } => RequestLine {
+            request: "outbox_list".into(),
+            from: Some(from),
+            limit: Some(limit as u64),
+            ..RequestLine::default()
+        },
+    };
+    if format == Format::Text {
+        line.format = Some("text".into());
+    }
+    encode_line(&line)
+}
+
+/// What a client reads of a response.
+#[derive(Deserialize)]
+struct ReplyLine {
+    reply: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// What to print for a response line: the lines of a text reply, the JSON line itself for
+/// any other; an error reply is [`ProtocolError::Refused`] with the agent's message.
+pub fn decode_response(line: &[u8]) -> Result<String, ProtocolError> {
+    let bad = |e: String| malformed(format!("response: {e}"));
+    let reply: ReplyLine = serde_json::from_slice(line).map_err(|e| bad(e.to_string()))?;
+    match reply.reply.as_str() {
+        "error" => Err(ProtocolError::Refused(reply.message)),
+        "text" => Ok(reply.text),
+        _ => std::str::from_utf8(line)
+            .map(|json| format!("{}\n", json.trim_end()))
+            .map_err(|e| bad(e.to_string())),
+    }
 }
 
 /// One message as a line: compact JSON and a newline.
@@ -277,21 +398,27 @@ mod tests {
     fn requests_read_as_documented_and_round_trip() {
         assert_eq!(
             decode_request(br#"{"request":"status"}"#),
-            Ok(Request::Status)
+            Ok((Request::Status, Format::Json))
         );
         assert_eq!(
-            decode_request(b"{\"request\":\"kv_list\"}\n"),
-            Ok(Request::KvList {
-                app: None,
-                namespace: None
-            })
+            decode_request(b"{\"request\":\"kv_list\",\"format\":\"text\"}\n"),
+            Ok((
+                Request::KvList {
+                    app: None,
+                    namespace: None
+                },
+                Format::Text
+            ))
         );
         assert_eq!(
-            decode_request(br#"{"request":"outbox_list"}"#),
-            Ok(Request::OutboxList {
-                from: 0,
-                limit: DEFAULT_OUTBOX_ROWS
-            })
+            decode_request(br#"{"request":"outbox_list","from":null,"extra":1}"#),
+            Ok((
+                Request::OutboxList {
+                    from: 0,
+                    limit: DEFAULT_OUTBOX_ROWS
+                },
+                Format::Json
+            ))
         );
         for request in [
             Request::Status,
@@ -301,15 +428,17 @@ mod tests {
             },
             Request::KvGet {
                 app: None,
-                namespace: "n".into(),
+                namespace: "n\"\n".into(),
                 key: "k".into(),
             },
             Request::OutboxList { from: 7, limit: 3 },
         ] {
-            let line = encode_line(&request);
-            assert_eq!(line.last(), Some(&b'\n'));
-            assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1, "one line");
-            assert_eq!(decode_request(&line), Ok(request));
+            for format in [Format::Json, Format::Text] {
+                let line = encode_request(&request, format);
+                assert_eq!(line.last(), Some(&b'\n'));
+                assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1, "one line");
+                assert_eq!(decode_request(&line), Ok((request.clone(), format)));
+            }
         }
     }
 
@@ -325,14 +454,22 @@ mod tests {
                 limit: MAX_REQUEST_BYTES
             })
         );
+        let deep = "[".repeat(MAX_REQUEST_BYTES);
         for bad in [
             &b""[..],
             b"not json",
             b"{}",
+            b"[1,2]",
+            b"\"status\"",
             br#"{"request":"reboot"}"#,
+            br#"{"request":7}"#,
+            br#"{"request":"status","format":"xml"}"#,
             br#"{"request":"kv_get","namespace":"n"}"#,
+            br#"{"request":"kv_list","app":3}"#,
             br#"{"request":"outbox_list","limit":-1}"#,
+            br#"{"request":"outbox_list","from":"x"}"#,
             b"\xff\xfe",
+            deep.as_bytes(),
         ] {
             assert!(
                 matches!(decode_request(bad), Err(ProtocolError::Malformed(_))),
@@ -343,56 +480,66 @@ mod tests {
     }
 
     #[test]
-    fn responses_round_trip_and_kv_values_keep_their_bytes() {
-        let binary = KvItem::new("a".into(), "n".into(), "k".into(), &[0, 159, 146, 150]);
-        assert_eq!(binary.text, None);
-        assert_eq!(binary.value(), Ok(vec![0, 159, 146, 150]));
-        let text = KvItem::new("a".into(), "n".into(), "t".into(), b"hello");
-        assert_eq!(text.text.as_deref(), Some("hello"));
-        let summary = StoreSummary {
-            outbox: Depth {
-                records: 2,
-                bytes: 32,
+    fn responses_read_back_as_text_json_or_the_agents_refusal() {
+        let kv = Response::Kv(KvReport {
+            entries: vec![KvItem::new("a".into(), "n".into(), "k".into(), &[0, 159])],
+        });
+        let line = encode_line(&kv);
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+        let json = decode_response(&line).expect("a kv reply");
+        let doc: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(doc["reply"], "kv");
+        assert_eq!(doc["entries"][0]["value_base64"], "AJ8=");
+        assert!(
+            doc["entries"][0].get("value").is_none(),
+            "bytes go as base64"
+        );
+
+        let status = Response::Status(StatusReport {
+            agent: Some(LiveAgent {
+                device: "d1".into(),
+                agent_version: "0.1.0".into(),
+                uptime_s: 3,
+                connected: true,
+                last_drain_s_ago: Some(1),
+                connects: 1,
+                connect_failures: 0,
+                published: 4,
+                last_error: None,
+            }),
+            apps: vec![AppVersion::local("a", "1.0.0")],
+            store: StoreSummary {
+                outbox: Depth {
+                    records: 2,
+                    bytes: 32,
+                },
+                ..StoreSummary::default()
             },
-            incarnation: "i1".into(),
-            ..StoreSummary::default()
-        };
-        for response in [
-            Response::Kv(KvReport {
-                entries: vec![binary, text],
-            }),
-            Response::Outbox(OutboxReport {
-                entries: vec![OutboxItem {
-                    seq: 1,
-                    time_ms: 5,
-                    app: "a".into(),
-                    component: "c".into(),
-                    line: "event s: x".into(),
-                }],
-                counters: summary.clone(),
-            }),
-            Response::Status(StatusReport {
-                agent: Some(LiveAgent {
-                    device: "d1".into(),
-                    agent_version: "0.1.0".into(),
-                    uptime_s: 3,
-                    connected: true,
-                    last_drain_s_ago: Some(1),
-                    connects: 1,
-                    connect_failures: 0,
-                    published: 4,
-                    last_error: None,
-                }),
-                apps: vec![AppVersion::local("a", "1.0.0")],
-                store: summary,
-            }),
-            Response::error("no such thing"),
-        ] {
-            assert_eq!(decode_response(&encode_line(&response)), Ok(response));
-        }
+        });
         let doc: serde_json::Value =
-            serde_json::from_slice(&encode_line(&Response::error("x"))).expect("json");
-        assert_eq!(doc["reply"], "error");
-        assert_eq!(doc["message"], "x");
+            serde_json::from_str(&decode_response(&encode_line(&status)).expect("status"))
+                .expect("json");
+        assert_eq!(doc["agent"]["device"], "d1");
+        assert_eq!(doc["agent"]["last_drain_s_ago"], 1);
+        assert_eq!(doc["apps"][0]["version"], "1.0.0");
+        assert_eq!(doc["store"]["outbox"]["records"], 2);
+
+        let text = Response::Text {
+            text: "a \"line\"\n".into(),
+        };
+        assert_eq!(
+            decode_response(&encode_line(&text)),
+            Ok("a \"line\"\n".into())
+        );
+        assert_eq!(
+            decode_response(&encode_line(&Response::error("no such thing"))),
+            Err(ProtocolError::Refused("no such thing".into()))
+        );
+        for bad in [&b"{\"v\":1}\n"[..], b"", b"garbage"] {
+            assert!(matches!(
+                decode_response(bad),
+                Err(ProtocolError::Malformed(_))
+            ));
+        }
     }
 }

@@ -262,15 +262,7 @@ impl Device {
         if let Some(parts) = fleet {
             tasks.extend(parts.spawn(&stop));
         }
-        let stats = engine.stats();
-        let socket = control.spawn(
-            &config.data_dir,
-            &config.device_id,
-            &events,
-            stats,
-            stop.clone(),
-        );
-        tasks.push(socket);
+        let control = control.start(&config.data_dir, &config.device_id, &events, engine.stats());
         let engine = engine.run(stop.clone());
         tokio::pin!(engine);
         let mut needs_restart = false;
@@ -298,6 +290,7 @@ impl Device {
             committer_thread,
             events,
             needs_restart,
+            control,
         }
     }
 }
@@ -309,6 +302,8 @@ pub struct Stopped {
     committer_thread: CommitterThread,
     events: Events,
     needs_restart: bool,
+    /// The control socket, served until the commits are flushed.
+    control: crate::control::server::Serving,
 }
 
 impl Stopped {
@@ -322,6 +317,7 @@ impl Stopped {
     /// Waits until every queued commit is written, then says [`AgentEvent::Stopped`]. Blocking:
     /// call outside the async runtime.
     pub fn join(self) {
+        self.control.stop();
         if let Some(app) = self.app {
             app.shutdown();
         }

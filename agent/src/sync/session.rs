@@ -179,6 +179,7 @@ impl<'a, T: Transport> Session<'a, T> {
             return End::Lost(reason);
         }
         shared.routes.iter().for_each(|r| r.session(true));
+        shared.stats.connected.store(true, Ordering::Relaxed);
         shared.events.emit(AgentEvent::Connected);
         let config = &shared.config;
         // The session starts with a status publish, so the periodic ticks start one period later.
@@ -211,6 +212,11 @@ impl<'a, T: Transport> Session<'a, T> {
                 }
             }
             if self.drain.newly_drained() {
+                *shared
+                    .stats
+                    .last_drained
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
                 shared.events.emit(AgentEvent::Drained);
             }
             let idle = self.drain.caught_up() && self.drain.has_room();
