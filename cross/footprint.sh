@@ -283,6 +283,43 @@ if [[ " ${targets[*]} " == *" aarch64-unknown-linux-musl "* ]]; then
   stop "$pause_pid" "qemu baseline"
 fi
 
+# --- start-up: from exec to the first committed invocation ---------------------------------------
+# `outpost up --no-build` of an app whose one component runs on start (the noop guest), five
+# times, each with a fresh state directory: the time from the exec to its ": ok in" line covers
+# loading the binary, creating the store, compiling the module and the first commit.
+declare -A startup
+mkdir -p "$work/startup-app"
+cat >"$work/startup-app/outpost.toml" <<TOML
+manifest_version = 1
+[app]
+name = "startup"
+version = "1.0.0"
+[[component]]
+id = "noop"
+source = "$PWD/bundles/target/wasm32-unknown-unknown/release/noop.wasm"
+[[component.trigger]]
+on_start = true
+TOML
+for target in "${targets[@]}"; do
+  say "$target: start-up to the first invocation (5 runs)"
+  runner=()
+  [[ $target == aarch64-* ]] && runner=("$QEMU")
+  times=()
+  for run in 1 2 3 4 5; do
+    rm -rf "$work/startup-data"
+    since=$EPOCHREALTIME
+    "${runner[@]}" "cross/out/$target/outpost" up --no-build --data "$work/startup-data" "$work/startup-app" \
+      </dev/null > >(stamp >"$work/startup-$run.log") 2>&1 &
+    up_pid=$!
+    pids+=("$up_pid")
+    at=$(wait_line "$work/startup-$run.log" ': ok in ' "$since" 30 "$up_pid" "start-up run $run")
+    stop "$up_pid" "start-up run $run"
+    times+=("$(awk -v a="$at" -v b="$since" 'BEGIN { printf "%.0f", (a - b) * 1000 }')")
+  done
+  startup[$target]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+  echo "  ms to the first invocation: ${times[*]} (median ${startup[$target]})"
+done
+
 # --- idle -------------------------------------------------------------------------------------------
 idle_port=$(free_port)
 start_broker "$work/broker-idle" "$idle_port"
@@ -449,6 +486,9 @@ if [[ -n $qemu_base_kib ]]; then
   echo "guest share = RSS of the guest's own mappings (binary, heap, stacks): the larger of its peak sampled every" \
     "0.1 s and VmHWM minus qemu's own RSS at the end."
 fi
+for target in "${targets[@]}"; do
+  echo "$target start-up: exec to the first committed invocation (outpost up, on-start noop), median of 5: ${startup[$target]} ms"
+done
 for target in "${targets[@]}"; do
   echo "$target load: backlog ${backlog[$target]} at connect, delivered ${drained_after[$target]} after connect" \
     "(${drain_rate[$target]} events/s), ${runs_per_s[$target]} invocations/s, ${failed[$target]} failed, skipped runs ${skipped[$target]:-?}"

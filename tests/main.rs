@@ -10,6 +10,7 @@
 mod bounds;
 mod campaign;
 mod cli;
+mod control;
 mod crash;
 mod durability;
 mod examples;

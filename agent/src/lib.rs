@@ -28,6 +28,7 @@ pub mod apps;
 pub mod binding;
 pub mod build;
 pub mod config;
+pub mod control;
 pub mod device;
 pub mod events;
 pub mod executor;

@@ -15,6 +15,7 @@ mod provision;
 mod state;
 #[cfg(feature = "operator")]
 mod style;
+mod status;
 mod systemd;
 mod up;
 
@@ -61,10 +62,12 @@ enum Command {
     },
     /// Run one invocation now and print its outcome.
     Invoke(invoke::InvokeArgs),
-    /// Read key-value data from a state directory.
+    /// Show a device's status: from its running agent, else from its state directory.
+    Status(status::StatusArgs),
+    /// Read key-value data (from the running agent, else from the state directory).
     #[command(subcommand)]
     Kv(state::KvCommand),
-    /// Read the outbox of a state directory.
+    /// Read the outbox (from the running agent, else from the state directory).
     #[command(subcommand)]
     Outbox(state::OutboxCommand),
     /// Check a state file (used by the agent at start, in a child process).
@@ -156,6 +159,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Invoke(args) => invoke::run(args),
+        Command::Status(args) => status::run(args),
         Command::Kv(command) => state::kv(command),
         Command::Outbox(command) => state::outbox(command),
         Command::State(command) => state::state(command),

@@ -1,12 +1,16 @@
-//! `outpost kv` and `outpost outbox`: read a state directory (while no agent holds it).
+//! `outpost kv` and `outpost outbox`: read a state directory. `kv` and `outbox list` ask the
+//! running agent through its control socket and read the file only when none answers
+//! (`super::status::ask`); `outbox quarantine|dead` read the file (while no agent holds it).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use outpost::control::protocol::Request;
 use outpost::report;
 
 use super::open_store;
+use super::status::ask;
 
 /// `outpost kv ...`
 #[derive(clap::Subcommand)]
@@ -22,6 +26,10 @@ pub enum KvCommand {
         /// Only this namespace.
         #[arg(long)]
         ns: Option<String>,
+        /// Print `{"reply":"kv","entries":[{app, namespace, key, value_base64, text?}]}` as one
+        /// JSON line.
+        #[arg(long)]
+        json: bool,
     },
     /// Print one value.
     Get {
@@ -71,6 +79,9 @@ pub enum OutboxCommand {
         /// Most records to show.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print `{"reply":"outbox","entries":[...],"counters":{...}}` as one JSON line.
+        #[arg(long)]
+        json: bool,
     },
     /// List rows moved to quarantine because they failed their checksum or did not decode.
     Quarantine {
@@ -132,84 +143,40 @@ pub fn state(command: StateCommand) -> anyhow::Result<ExitCode> {
 
 /// Runs an `outpost kv` command.
 pub fn kv(command: KvCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        KvCommand::List { data, app, ns } => {
-            let store = open_store(&data)?;
-            for entry in store.kv_entries(app.as_deref(), ns.as_deref())? {
-                let value = report::preview(&entry.value);
-                println!("{}/{}/{} = {value}", entry.app, entry.ns, entry.key);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        KvCommand::Get { ns, key, app, data } => {
-            let store = open_store(&data)?;
-            let entries = store.kv_entries(app.as_deref(), Some(&ns))?;
-            let found: Vec<_> = entries.into_iter().filter(|e| e.key == key).collect();
-            match found.as_slice() {
-                [] => anyhow::bail!("no key '{key}' in namespace '{ns}'"),
-                [entry] => {
-                    println!("{}", report::preview(&entry.value));
-                    Ok(ExitCode::SUCCESS)
-                }
-                several => anyhow::bail!(
-                    "key '{key}' exists in {} apps ({}); pick one with --app",
-                    several.len(),
-                    several
-                        .iter()
-                        .map(|e| e.app.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
-        }
-    }
+    let out = match command {
+        KvCommand::List {
+            data,
+            app,
+            ns,
+            json,
+        } => ask(&data, Request::KvList { app, namespace: ns }, json)?,
+        KvCommand::Get { ns, key, app, data } => ask(
+            &data,
+            Request::KvGet {
+                app,
+                namespace: ns,
+                key,
+            },
+            false,
+        )?,
+    };
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs an `outpost outbox` command.
 pub fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
-    let (data, from, limit) = match command {
-        OutboxCommand::List { data, from, limit } => (data, from, limit),
+    let out = match command {
+        OutboxCommand::List {
+            data,
+            from,
+            limit,
+            json,
+        } => ask(&data, Request::OutboxList { from, limit }, json)?,
         OutboxCommand::Quarantine { data, limit } => return quarantine(&data, limit),
         OutboxCommand::Dead { data, from, limit } => return dead_letters(&data, from, limit),
     };
-    let store = open_store(&data)?;
-    let file = store.path().display().to_string();
-    for entry in store
-        .outbox_read(from, limit)
-        .with_context(|| format!("reading the outbox of {file}"))?
-    {
-        println!(
-            "#{} {} {}/{} {}",
-            entry.seq,
-            report::clock_time(entry.record.time_ms),
-            entry.record.app,
-            entry.record.component,
-            report::record_line(&entry.record.body.into())
-        );
-    }
-    let c = store
-        .counters()
-        .with_context(|| format!("reading the counters of {file}"))?;
-    println!(
-        "outbox: {} record(s), {} byte(s); dropped {} ({} bytes); rejected {} record(s) in {} invocation(s)",
-        c.outbox_records,
-        c.outbox_bytes,
-        c.dropped_records,
-        c.dropped_bytes,
-        c.rejected_records,
-        c.rejected_invocations
-    );
-    println!("store: incarnation {}", c.incarnation);
-    for note in &c.store_notes {
-        println!("store note: {note}");
-    }
-    if c.quarantined_rows > 0 {
-        println!(
-            "quarantine: {} damaged row(s) set aside (outpost outbox quarantine --data {})",
-            c.quarantined_rows,
-            data.display()
-        );
-    }
+    print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 

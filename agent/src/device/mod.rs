@@ -74,6 +74,8 @@ pub struct Device {
     restart: Arc<Notify>,
     /// Every app's scheduler counters (late and skipped runs), which the status shows.
     schedule: Arc<SchedulerStats>,
+    /// The control socket (`outpost status`, `kv`, `outbox` while the agent runs).
+    control: crate::control::ControlServer,
 }
 
 impl Device {
@@ -171,6 +173,7 @@ impl Device {
         let (apps_tx, apps_rx) = watch::channel(local_apps.clone());
         // One set of scheduler counters for every app on the device: the status shows them.
         let schedule = Arc::new(SchedulerStats::default());
+        let control = crate::control::ControlServer::new(store.clone(), apps_rx.clone());
         let mut engine = SyncEngine::new(
             link::transport(&config)?,
             store.clone(),
@@ -230,6 +233,7 @@ impl Device {
             reporter,
             restart,
             schedule,
+            control,
         })
     }
 
@@ -255,6 +259,7 @@ impl Device {
             reporter,
             restart,
             schedule,
+            control,
         } = self;
         events.emit(AgentEvent::Started {
             device: config.device_id.clone(),
@@ -282,6 +287,7 @@ impl Device {
         if let Some(parts) = fleet {
             tasks.extend(parts.spawn(&stop));
         }
+        let control = control.start(&config.data_dir, &config.device_id, &events, engine.stats());
         let engine = engine.run(stop.clone());
         tokio::pin!(engine);
         let mut needs_restart = false;
@@ -309,6 +315,7 @@ impl Device {
             committer_thread,
             events,
             needs_restart,
+            control,
         }
     }
 }
@@ -320,6 +327,8 @@ pub struct Stopped {
     committer_thread: CommitterThread,
     events: Events,
     needs_restart: bool,
+    /// The control socket, served until the commits are flushed.
+    control: crate::control::server::Serving,
 }
 
 impl Stopped {
@@ -333,6 +342,7 @@ impl Stopped {
     /// Waits until every queued commit is written, then says [`AgentEvent::Stopped`]. Blocking:
     /// call outside the async runtime.
     pub fn join(self) {
+        self.control.stop();
         if let Some(app) = self.app {
             app.shutdown();
         }

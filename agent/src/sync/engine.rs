@@ -181,6 +181,9 @@ impl<T: Transport> SyncEngine<T> {
                     let session = Session::<T>::new(&self.shared, client, &mut drain);
                     let end = session.run(connection, &mut stop).await;
                     self.shared.routes.iter().for_each(|r| r.session(false));
+                    stats
+                        .connected
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
                     match end {
                         End::Shutdown => break,
                         End::Lost(reason) => {

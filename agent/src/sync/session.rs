@@ -179,6 +179,7 @@ impl<'a, T: Transport> Session<'a, T> {
             return End::Lost(reason);
         }
         shared.routes.iter().for_each(|r| r.session(true));
+        shared.stats.connected.store(true, Ordering::Relaxed);
         shared.events.emit(AgentEvent::Connected);
         let config = &shared.config;
         // No periodic status: it is published at connect (above), when the apps change, and
@@ -211,6 +212,11 @@ impl<'a, T: Transport> Session<'a, T> {
                 }
             }
             if self.drain.newly_drained() {
+                *shared
+                    .stats
+                    .last_drained
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
                 shared.events.emit(AgentEvent::Drained);
             }
             let idle = self.drain.caught_up() && self.drain.has_room();

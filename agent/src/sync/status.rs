@@ -8,7 +8,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -28,6 +28,11 @@ pub struct SyncStats {
     /// Connection attempts that failed since the agent started. In memory only: a device
     /// offline for days must not write to flash for every failed attempt.
     pub connect_failures: AtomicU64,
+    /// Whether a broker session is up now (for `outpost status`).
+    pub connected: AtomicBool,
+    /// When the outbox was last drained (empty, nothing awaiting a PUBACK), for
+    /// `outpost status`.
+    pub last_drained: Mutex<Option<Instant>>,
     /// The most recent error, for a person to act on. Fixed capacity: the retained status has
     /// to fit one bounded MQTT packet however long an error message is.
     pub last_error: Mutex<Option<heapless::String<LAST_ERROR_CAP>>>,
