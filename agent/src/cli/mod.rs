@@ -13,9 +13,9 @@ mod logging;
 #[cfg(feature = "operator")]
 mod provision;
 mod state;
+mod status;
 #[cfg(feature = "operator")]
 mod style;
-mod status;
 mod systemd;
 mod up;
 

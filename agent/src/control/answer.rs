@@ -143,6 +143,7 @@ mod tests {
             trigger_run: None,
             inbox_done: None,
             failed: false,
+            unsynced: None,
         };
         let results = apply_batch(&store, &OutboxLimits::default(), &[commit], 0).expect("apply");
         assert!(results.iter().all(Result::is_ok));
