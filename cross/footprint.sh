@@ -221,7 +221,7 @@ start_agent() { # TARGET LOG DEVICE PORT DATA APP
   local -a cmd=()
   if [[ $1 == aarch64-* ]]; then cmd=("$QEMU"); fi
   cmd+=("cross/out/$1/outpost" agent --device-id "$3" --broker "mqtt://127.0.0.1:$4" --data "$5"
-    --app "$6" --simulate --reconnect-min 20ms --reconnect-max 250ms --status-every 1s
+    --app "$6" --simulate --cron-sync-wait 0s --reconnect-min 20ms --reconnect-max 250ms --status-every 1s
     -v) # -v: routine lines too (`sync: drained`, timed below), as before they went to debug
   "${cmd[@]}" </dev/null > >(stamp >"$2") 2>&1 &
   agent_pid=$!
