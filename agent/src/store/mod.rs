@@ -728,7 +728,8 @@ impl Store {
         if seqs.is_empty() {
             return Ok(0);
         }
-        self.write_with("remove acknowledged outbox rows", false, |txn| {
+        let durable = self.inner.lazy.too_many();
+        self.write_with("remove acknowledged outbox rows", durable, |txn| {
             let mut counters = txn.open_table(tables::COUNTERS)?;
             let mut outbox = OutboxRows::open(txn, &counters)?;
             let mut removed = 0u64;
