@@ -119,18 +119,18 @@ fn errors_are_one_line_naming_the_problem_with_a_non_zero_exit() {
 #[test]
 fn hal_list_shows_scaled_sensor_values_with_units_from_a_fake_sysfs_tree() {
     let root = tempfile::tempdir().expect("temp dir");
-    let write = |path: &str, text: &str| {
-        let path = root.path().join(path);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
-        std::fs::write(path, text).expect("write");
-    };
-    write("sys/class/thermal/thermal_zone0/type", "cpu-thermal\n");
-    write("sys/class/thermal/thermal_zone0/temp", "48312\n");
-    write("sys/class/hwmon/hwmon0/name", "rpi_volt\n");
-    write("sys/class/hwmon/hwmon0/in0_input", "1200\n");
-    write("sys/class/hwmon/hwmon0/in0_label", "core\n");
-    write("sys/class/hwmon/hwmon1/name", "broken\n");
-    write("sys/class/hwmon/hwmon1/temp1_input", "not a number\n");
+    outpost_testkit::write_tree(
+        root.path(),
+        &[
+            ("sys/class/thermal/thermal_zone0/type", "cpu-thermal\n"),
+            ("sys/class/thermal/thermal_zone0/temp", "48312\n"),
+            ("sys/class/hwmon/hwmon0/name", "rpi_volt\n"),
+            ("sys/class/hwmon/hwmon0/in0_input", "1200\n"),
+            ("sys/class/hwmon/hwmon0/in0_label", "core\n"),
+            ("sys/class/hwmon/hwmon1/name", "broken\n"),
+            ("sys/class/hwmon/hwmon1/temp1_input", "not a number\n"),
+        ],
+    );
     let run = outpost(
         &[
             "hal",
@@ -262,16 +262,15 @@ fn quiet_keeps_stderr_to_warnings_and_verbose_shows_routine_agent_lines() {
 fn hal_list_shows_how_apps_names_bind_and_fails_when_one_cannot() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("board");
-    for (path, text) in [
-        ("sys/class/thermal/thermal_zone0/type", "cpu-thermal\n"),
-        ("sys/class/thermal/thermal_zone0/temp", "48312\n"),
-        ("sys/class/hwmon/hwmon0/name", "rpi_volt\n"),
-        ("sys/class/hwmon/hwmon0/in0_input", "1200\n"),
-    ] {
-        let path = root.join(path);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
-        std::fs::write(path, text).expect("write");
-    }
+    outpost_testkit::write_tree(
+        &root,
+        &[
+            ("sys/class/thermal/thermal_zone0/type", "cpu-thermal\n"),
+            ("sys/class/thermal/thermal_zone0/temp", "48312\n"),
+            ("sys/class/hwmon/hwmon0/name", "rpi_volt\n"),
+            ("sys/class/hwmon/hwmon0/in0_input", "1200\n"),
+        ],
+    );
     let app = |name: &str, grants: &str| {
         let app = dir.path().join(name);
         std::fs::create_dir_all(&app).expect("app dir");

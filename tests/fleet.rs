@@ -17,7 +17,6 @@ use outpost_testkit::proxy::Proxy;
 use outpost_testkit::s;
 use outpost_testkit::seen::Seen;
 use outpost_testkit::subscriber::{EVENTS_FILTER, STATUS_FILTER, Subscriber};
-use serde_json::Value;
 
 use crate::OUTPOST;
 
@@ -87,17 +86,8 @@ fn publish(bundle: &Path, broker: &Broker, extra: &[&str]) {
     cli().publish(bundle, &broker.url(), "field", extra);
 }
 
-/// Update reports of `device` seen so far, in order.
-fn reports(seen: &Seen, device: &str) -> Vec<Value> {
-    seen.messages
-        .iter()
-        .filter(|m| m.topic == format!("outpost/{device}/updates"))
-        .filter_map(|m| serde_json::from_slice(&m.payload).ok())
-        .collect()
-}
-
 fn has_report(seen: &Seen, device: &str, result: &str, to: &str, reason: &str) -> bool {
-    reports(seen, device).iter().any(|r| {
+    seen.reports(device).iter().any(|r| {
         r["result"] == result
             && r["to_version"] == to
             && r["reason"].as_str().is_some_and(|t| t.contains(reason))
@@ -159,7 +149,7 @@ fn upgrade_rollback_and_every_refusal_keep_a_good_version_running() {
         &[],
     );
     wait("v3 rolls back to v2", &|seen| {
-        reports(seen, "pi-1").iter().any(|r| {
+        seen.reports("pi-1").iter().any(|r| {
             r["result"] == "rolled-back"
                 && r["from_version"] == "3.0.0"
                 && r["to_version"] == "2.0.0"
@@ -233,7 +223,8 @@ fn upgrade_rollback_and_every_refusal_keep_a_good_version_running() {
         for mode in ["trap", "v4", "v5", "v6"] {
             assert_eq!(beats(seen, "pi-1", mode), 0, "{mode} never ran");
         }
-        let refused = reports(seen, "pi-1")
+        let refused = seen
+            .reports("pi-1")
             .iter()
             .filter(|r| r["result"] == "refused")
             .count();
@@ -241,7 +232,7 @@ fn upgrade_rollback_and_every_refusal_keep_a_good_version_running() {
             refused,
             4,
             "each refusal reported once: {:?}",
-            reports(seen, "pi-1")
+            seen.reports("pi-1")
         );
     });
     let status = outpost(&["fleet", "status", "--broker", &broker.url()]);
@@ -558,7 +549,7 @@ fn a_stalled_download_and_a_chunk_that_never_matches_are_abandoned_and_reported(
         agent.output_tail(20)
     );
     let abandoned = |seen: &Seen, version: &str, reason: &str| {
-        reports(seen, "pi-4").iter().any(|r| {
+        seen.reports("pi-4").iter().any(|r| {
             r["result"] == "abandoned"
                 && r["to_version"] == version
                 && r["reason"].as_str().is_some_and(|t| t.contains(reason))
@@ -637,7 +628,7 @@ fn a_failing_on_start_trigger_rolls_back_at_once() {
     );
     publish(&v2, &broker, &[]);
     assert!(
-        sub.wait_for(WAIT, |seen| reports(seen, "pi-5").iter().any(|r| {
+        sub.wait_for(WAIT, |seen| seen.reports("pi-5").iter().any(|r| {
             r["result"] == "rolled-back"
                 && r["from_version"] == "2.0.0"
                 && r["to_version"] == "1.0.0"

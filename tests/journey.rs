@@ -31,16 +31,15 @@ fn example(name: &str) -> PathBuf {
 
 /// A fake board: one SoC thermal zone at 47.312 °C and a voltage rail.
 fn fake_sysfs(root: &Path) {
-    for (path, text) in [
-        ("sys/class/thermal/thermal_zone0/type", "cpu-thermal\n"),
-        ("sys/class/thermal/thermal_zone0/temp", "47312\n"),
-        ("sys/class/hwmon/hwmon0/name", "rpi_volt\n"),
-        ("sys/class/hwmon/hwmon0/in0_input", "1200\n"),
-    ] {
-        let path = root.join(path);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
-        std::fs::write(path, text).expect("write");
-    }
+    outpost_testkit::write_tree(
+        root,
+        &[
+            ("sys/class/thermal/thermal_zone0/type", "cpu-thermal\n"),
+            ("sys/class/thermal/thermal_zone0/temp", "47312\n"),
+            ("sys/class/hwmon/hwmon0/name", "rpi_volt\n"),
+            ("sys/class/hwmon/hwmon0/in0_input", "1200\n"),
+        ],
+    );
 }
 
 /// Runs `outpost up` on `app` until it prints a line containing `wanted`, then stops it.
@@ -76,15 +75,6 @@ fn event_data(event: &Value) -> Value {
         Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
         other => other.clone(),
     }
-}
-
-/// Update reports of `device` seen so far.
-fn reports(seen: &Seen, device: &str) -> Vec<Value> {
-    seen.messages
-        .iter()
-        .filter(|m| m.topic == format!("outpost/{device}/updates"))
-        .filter_map(|m| serde_json::from_slice(&m.payload).ok())
-        .collect()
 }
 
 /// Payloads published to `topic`, as text.
@@ -302,7 +292,7 @@ cron_waits_for_sync = false
     let refused = bundle(&hygrometer, "hygrometer");
     cli.publish(&refused, &broker.url(), "lab", &[]);
     wait("the unbindable app is refused naming the sensor", &|seen| {
-        reports(seen, "pi-7").iter().any(|r| {
+        seen.reports("pi-7").iter().any(|r| {
             r["app"] == "hygrometer"
                 && r["result"] == "refused"
                 && r["reason"]

@@ -16,7 +16,6 @@ use outpost_testkit::prefill::{open_state, prefill};
 use outpost_testkit::proxy::Proxy;
 use outpost_testkit::seen::Seen;
 use outpost_testkit::subscriber::{EVENTS_FILTER, STATUS_FILTER, Subscriber};
-use serde_json::Value;
 
 use crate::OUTPOST;
 use crate::store_damage::{count_lines, wait_line};
@@ -315,15 +314,6 @@ fn the_state_quota_makes_the_full_policy_act_before_the_disk_fills() {
     assert!(ok > 100, "invocations kept succeeding: {ok}");
 }
 
-/// Reports on `outpost/{device}/updates`.
-fn reports(seen: &Seen, device: &str) -> Vec<Value> {
-    seen.messages
-        .iter()
-        .filter(|m| m.topic == format!("outpost/{device}/updates"))
-        .filter_map(|m| serde_json::from_slice(&m.payload).ok())
-        .collect()
-}
-
 fn bundle(dir: &Path, key: &Path, version: &str, mode: &str) -> PathBuf {
     Cli::new(OUTPOST).beacon_bundle(dir, key, &Beacon::new(version, mode))
 }
@@ -360,7 +350,7 @@ fn a_downgrade_is_still_refused_after_the_state_file_was_wiped() {
     let mut agent = start();
     publish(&bundle(dir.path(), &key, "2.0.0", "v2"));
     wait("v2 is accepted", &agent, &|seen| {
-        reports(seen, device)
+        seen.reports(device)
             .iter()
             .any(|r| r["result"] == "accepted" && r["to_version"] == "2.0.0")
     });
@@ -373,7 +363,7 @@ fn a_downgrade_is_still_refused_after_the_state_file_was_wiped() {
     // The retained announcement of v2 brings back the version the device ran (its floor's own
     // version, with nothing installed any more), so the device does not stay without its app.
     wait("v2 is installed again after the wipe", &agent, &|seen| {
-        reports(seen, device)
+        seen.reports(device)
             .iter()
             .filter(|r| r["result"] == "accepted" && r["to_version"] == "2.0.0")
             .count()
@@ -387,7 +377,7 @@ fn a_downgrade_is_still_refused_after_the_state_file_was_wiped() {
         &["--force"],
     );
     wait("v1 is refused as a downgrade", &agent, &|seen| {
-        reports(seen, device).iter().any(|r| {
+        seen.reports(device).iter().any(|r| {
             r["result"] == "refused"
                 && r["to_version"] == "1.0.0"
                 && r["reason"]

@@ -78,12 +78,18 @@ impl DeviceIdentity {
 
     /// The topic of a command `subtopic` for `app` on `device`.
     pub fn device_command(prefix: &str, device: &str, app: &str, subtopic: &str) -> String {
-        format!("{prefix}/{device}/commands/{app}/{subtopic}")
+        format!(
+            "{}/{subtopic}",
+            placeholders::device_commands(prefix, device, app)
+        )
     }
 
     /// The topic of a command `subtopic` for `app` on every device of `group`.
     pub fn group_command(prefix: &str, group: &str, app: &str, subtopic: &str) -> String {
-        format!("{prefix}/fleet/{group}/commands/{app}/{subtopic}")
+        format!(
+            "{}/{subtopic}",
+            placeholders::group_commands(prefix, group, app)
+        )
     }
 }
 

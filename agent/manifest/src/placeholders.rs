@@ -53,9 +53,14 @@ pub fn check(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `text` has any placeholder.
-pub fn has_any(text: &str) -> bool {
-    text.contains('{')
+/// The command topic of `app` on `device` (what `{commands}` becomes for the device itself).
+pub fn device_commands(prefix: &str, device: &str, app: &str) -> String {
+    format!("{prefix}/{device}/commands/{app}")
+}
+
+/// The command topic of `app` on every device of `group`.
+pub fn group_commands(prefix: &str, group: &str, app: &str) -> String {
+    format!("{prefix}/fleet/{group}/commands/{app}")
 }
 
 /// Every topic (filter) `text` becomes on a device with `values`: one, or one per group for
@@ -66,13 +71,8 @@ pub fn expand(text: &str, values: &Values<'_>) -> Vec<String> {
             .replace(
                 "{commands}",
                 &match group {
-                    Some(group) => {
-                        format!("{}/fleet/{group}/commands/{}", values.prefix, values.app)
-                    }
-                    None => format!(
-                        "{}/{}/commands/{}",
-                        values.prefix, values.device, values.app
-                    ),
+                    Some(group) => group_commands(values.prefix, group, values.app),
+                    None => device_commands(values.prefix, values.device, values.app),
                 },
             )
             .replace("{device}", values.device)

@@ -45,11 +45,6 @@ impl Needs {
         }
         needs
     }
-
-    /// Whether the app uses no sensor and no line.
-    pub fn is_empty(&self) -> bool {
-        self.sensors.is_empty() && self.lines.is_empty()
-    }
 }
 
 /// One logical sensor, bound.

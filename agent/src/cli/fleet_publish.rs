@@ -152,6 +152,18 @@ pub async fn send_retained(
     connection: &mut RumqttcConnection,
     broker: &super::Broker,
     messages: &[(String, &[u8])],
+    acked: impl FnMut(usize),
+) -> anyhow::Result<()> {
+    send_qos1(client, connection, broker, messages, true, acked).await
+}
+
+/// [`send_retained`], with `retain` as given (commands are not retained).
+pub async fn send_qos1(
+    client: &mut RumqttcClient,
+    connection: &mut RumqttcConnection,
+    broker: &super::Broker,
+    messages: &[(String, &[u8])],
+    retain: bool,
     mut acked: impl FnMut(usize),
 ) -> anyhow::Result<()> {
     let mut inflight: HashMap<_, usize> = HashMap::new();
@@ -160,7 +172,7 @@ pub async fn send_retained(
         while inflight.len() < WINDOW && next < messages.len() {
             let (topic, payload) = &messages[next];
             let id = client
-                .publish(topic, QoS::AtLeastOnce, true, payload)
+                .publish(topic, QoS::AtLeastOnce, retain, payload)
                 .await
                 .map_err(|e| anyhow::anyhow!("publishing to {topic}: {e}"))?;
             inflight.insert(id, payload.len());

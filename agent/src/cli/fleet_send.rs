@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, ensure};
+use anyhow::ensure;
 use outpost::fleet::topics::Target;
 use outpost::identity::DeviceIdentity;
-use outpost_hal::mqtt::{Connection, Event, EventPayload, Publish, QoS, RumqttcTransport};
+use outpost_hal::mqtt::RumqttcTransport;
 
 /// The topic a command `subtopic` for `app` goes to, after checking the app is one plain topic
 /// level and the subtopic plain levels, without wildcards (the target's name is checked by
@@ -47,23 +47,16 @@ pub async fn send(
     payload: &[u8],
 ) -> anyhow::Result<ExitCode> {
     let (mut client, mut connection) = super::connect(&mut transport, broker).await?;
-    let id = client
-        .publish(topic, QoS::AtLeastOnce, false, payload)
-        .await
-        .map_err(|e| anyhow::anyhow!("publishing to {topic}: {e:?}"))?;
-    loop {
-        let event = connection
-            .next()
-            .await
-            .map_err(|e| anyhow::anyhow!("connection to {broker} failed: {e:?}"))?;
-        match event.payload() {
-            EventPayload::Published(done) if done == id => break,
-            EventPayload::Disconnected => {
-                bail!("the broker closed the connection before acknowledging; send again")
-            }
-            _ => {}
-        }
-    }
+    let message = [(topic.to_string(), payload)];
+    super::publish::send_qos1(
+        &mut client,
+        &mut connection,
+        broker,
+        &message,
+        false,
+        |_| {},
+    )
+    .await?;
     println!("sent {} bytes to {topic}", payload.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -182,14 +182,8 @@ pub fn device_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// `DIR/outpost.toml`, or DIR itself if it names a file.
-pub fn manifest_path(dir: &Path) -> PathBuf {
-    if dir.is_file() {
-        dir.to_path_buf()
-    } else {
-        dir.join("outpost.toml")
-    }
-}
+/// `DIR/outpost.toml`, or DIR itself if it names a file (the device's own rule).
+pub use outpost::device::manifest_path;
 
 /// The state directory: `--data`, else `DIR/.outpost`.
 pub fn data_dir(dir: &Path, data: Option<PathBuf>) -> PathBuf {

@@ -130,28 +130,6 @@ impl Hardware {
         }
     }
 
-    /// A real board made of given parts (tests).
-    pub fn from_parts(
-        sensors: Arc<dyn SensorBoard>,
-        gpio: Option<Arc<dyn GpioBoard>>,
-        bindings: Bindings,
-        clock: Arc<dyn Clock>,
-    ) -> Hardware {
-        Hardware {
-            kind: Kind::Real {
-                sensors,
-                gpio,
-                bindings,
-            },
-            clock,
-        }
-    }
-
-    /// Whether apps run on simulated boards.
-    pub fn is_simulated(&self) -> bool {
-        matches!(self.kind, Kind::Simulated { .. })
-    }
-
     /// The board `manifest`'s app reads, or why it cannot run here (every unbindable name).
     pub fn for_app(&self, manifest: &AppManifest) -> Result<AppBoard, HardwareError> {
         match &self.kind {

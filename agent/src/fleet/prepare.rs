@@ -35,9 +35,6 @@ pub enum PrepareError {
     /// A module does not compile, or imports something not in the ABI or not granted.
     #[error("{0}")]
     Load(#[from] LoadError),
-    /// Uses something fleet-installed apps cannot do yet.
-    #[error("{0}")]
-    Unsupported(String),
     /// Needs sensors or GPIO lines this device cannot bind.
     #[error(transparent)]
     Board(#[from] HardwareError),
@@ -116,9 +113,9 @@ fn compile(
 }
 
 /// The rules a bundle's manifest must meet on every device, apart from compiling its modules:
-/// it names the app and version of the signed `header`, declares exactly the `modules` packed,
-/// and uses nothing fleet-installed apps cannot do (nothing, today). One function for the device ([`prepare`])
-/// and the operator ([`check`]); a new device-independent rule belongs here.
+/// it names the app and version of the signed `header` and declares exactly the `modules`
+/// packed. One function for the device ([`prepare`]) and the operator ([`check`]); a new
+/// device-independent rule belongs here.
 pub fn check_manifest(
     manifest: &AppManifest,
     header: &BundleHeader,

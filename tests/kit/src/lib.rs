@@ -64,6 +64,16 @@ pub fn signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// Writes `files` (`(path below root, text)`) under `root`, making directories as needed: fake
+/// sysfs trees for boards, small app directories.
+pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::fs::write(path, text).expect("write");
+    }
+}
+
 /// A path as `&str` (temporary paths are UTF-8), for argument lists of `&str`.
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")

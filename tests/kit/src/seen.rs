@@ -76,6 +76,16 @@ impl Seen {
         self.events.iter().filter(move |a| a.device == device)
     }
 
+    /// Update reports of `device` (`outpost/{device}/updates`) seen so far, in order.
+    pub fn reports(&self, device: &str) -> Vec<Value> {
+        let topic = format!("outpost/{device}/updates");
+        self.messages
+            .iter()
+            .filter(|m| m.topic == topic)
+            .filter_map(|m| serde_json::from_slice(&m.payload).ok())
+            .collect()
+    }
+
     /// Records one message as it arrived.
     pub(crate) fn record(&mut self, topic: &str, payload: &[u8], retain: bool) {
         let parts: Vec<&str> = topic.split('/').collect();
