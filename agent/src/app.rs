@@ -85,6 +85,7 @@ impl App {
     pub fn start_with(manifest: AppManifest, options: AppOptions) -> Result<App, AppError> {
         let store = Store::open_dir(&options.data_dir)?;
         store.set_durability(options.outbox.durability)?;
+        store.set_checkpoint_every(options.outbox.checkpoint_every);
         let (committer, thread) = committer::spawn(store.clone(), options.outbox);
         let mut app = App::start_on(manifest, options, store, committer)?;
         app.committer = Some(thread);

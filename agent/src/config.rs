@@ -451,6 +451,8 @@ struct RawOutbox {
     max_state_bytes: Option<u64>,
     #[serde(default)]
     durability: Option<crate::store::Durability>,
+    #[serde(default, with = "humantime_serde")]
+    checkpoint_every: Option<std::time::Duration>,
 }
 
 /// Default state directory on a device.
@@ -506,6 +508,10 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
             max_bytes: raw.outbox.max_bytes.unwrap_or(defaults.max_bytes),
             policy: raw.outbox.full.unwrap_or(defaults.policy),
             durability: raw.outbox.durability.unwrap_or(defaults.durability),
+            checkpoint_every: raw
+                .outbox
+                .checkpoint_every
+                .unwrap_or(defaults.checkpoint_every),
         },
         max_state_bytes: raw.outbox.max_state_bytes,
         inbox: raw.inbox,

@@ -73,6 +73,9 @@ pub struct AgentArgs {
     /// most the window).
     #[arg(long)]
     durability: Option<outpost::store::Durability>,
+    /// Longest a journaled commit waits for its checkpoint into the state file, e.g. 5m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    checkpoint_every: Option<Duration>,
     /// Disk quota of the state file in bytes (0 = none); the outbox's full-policy acts there.
     #[arg(long)]
     max_state_bytes: Option<u64>,
@@ -203,6 +206,7 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     }
     set!(device_id => device_id, broker => mqtt.broker, data => data_dir, topic_prefix => mqtt.topic_prefix,
         outbox_max_records => outbox.max_records, outbox_max_bytes => outbox.max_bytes, outbox_full => outbox.policy, durability => outbox.durability,
+        checkpoint_every => outbox.checkpoint_every,
         inbox_max_records => inbox.max_records, inbox_max_bytes => inbox.max_bytes, max_packet_bytes => mqtt.max_packet_bytes,
         status_every => sync.status_every, batch_max_events => sync.batch_max_events, wire => sync.wire,
         window_bytes => sync.window_bytes,

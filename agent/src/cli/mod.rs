@@ -108,6 +108,10 @@ pub struct OutboxArgs {
     /// window such as "1s" (fewer writes; a power cut loses at most the window).
     #[arg(long, default_value = "immediate")]
     durability: outpost::store::Durability,
+    /// Longest a journaled commit waits for its checkpoint into the state file, such as "5m"
+    /// (longer writes less; a crash replays at most this much from the journal).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    checkpoint_every: std::time::Duration,
 }
 
 impl OutboxArgs {
@@ -117,6 +121,7 @@ impl OutboxArgs {
             max_bytes: self.outbox_max_bytes,
             policy: self.outbox_full,
             durability: self.durability,
+            checkpoint_every: self.checkpoint_every,
         }
     }
 }

@@ -113,6 +113,7 @@ impl Device {
                 .unwrap_or_else(|| default_state_quota(&store, &config.outbox)),
         );
         store.set_durability(config.outbox.durability)?;
+        store.set_checkpoint_every(config.outbox.checkpoint_every);
         // One commit thread for every app on the device, so all commits share its batches.
         let (committer, committer_thread) = committer::spawn(store.clone(), config.outbox);
         // One board for every app on the device, local and fleet-installed alike.

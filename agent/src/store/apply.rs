@@ -75,11 +75,19 @@ pub fn apply_batch(
     // commit is durable before any caller hears of it; never weaken this. In window mode the
     // operator chose to lose at most a window: the commit is durable only once the oldest
     // non-durable one has waited that long (the flusher does it when no commit comes).
-    let durable = store.commit_durably_now();
     // Checked once per batch: the file grows only when redb runs out of free pages, so this is
     // the point where the outbox must make room in the file it already has.
     let over_quota = store.over_quota();
-    let results = store.write_with("apply a commit batch", durable, |txn| {
+    let want = if over_quota {
+        // redb reuses the pages that dropped rows free only after a durable commit: at the
+        // quota every commit is a checkpoint, or the file would keep growing past it.
+        super::Want::Durable
+    } else if store.commit_durably_now() {
+        super::Want::Synced
+    } else {
+        super::Want::Lazy
+    };
+    let results = store.transact("apply a commit batch", want, |txn, redo| {
         let mut results = Vec::with_capacity(batch.len());
         let mut kv = txn.open_table(tables::KV)?;
         let mut counters = txn.open_table(tables::COUNTERS)?;
@@ -89,17 +97,17 @@ pub fn apply_batch(
 
         for commit in batch {
             if let Some((trigger, at)) = &commit.trigger_run {
+                let name = counter::trigger_run(&commit.app, trigger);
                 // The i64's bits: a wall time before 1970 (an unset clock) round-trips too.
-                counters.insert(
-                    counter::trigger_run(&commit.app, trigger).as_str(),
-                    *at as u64,
-                )?;
+                counters.insert(name.as_str(), *at as u64)?;
+                redo.counter(&name);
             }
             // Handled, even if refused below: a message whose effects cannot fit is not retried
             // forever; the refusal is counted like any other.
             if let Some(id) = commit.inbox_done
                 && let Some(row) = inbox.remove(id)?
             {
+                redo.inbox(id);
                 super::inbox_forget(&mut counters, row.value().len())?;
             }
             if commit.failed {
@@ -161,6 +169,7 @@ pub fn apply_batch(
                 }
             }
             for ((ns, key), value) in &commit.effects.kv {
+                redo.kv(&commit.app, ns, key);
                 match value {
                     Some(value) => {
                         kv.insert((&*commit.app, ns.as_str(), key.as_str()), value.as_slice())?
@@ -183,6 +192,9 @@ pub fn apply_batch(
         // Reserved before the commit is visible: a reader may send these rows at once, and in
         // window mode the commit may be lost to a crash while the numbers are already out.
         store.handed_out(outbox.next_seq());
+        redo.outbox(outbox.touched().iter().copied());
+        redo.counter(counter::SKIPPED_RUNS);
+        redo.counter(counter::FAILED_INVOCATIONS);
         outbox.finish(&mut counters)?;
         add(&mut counters, counter::SKIPPED_RUNS, skipped_runs)?;
         add(

@@ -1,16 +1,16 @@
 //! Durability modes: when a commit reaches the disk, and what a power cut can take.
 //!
-//! - [`Durability::Immediate`] (the default): every invocation's commit is durable before its
-//!   caller hears of success. A power cut or `kill -9` loses nothing reported as committed.
-//! - [`Durability::Window`]: invocations commit without an fsync (redb's non-durable commits,
-//!   visible to readers at once); one durable commit per window makes everything before it
-//!   durable. A power cut loses at most the commits of the last window. Flash wear falls with
-//!   the number of invocations per window, since one durable commit writes about the same pages
-//!   however many commits it persists.
+//! Either way a commit is written to the commit journal (`journal`) before redb makes it visible;
+//! what differs is when the journal is `fdatasync`ed:
+//! - [`Durability::Immediate`] (the default): before the caller hears of success. A power cut
+//!   or `kill -9` loses nothing reported as committed.
+//! - [`Durability::Window`]: once the oldest unsynced commit has waited a window (by that commit
+//!   or the flusher). A power cut or `kill -9` loses at most the commits of the last window
+//!   (unsynced frames wait in memory). Fewer syncs, fewer pages written.
 //!
-//! In both modes the deletes after PUBACKs are non-durable: they ride along with the next
-//! durable commit (or the lazy flush below). A crash before it brings the rows back and they are
-//! sent again: duplicates with their old sequence numbers, never loss. Inbound messages are
+//! In both modes the deletes after PUBACKs are journaled without a sync: they ride along with
+//! the next sync (or the lazy flush below). A crash before it brings the rows back and they
+//! are sent again: duplicates with their old sequence numbers, never loss. Inbound messages are
 //! always stored durably before they are acknowledged.
 //!
 //! Sequence numbers are never reused across a crash: in window mode a row may be sent before its
@@ -33,9 +33,9 @@ pub enum Durability {
     Window(Duration),
 }
 
-/// How long non-durable work (deletes after PUBACKs) waits in immediate mode for a durable
-/// commit to carry it, before the store makes it durable on its own: bounds what a crash of an
-/// idle device sends again.
+/// How long unsynced work (deletes after PUBACKs) waits in immediate mode for a synced commit
+/// to carry it, before the store syncs it on its own: bounds what a power cut of an idle device
+/// sends again.
 pub const IMMEDIATE_LAZY_FLUSH: Duration = Duration::from_secs(10);
 
 /// Shortest window accepted: below it the window saves nothing over immediate mode.

@@ -156,3 +156,142 @@ fn inbound_messages_are_durable_before_their_ack_in_window_mode_too() {
         "the inbox row is durable, and so is everything before it"
     );
 }
+
+/// What a power cut leaves of the store in `from`: its files as they are on disk now (the
+/// copy of a file redb has not checkpointed is at its last durable commit for redb).
+fn crash_copy(from: &std::path::Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().expect("tempdir");
+    for name in [STATE_FILE, journal::JOURNAL_FILE] {
+        std::fs::copy(from.join(name), to.path().join(name)).expect("copies");
+    }
+    to
+}
+
+#[test]
+fn journaled_commits_survive_a_crash_and_deletes_come_back_as_duplicates_at_worst() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_dir(dir.path()).expect("opens");
+    for expected in 1..=4 {
+        assert_eq!(seq_of(&store), expected);
+    }
+    assert!(
+        store.inner.lazy.pending() && !store.inner.lazy.unsynced(),
+        "synced in the journal, not checkpointed in redb"
+    );
+    store.outbox_remove(&[1]).expect("removes");
+    let crashed = crash_copy(dir.path());
+    let without_journal = crash_copy(dir.path());
+    std::fs::remove_file(without_journal.path().join(journal::JOURNAL_FILE)).expect("removes");
+    let redb_alone = Store::open_dir(without_journal.path()).expect("opens");
+    assert!(
+        redb_alone.outbox_read(0, 10).expect("reads").len() < 4,
+        "redb alone is at its last checkpoint: the journal is what kept these commits"
+    );
+    let after = Store::open_dir(crashed.path()).expect("reopens");
+    let seqs: Vec<u64> = after
+        .outbox_read(0, 10)
+        .expect("reads")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert!(
+        seqs == [1, 2, 3, 4] || seqs == [2, 3, 4],
+        "every committed row is back: {seqs:?}"
+    );
+    assert_eq!(after.counters().expect("counters").next_seq, 5);
+    assert_eq!(seq_of(&after), 5, "numbering goes on");
+}
+
+#[test]
+fn a_damaged_journal_frame_stops_the_replay_there_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_dir(dir.path()).expect("opens");
+    seq_of(&store);
+    seq_of(&store);
+    let crashed = crash_copy(dir.path());
+    let path = crashed.path().join(journal::JOURNAL_FILE);
+    let mut bytes = std::fs::read(&path).expect("reads");
+    let first = journal::scan(&bytes, u64::MAX, 0).end as usize;
+    assert_eq!(first, 0, "no frames under another tag");
+    // Flip a byte in the last frame's body: find the end of the frames first.
+    let end = bytes.iter().rposition(|b| *b != 0).expect("frames");
+    bytes[end] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("writes");
+    let after = Store::open_dir(crashed.path()).expect("opens anyway");
+    let rows = after.outbox_read(0, 10).expect("reads").len();
+    assert_eq!(rows, 1, "the intact frame before the damage is replayed");
+    let notes = after.notes().expect("notes");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.text.contains("commit journal") && n.text.contains("damaged")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn a_journal_left_by_another_state_file_is_never_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_dir(dir.path()).expect("opens");
+    seq_of(&store);
+    seq_of(&store);
+    let crashed = crash_copy(dir.path());
+    // The state file was replaced (damaged and moved aside, say): the old journal stays.
+    std::fs::remove_file(crashed.path().join(STATE_FILE)).expect("removes");
+    let fresh = Store::open_dir(crashed.path()).expect("opens");
+    assert!(fresh.outbox_read(0, 10).expect("reads").is_empty());
+    assert_eq!(seq_of(&fresh), 1);
+}
+
+#[test]
+fn a_clean_stop_checkpoints_so_the_next_start_replays_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open_dir(dir.path()).expect("opens");
+        seq_of(&store);
+        store.outbox_remove(&[1]).expect("removes");
+    }
+    let bytes = std::fs::read(dir.path().join(journal::JOURNAL_FILE)).expect("journal");
+    let store = Store::open_dir(dir.path()).expect("reopens");
+    assert!(
+        store.outbox_read(0, 10).expect("reads").is_empty(),
+        "the delete held"
+    );
+    assert!(
+        !store.inner.lazy.pending(),
+        "nothing replayed, nothing pending"
+    );
+    assert_eq!(
+        bytes,
+        std::fs::read(dir.path().join(journal::JOURNAL_FILE)).expect("journal"),
+        "opening wrote nothing to the journal"
+    );
+}
+
+#[test]
+fn with_a_journal_the_flusher_syncs_within_the_window_and_checkpoints_when_due() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_dir(dir.path()).expect("opens");
+    store
+        .set_durability(Durability::Window(Duration::from_millis(20)))
+        .expect("window");
+    store.set_checkpoint_every(Duration::from_millis(200));
+    seq_of(&store);
+    assert!(
+        store.inner.lazy.unsynced(),
+        "a window commit waits for its sync"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.inner.lazy.unsynced() {
+        assert!(std::time::Instant::now() < deadline, "never synced");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        store.inner.lazy.pending(),
+        "synced in the journal, the checkpoint still to come"
+    );
+    while store.inner.lazy.pending() {
+        assert!(std::time::Instant::now() < deadline, "never checkpointed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

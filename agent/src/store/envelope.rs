@@ -23,6 +23,9 @@ use thiserror::Error;
 /// First byte of a checksummed row.
 pub const CHECKED: u8 = 0x5C;
 
+/// First byte of a row written before the envelope existed: layout 1's version tag.
+const LEGACY: u8 = 0;
+
 /// Bytes the envelope adds to a row.
 pub const OVERHEAD: usize = 18;
 
@@ -128,7 +131,13 @@ pub fn body(row: &[u8], table: Table, key: u64) -> Result<&[u8], RowDamage> {
             }
             Ok(body)
         }
-        Some(_) => Ok(row),
+        // A row from before the envelope: its version tag, 0 (layout 1; later layouts were
+        // never written bare). Any other first byte is damage — a flipped bit in the marker
+        // must not turn a checked row into one nobody checks.
+        Some(&LEGACY) => Ok(row),
+        Some(other) => Err(RowDamage::Decode(format!(
+            "unknown row marker {other:#04x} (neither checksummed nor a layout-1 row)"
+        ))),
         None => Err(RowDamage::Truncated { len: 0 }),
     }
 }
@@ -252,6 +261,19 @@ mod tests {
             if let Ok(value) = open::<Row>(&row, Table::Inbox, 3) {
                 panic!("flip of bit {bit} went unnoticed: {value:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_flipped_marker_bit_is_damage_never_an_unchecked_old_row() {
+        let sealed = seal(Table::Outbox, 3, &sample()).expect("seals");
+        for bit in 0..8 {
+            let mut row = sealed.clone();
+            row[0] ^= 1 << bit;
+            assert!(
+                matches!(body(&row, Table::Outbox, 3), Err(RowDamage::Decode(ref m)) if m.contains("row marker")),
+                "marker flip {bit} was taken for an old row"
+            );
         }
     }
 

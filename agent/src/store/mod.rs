@@ -44,6 +44,7 @@ pub mod error;
 pub mod fleet;
 mod floor;
 pub mod guard;
+pub mod journal;
 mod lazy;
 mod meta;
 pub mod notice;
@@ -51,6 +52,8 @@ pub mod outbox;
 mod outbox_rows;
 pub mod quarantine;
 pub mod records;
+mod redo;
+mod replay;
 pub mod salvage;
 mod side_file;
 pub mod tables;
@@ -75,6 +78,7 @@ pub use records::{BootStamp, RecordBody, RecordV1, StoredInbound, StoredRecord};
 
 use crate::runtime::{KvError, KvReader};
 use error::Failure;
+use journal::{AppendError, Body, Journal};
 use outbox_rows::{OutboxRows, is_outbox_counter, read_counter};
 
 /// redb's default cache is 1 GiB, sized for servers; a device gets a few MiB.
@@ -121,6 +125,32 @@ struct Inner {
     durability: Mutex<Durability>,
     /// Non-durable commits waiting for a durable one, and their flusher.
     lazy: Arc<lazy::Lazy>,
+    /// The commit journal (`journal`), once attached; `None` for an in-memory store or when it
+    /// cannot be used. Its lock is taken before every write transaction, so a checkpoint and
+    /// the journal's restart after it are one step for every other writer.
+    journal: Mutex<Option<Journal>>,
+}
+
+/// How a write transaction landed.
+enum Landed {
+    /// A durable redb commit (a checkpoint), restarting the journal under this epoch if any.
+    Durable(Option<u64>),
+    /// A non-durable redb commit whose row changes (this many) are in a journal frame.
+    Journaled(usize),
+    /// A non-durable redb commit with no journal behind it.
+    Lazy,
+}
+
+/// How durable a write transaction must be when its call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A durable redb commit: a checkpoint.
+    Durable,
+    /// On disk: a synced journal frame (a durable redb commit without a journal).
+    Synced,
+    /// Not yet: an unsynced journal frame (a non-durable redb commit without a journal), made
+    /// durable by the next synced commit or the flusher.
+    Lazy,
 }
 
 impl Drop for Inner {
@@ -145,9 +175,18 @@ impl Drop for Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         let Some(db) = db else { return };
+        let journal = self
+            .journal
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let persisted = (|| -> Result<(), Failure> {
             let mut txn = db.begin_write()?;
             txn.set_durability(redb::Durability::Immediate)?;
+            if let Some(journal) = journal.as_ref() {
+                // The journal's frames are all in this checkpoint: the next start replays none.
+                txn.open_table(tables::COUNTERS)?
+                    .insert(tables::counter::JOURNAL_EPOCH, journal.epoch() + 1)?;
+            }
             txn.commit()?;
             Ok(())
         })();
@@ -300,12 +339,18 @@ impl Store {
                 seq_reserved: AtomicU64::new(0),
                 durability: Mutex::new(Durability::Immediate),
                 lazy: Arc::default(),
+                journal: Mutex::new(None),
             }),
         };
         store.create_tables()?;
         let incarnation = store.write("create the incarnation id", meta::incarnation)?;
         if let Some(inner) = Arc::get_mut(&mut store.inner) {
             inner.incarnation = incarnation;
+        }
+        // Before anything reads the counters: the journal may hold commits made after the last
+        // checkpoint (the next sequence number among them).
+        if let Some(file) = store.inner.file.clone() {
+            store.attach_journal(&file)?;
         }
         floor::reconcile(&store)?;
         watermark::open(&store)?;
@@ -339,6 +384,12 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the longest a journaled commit waits for its checkpoint (`[outbox]
+    /// checkpoint_every`; see `journal`).
+    pub fn set_checkpoint_every(&self, every: std::time::Duration) {
+        self.inner.lazy.set_checkpoint_after(every);
+    }
+
     /// When commits become durable.
     pub fn durability(&self) -> Durability {
         *self
@@ -354,10 +405,47 @@ impl Store {
             .commit_durably(self.inner.lazy.pending_for())
     }
 
+    /// Makes every commit made so far durable on disk: an `fdatasync` of the journal, or a
+    /// durable redb commit without one.
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
+        let _db = self.database()?;
+        let mut journal = self.journal();
+        let Some(open) = journal.as_mut() else {
+            drop(journal);
+            return self.persist();
+        };
+        if let Err(error) = open.sync() {
+            // The journal cannot be trusted any more: a checkpoint makes everything durable in
+            // redb itself, and later commits do without the journal.
+            tracing::warn!(%error, "commit journal failed; committing durably in redb instead");
+            drop(journal);
+            return self.abandon_journal();
+        }
+        self.inner.lazy.note_synced();
+        Ok(())
+    }
+
+    /// The journal slot, locked.
+    fn journal(&self) -> std::sync::MutexGuard<'_, Option<Journal>> {
+        self.inner
+            .journal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stops using the journal after it failed: one checkpoint (under a new epoch, so none of
+    /// its frames is ever replayed), then every commit is a durable redb commit.
+    fn abandon_journal(&self) -> Result<(), StoreError> {
+        self.write("checkpoint after the commit journal failed", |_| Ok(()))?;
+        *self.journal() = None;
+        self.inner.lazy.set_journaled(false);
+        Ok(())
+    }
+
     /// Makes every non-durable commit durable now (one empty durable commit); nothing to do if
     /// none is pending.
     pub fn persist(&self) -> Result<(), StoreError> {
-        if !self.inner.lazy.pending() {
+        if !self.inner.lazy.pending() && !self.inner.lazy.unsynced() {
             return Ok(());
         }
         self.write("make the last commits durable", |_| Ok(()))
@@ -450,6 +538,11 @@ impl Store {
             });
         };
         let db = Arc::new(open_database(file)?);
+        // redb is back at its last checkpoint: the journal brings back what came after.
+        if let Some(journal) = self.journal().as_mut() {
+            replay::replay(&db, journal)
+                .map_err(|f| f.at(&self.inner.path, "replay the commit journal"))?;
+        }
         *slot = Some(db.clone());
         tracing::debug!(path = %file.display(), "state file re-opened");
         Ok(db)
@@ -528,42 +621,112 @@ impl Store {
     }
 
     /// Runs `body` in one write transaction and commits it durably (`Durability::Immediate`:
-    /// on disk when this returns). An error from `body` aborts the transaction: nothing of it
-    /// is written. A failure names this file and `action`.
+    /// on disk when this returns; a checkpoint). An error from `body` aborts the transaction:
+    /// nothing of it is written. A failure names this file and `action`.
     fn write<T>(
         &self,
         action: &'static str,
         body: impl FnOnce(&WriteTransaction) -> Result<T, Failure>,
     ) -> Result<T, StoreError> {
-        self.write_with(action, true, body)
+        self.transact(action, Want::Durable, |txn, _| body(txn))
     }
 
-    /// Runs `body` in one write transaction and commits it durably (`durable`) or not: a
-    /// non-durable commit is visible to readers at once and becomes durable with the next
-    /// durable commit, which the flusher makes at most [`Durability::flush_after`] later.
-    fn write_with<T>(
+    /// Runs `body` in one write transaction, which notes in its [`redo::Redo`] every row it
+    /// touches, and commits it as durably as `want` says: a journal frame (synced or not) and a
+    /// non-durable redb commit, or a durable redb commit when a checkpoint is due or there is
+    /// no journal. A non-durable commit is visible to readers at once.
+    fn transact<T>(
         &self,
         action: &'static str,
-        durable: bool,
-        body: impl FnOnce(&WriteTransaction) -> Result<T, Failure>,
+        want: Want,
+        body: impl FnOnce(&WriteTransaction, &mut redo::Redo) -> Result<T, Failure>,
     ) -> Result<T, StoreError> {
         let db = self.database()?;
-        let run = || {
+        let mut journal = self.journal();
+        let checkpoint = match want {
+            Want::Durable => true,
+            Want::Synced => {
+                journal.is_none()
+                    || self.inner.lazy.checkpoint_due()
+                    || journal.as_ref().is_some_and(Journal::needs_checkpoint)
+            }
+            Want::Lazy => {
+                self.inner.lazy.checkpoint_due()
+                    || journal.as_ref().is_some_and(Journal::needs_checkpoint)
+            }
+        };
+        let mut broken_journal = false;
+        let run = |journal: &mut Option<Journal>| -> Result<(T, Landed), Failure> {
             let mut txn = db.begin_write()?;
+            let mut redo = redo::Redo::default();
+            let value = body(&txn, &mut redo)?;
+            let mut durable = checkpoint;
+            let mut frame = None;
+            if !durable && let Some(open) = journal.as_mut() {
+                let ops = redo.resolve(&txn)?;
+                let count = ops.len();
+                match open.append(&Body::Ops(ops), want == Want::Synced) {
+                    Ok(at) => frame = Some((at, count)),
+                    Err(AppendError::Full) => durable = true,
+                    Err(error) => {
+                        tracing::warn!(%error, "commit journal failed; committing durably in redb instead");
+                        broken_journal = true;
+                        durable = true;
+                    }
+                }
+            }
+            let epoch = match journal.as_ref() {
+                Some(open) if durable => {
+                    let next = open.epoch() + 1;
+                    txn.open_table(tables::COUNTERS)?
+                        .insert(tables::counter::JOURNAL_EPOCH, next)?;
+                    Some(next)
+                }
+                _ => None,
+            };
             txn.set_durability(if durable {
                 redb::Durability::Immediate
             } else {
                 redb::Durability::None
             })?;
-            let value = body(&txn)?;
-            txn.commit()?;
-            Ok(value)
+            if let Err(error) = txn.commit() {
+                if let (Some((at, _)), Some(open)) = (frame, journal.as_mut())
+                    && let Err(cancel) = open.append(&Body::Cancel(at), true)
+                {
+                    // The frame of a commit that did not land is in the journal: only a
+                    // checkpoint under a new epoch keeps it from being replayed.
+                    tracing::warn!(error = %cancel, "cannot cancel a journal frame");
+                    broken_journal = true;
+                }
+                return Err(error.into());
+            }
+            let landed = match frame {
+                Some((_, ops)) => Landed::Journaled(ops),
+                None if durable => Landed::Durable(epoch),
+                None => Landed::Lazy,
+            };
+            Ok((value, landed))
         };
-        let value = run().map_err(|failure: Failure| self.failed(&db, failure, action))?;
-        if durable {
-            self.inner.lazy.note_durable();
-        } else {
-            self.inner.lazy.note_lazy(&self.inner);
+        let result = run(&mut journal);
+        let (value, landed) =
+            result.map_err(|failure: Failure| self.failed(&db, failure, action))?;
+        if let Landed::Durable(Some(next)) = landed
+            && let Some(open) = journal.as_mut()
+        {
+            open.restart(next);
+        }
+        drop(journal);
+        match landed {
+            Landed::Journaled(ops) => {
+                self.inner
+                    .lazy
+                    .note_journaled(&self.inner, want == Want::Synced, ops)
+            }
+            Landed::Durable(_) => self.inner.lazy.note_durable(),
+            Landed::Lazy => self.inner.lazy.note_lazy(&self.inner),
+        }
+        if broken_journal {
+            self.abandon_journal()?;
         }
         self.inner.corrupted_in_a_row.store(0, Ordering::Relaxed);
         if self.inner.io_trouble.swap(false, Ordering::Relaxed) {
@@ -720,27 +883,32 @@ impl Store {
     }
 
     /// Deletes the outbox rows `seqs` (those the broker acknowledged) and updates the outbox
-    /// counters, in one non-durable transaction: it rides along with the next durable commit
-    /// (see [`durability`]); a crash before that brings the rows back and they are sent again
+    /// counters, in one transaction that is not made durable by itself: it rides along with the
+    /// next commit that is (see [`durability`]); a crash before that brings the rows back and
+    /// they are sent again
     /// (duplicates, never loss). Missing rows are ignored: a re-sent row can be acknowledged
     /// twice. Returns how many rows were removed.
     pub fn outbox_remove(&self, seqs: &[u64]) -> Result<u64, StoreError> {
         if seqs.is_empty() {
             return Ok(0);
         }
-        let durable = self.inner.lazy.too_many();
-        self.write_with("remove acknowledged outbox rows", durable, |txn| {
-            let mut counters = txn.open_table(tables::COUNTERS)?;
-            let mut outbox = OutboxRows::open(txn, &counters)?;
-            let mut removed = 0u64;
-            for seq in seqs {
-                if outbox.remove(*seq)? {
-                    removed += 1;
+        self.transact(
+            "remove acknowledged outbox rows",
+            Want::Lazy,
+            |txn, redo| {
+                let mut counters = txn.open_table(tables::COUNTERS)?;
+                let mut outbox = OutboxRows::open(txn, &counters)?;
+                let mut removed = 0u64;
+                for seq in seqs {
+                    if outbox.remove(*seq)? {
+                        removed += 1;
+                    }
                 }
-            }
-            outbox.finish(&mut counters)?;
-            Ok(removed)
-        })
+                redo.outbox(outbox.touched().iter().copied());
+                outbox.finish(&mut counters)?;
+                Ok(removed)
+            },
+        )
     }
 
     /// Stores an inbound message durably, one row per trigger that will handle it, in one
@@ -752,7 +920,7 @@ impl Store {
         payload: &[u8],
         received_ms: i64,
     ) -> Result<Vec<u64>, StoreError> {
-        self.write("store an inbound message", |txn| {
+        self.transact("store an inbound message", Want::Synced, |txn, redo| {
             let mut ids = Vec::with_capacity(triggers.len());
             let mut counters = txn.open_table(tables::COUNTERS)?;
             let mut inbox = txn.open_table(tables::INBOX)?;
@@ -770,6 +938,7 @@ impl Store {
                 )
                 .map_err(StoreError::Encode)?;
                 inbox.insert(next, row.as_slice())?;
+                redo.inbox(next);
                 let records = read_counter(&counters, tables::counter::INBOX_RECORDS)?;
                 let bytes = read_counter(&counters, tables::counter::INBOX_BYTES)?;
                 counters.insert(tables::counter::INBOX_RECORDS, records + 1)?;
@@ -841,7 +1010,8 @@ impl Store {
             !is_outbox_counter(name),
             "outbox counter {name} changed outside the outbox"
         );
-        self.write_with("count an event", false, |txn| {
+        self.transact("count an event", Want::Lazy, |txn, redo| {
+            redo.counter(name);
             let mut table = txn.open_table(tables::COUNTERS)?;
             let current = read_counter(&table, name)?;
             table.insert(name, current.saturating_add(by))?;

@@ -43,6 +43,15 @@ pub struct OutboxLimits {
     /// When commits become durable (`[outbox] durability`): immediate, or a window.
     #[serde(default)]
     pub durability: Durability,
+    /// Longest a commit made durable by the commit journal waits for the checkpoint that makes
+    /// it durable in redb itself (`[outbox] checkpoint_every`): longer is gentler on flash
+    /// (each checkpoint writes ~20 pages), shorter replays less after a crash.
+    #[serde(default = "default_checkpoint_every", with = "humantime_serde")]
+    pub checkpoint_every: std::time::Duration,
+}
+
+fn default_checkpoint_every() -> std::time::Duration {
+    super::lazy::CHECKPOINT_AFTER
 }
 
 impl Default for OutboxLimits {
@@ -52,6 +61,7 @@ impl Default for OutboxLimits {
             max_bytes: 256 * 1024 * 1024,
             policy: FullPolicy::default(),
             durability: Durability::Immediate,
+            checkpoint_every: default_checkpoint_every(),
         }
     }
 }

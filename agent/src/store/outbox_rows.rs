@@ -28,6 +28,8 @@ struct Tally {
 pub(super) struct OutboxRows<'txn> {
     rows: Table<'txn, u64, &'static [u8]>,
     tally: Tally,
+    /// Rows added or removed, for the commit journal (`redo`).
+    touched: Vec<u64>,
 }
 
 /// A counter's stored value (0 if never written).
@@ -57,6 +59,7 @@ impl<'txn> OutboxRows<'txn> {
                 dead_records: get(counter::DEAD_RECORDS)?,
                 dead_bytes: get(counter::DEAD_BYTES)?,
             },
+            touched: Vec::new(),
         })
     }
 
@@ -68,6 +71,11 @@ impl<'txn> OutboxRows<'txn> {
     /// The sequence number the next appended row gets.
     pub(super) fn next_seq(&self) -> u64 {
         self.tally.next_seq
+    }
+
+    /// The sequence numbers of the rows added or removed so far.
+    pub(super) fn touched(&self) -> &[u64] {
+        &self.touched
     }
 
     /// Encoded bytes in the outbox now.
@@ -83,6 +91,7 @@ impl<'txn> OutboxRows<'txn> {
         let mut row = row.to_vec();
         envelope::set_key(&mut row, envelope::Table::Outbox, seq);
         self.rows.insert(seq, row.as_slice())?;
+        self.touched.push(seq);
         self.tally.next_seq += 1;
         self.tally.records += 1;
         self.tally.bytes += row.len() as u64;
@@ -92,13 +101,14 @@ impl<'txn> OutboxRows<'txn> {
     /// Deletes the oldest row to make room (drop-oldest) and counts it as dropped; `false` if
     /// the outbox is empty.
     pub(super) fn drop_oldest(&mut self) -> Result<bool, Failure> {
-        let Some(len) = self
+        let Some((seq, len)) = self
             .rows
             .pop_first()?
-            .map(|(_, row)| row.value().len() as u64)
+            .map(|(seq, row)| (seq.value(), row.value().len() as u64))
         else {
             return Ok(false);
         };
+        self.touched.push(seq);
         self.forget(len);
         self.tally.dropped_records += 1;
         self.tally.dropped_bytes += len;
@@ -110,6 +120,7 @@ impl<'txn> OutboxRows<'txn> {
         let Some(len) = self.rows.remove(seq)?.map(|row| row.value().len() as u64) else {
             return Ok(false);
         };
+        self.touched.push(seq);
         self.forget(len);
         Ok(true)
     }

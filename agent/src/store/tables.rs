@@ -70,6 +70,9 @@ pub mod counter {
     pub const NEXT_QUARANTINE: &str = "store.next_quarantine_id";
     /// The id the next store note gets.
     pub const NEXT_NOTE: &str = "store.next_note_id";
+    /// Checkpoints made since the commit journal was first used: the journal's frames carry
+    /// it, so frames from before the last checkpoint are never replayed (`journal`).
+    pub const JOURNAL_EPOCH: &str = "store.journal_epoch";
 
     /// The counter holding the last run (wall ms, as `i64` bits) of `trigger` of `app`: kept
     /// with the counters, which every commit rewrites anyway, so a commit touches one table
