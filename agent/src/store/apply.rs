@@ -78,9 +78,9 @@ pub fn apply_batch(
     // Checked once per batch: the file grows only when redb runs out of free pages, so this is
     // the point where the outbox must make room in the file it already has.
     let over_quota = store.over_quota();
-    let want = if over_quota {
+    let want = if over_quota && store.inner.lazy.checkpoint_due_at_quota() {
         // redb reuses the pages that dropped rows free only after a durable commit: at the
-        // quota every commit is a checkpoint, or the file would keep growing past it.
+        // quota a checkpoint comes every few commits, or the file would keep growing past it.
         super::Want::Durable
     } else if store.commit_durably_now() {
         super::Want::Synced

@@ -49,6 +49,8 @@ struct State {
     lazy_commits: u32,
     /// Row changes journaled since the last checkpoint.
     journaled_ops: u64,
+    /// Journaled commits since the last checkpoint.
+    journaled_commits: u32,
     /// How long unsynced work may wait (the window, or the immediate mode's lazy flush).
     after: Duration,
     /// Whether commits are journaled (unchecked work is then safe until its checkpoint).
@@ -126,6 +128,14 @@ impl Lazy {
         }
     }
 
+    /// Whether a store at its disk quota should checkpoint now: the pages its dropped rows
+    /// free are reused only after one, so between checkpoints the file grows by what the
+    /// commits add; every [`MAX_LAZY_COMMITS`] commits bounds that growth.
+    pub(super) fn checkpoint_due_at_quota(&self) -> bool {
+        let state = self.lock();
+        state.journaled_commits.max(state.lazy_commits) >= MAX_LAZY_COMMITS
+    }
+
     /// Sets how long unsynced work may wait.
     pub(super) fn set_after(&self, after: Duration) {
         self.lock().after = after;
@@ -160,6 +170,7 @@ impl Lazy {
     pub(super) fn note_journaled(self: &Arc<Self>, inner: &Arc<Inner>, synced: bool, ops: usize) {
         let mut state = self.lock();
         state.journaled_ops = state.journaled_ops.saturating_add(ops as u64);
+        state.journaled_commits = state.journaled_commits.saturating_add(1);
         let now = Instant::now();
         let mut new_deadline = state.unchecked.is_none();
         state.unchecked.get_or_insert(now);
@@ -185,6 +196,7 @@ impl Lazy {
         state.unchecked = None;
         state.lazy_commits = 0;
         state.journaled_ops = 0;
+        state.journaled_commits = 0;
     }
 
     /// Ends the flusher (the store is being dropped).
