@@ -123,6 +123,9 @@ pub enum BundleError {
     /// An announcement's numbers disagree with each other.
     #[error("announcement is inconsistent: {0}")]
     Announcement(String),
+    /// Signed release metadata is missing or does not describe the announced bundle.
+    #[error("release metadata refused: {0}")]
+    Release(String),
     /// A key could not be used.
     #[error(transparent)]
     Key(#[from] KeyError),

@@ -44,6 +44,14 @@ pub enum FleetCommand {
         /// is not above the current offer (to test devices, or to take a release back).
         #[arg(long)]
         force: bool,
+        /// The publisher key that signs the release metadata (targets, chunk list, expiry);
+        /// devices must trust it. Default: `$OUTPOST_KEY`.
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
+        /// How long devices act on this release (`30d`, `12h`); after that a device that has
+        /// not installed it refuses it as expired (publish again to renew).
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
     },
     /// Send a command to an app on one device or on every device of a group (its `mqtt`
     /// triggers on `{commands}/…` receive it).
@@ -116,9 +124,12 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
             target,
             chunk_size,
             force,
+            key,
+            expires,
         } => {
             let target = target.target()?;
             let broker = broker.resolve("publish")?;
+            let signer = publish::Signer::load(key, expires)?;
             runtime.block_on(publish::publish(
                 &file,
                 &broker,
@@ -126,6 +137,7 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
                 &broker.prefix,
                 chunk_size,
                 force,
+                &signer,
             ))
         }
         FleetCommand::Send {

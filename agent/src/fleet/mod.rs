@@ -2,6 +2,7 @@
 //! activated atomically and rolled back automatically when the new version is unhealthy.
 //!
 //! - [`topics`]: the topic layout under `{prefix}/fleet/` (group and device targets).
+//! - [`intake`]: what refused fleet messages may cost (de-duplicated, rate-limited).
 //! - [`offer`]: offers read back from retained announcements, and the version rule.
 //! - [`state`]: what is kept in redb (installs, downloads, chunks) and each transaction.
 //! - [`report`]: the update reports on `{prefix}/{device}/updates`.
@@ -16,6 +17,7 @@
 //! then one transaction makes it active; the supervisor swaps the running app and counts the
 //! new version's failures, rolling back if they pass the limit.
 
+pub mod intake;
 pub mod offer;
 pub mod prepare;
 pub mod report;
