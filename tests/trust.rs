@@ -313,3 +313,157 @@ fn twenty_thousand_junk_announcements_cost_a_bounded_number_of_durable_writes() 
     );
     assert!(counted <= 12, "{counted} counted route refusals");
 }
+
+/// Writes the trust document description `version` listing `publishers` (`(name, key file,
+/// apps, targets)`) under the root `root.pub`, signs it with `root.key` and publishes it.
+fn publish_trust(setup: &Setup, version: u64, publishers: &[(&str, &PathBuf, &str, &str)]) {
+    let dir = setup.dir.path();
+    let mut text = format!(
+        "version = {version}\nexpires = \"365d\"\nroots = [\"root.pub\"]\nmax_major_jump = 1\n"
+    );
+    for (name, key, apps, targets) in publishers {
+        text.push_str(&format!(
+            "[[publisher]]\nname = \"{name}\"\nkey = \"{}\"\napps = [{apps}]\ntargets = [{targets}]\nexpires = \"90d\"\n",
+            key.display()
+        ));
+    }
+    let description = dir.join(format!("trust-{version}.toml"));
+    std::fs::write(&description, text).expect("written");
+    let out = dir.join(format!("trust-{version}.opd"));
+    let cli = Cli::new(OUTPOST);
+    cli.run(&[
+        "fleet",
+        "trust",
+        "sign",
+        s(&description),
+        "--root-key",
+        s(&dir.join("root.key")),
+        "--out",
+        s(&out),
+    ]);
+    cli.run(&[
+        "fleet",
+        "trust",
+        "publish",
+        s(&out),
+        "--broker",
+        &setup.broker.url(),
+    ]);
+}
+
+#[test]
+fn scoped_keys_a_floor_bound_and_revocation_under_a_root_key() {
+    let setup = Setup::start();
+    let dir = setup.dir.path();
+    let cli = Cli::new(OUTPOST);
+    let (_, root_pub) = cli.keygen(dir, "root");
+    let (team_a, team_a_pub) = cli.keygen(dir, "team-a");
+    let (team_b, team_b_pub) = cli.keygen(dir, "team-b");
+    publish_trust(
+        &setup,
+        1,
+        &[
+            ("team-a", &team_a_pub, "\"beacon\"", "\"south\""),
+            ("team-b", &team_b_pub, "\"other-*\"", "\"*\""),
+        ],
+    );
+    let data = data_dir(&dir.join("pi-r"));
+    let args = ["--trust-root", s(&root_pub), "--group", "south"];
+    let mut agent = Agent::start(OUTPOST, "pi-r", &setup.broker.url(), &data, &args);
+    setup.wait_report(&agent, "pi-r", "accepted", "trust document version 1 taken");
+    let bundle = |key: &PathBuf, version: &str, mode: &str| {
+        let at = dir.join(format!("{version}-{mode}"));
+        std::fs::create_dir_all(&at).expect("dir");
+        cli.beacon_bundle(&at, key, &Beacon::new(version, mode))
+    };
+    let url = setup.broker.url();
+
+    // A key scoped to other apps signs beacon: refused.
+    cli.publish(&bundle(&team_b, "1.0.0", "b"), &team_b, &url, "south", &[]);
+    setup.wait_report(
+        &agent,
+        "pi-r",
+        "refused",
+        "(team-b) may not sign app 'beacon'",
+    );
+
+    // The app's own key: accepted.
+    cli.publish(
+        &bundle(&team_a, "1.1.0", "a"),
+        &team_a,
+        &url,
+        "south",
+        &["--force"],
+    );
+    setup.wait_report(&agent, "pi-r", "accepted", "verified");
+    assert!(
+        setup
+            .sub
+            .wait_for(WAIT, |seen| beats(seen, "pi-r", "a") >= 1),
+        "1.1.0 runs"
+    );
+
+    // A jump of the floor past the bound (1 major version): refused.
+    cli.publish(
+        &bundle(&team_a, "9.0.0", "nine"),
+        &team_a,
+        &url,
+        "south",
+        &[],
+    );
+    setup.wait_report(
+        &agent,
+        "pi-r",
+        "refused",
+        "version floor jump refused: 1.1.0 to 9.0.0",
+    );
+
+    // Version 2 of the document drops team-a: what it signed stops, and nothing new is taken.
+    publish_trust(
+        &setup,
+        2,
+        &[("team-b", &team_b_pub, "\"other-*\"", "\"*\"")],
+    );
+    setup.wait_report(
+        &agent,
+        "pi-r",
+        "refused",
+        "installed beacon 1.1.0 stopped: key",
+    );
+    cli.publish(
+        &bundle(&team_a, "2.0.0", "two"),
+        &team_a,
+        &url,
+        "south",
+        &["--force"],
+    );
+    setup.wait_report(
+        &agent,
+        "pi-r",
+        "refused",
+        "is not a publisher in trust document version 2 (revoked or never listed)",
+    );
+
+    // Re-checked at start: the revoked key's installed bundle does not start again; the old
+    // document published again is no way back.
+    agent.terminate();
+    publish_trust(
+        &setup,
+        1,
+        &[("team-a", &team_a_pub, "\"beacon\"", "\"south\"")],
+    );
+    let agent = Agent::start(OUTPOST, "pi-r", &setup.broker.url(), &data, &args);
+    setup.wait_report(
+        &agent,
+        "pi-r",
+        "refused",
+        "installed beacon 1.1.0 not started: key",
+    );
+    // The report is written before the supervisor starts anything: had the app started, its
+    // running event would be in the output already.
+    assert_eq!(
+        agent.count_events(|e| matches!(e, AgentEvent::FleetRunning { .. })),
+        0,
+        "nothing started"
+    );
+}

@@ -25,6 +25,7 @@ mod format;
 mod keys;
 mod pack;
 mod release;
+mod trust_doc;
 mod verify;
 
 pub use announce::{Announcement, ChunkPlan};
@@ -34,6 +35,7 @@ pub use format::{BundleHeader, Limits, ModuleEntry};
 pub use keys::{KeyId, PublicKey, SecretKey, TrustStore};
 pub use pack::{ModuleInput, pack};
 pub use release::{MAX_RELEASE_TARGETS, Release, ReleaseInput, SignedRelease, valid_target_name};
+pub use trust_doc::{Publisher, SignedTrust, TrustDocument};
 
 /// Whether `name` is a valid app name: `[a-z0-9][a-z0-9-]{0,63}` (checked before anything
 /// named after it is written).

@@ -90,6 +90,9 @@ pub enum FleetCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// The root's side of scoped publisher keys: sign a trust document, publish it.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
     /// Print a table of devices from their retained status, or one device's status and the
     /// update reports that arrive while it listens.
     Status(status::StatusArgs),
@@ -175,6 +178,7 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
             runtime.block_on(offers::withdraw(&broker, &broker.prefix, &target, &app))
         }
         FleetCommand::Status(args) => runtime.block_on(status::run(args)),
+        FleetCommand::Trust(command) => trust::run(command, &runtime),
     }
 }
 
@@ -191,6 +195,8 @@ use offers::TargetArgs;
 mod status;
 #[path = "fleet_tail.rs"]
 mod tail;
+#[path = "fleet_trust.rs"]
+mod trust;
 
 /// A transport for `broker`, its settings checked.
 fn transport(broker: &Broker) -> anyhow::Result<RumqttcTransport> {

@@ -76,6 +76,8 @@ pub fn valid_name(name: &str) -> bool {
 /// A message under `{prefix}/fleet/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FleetTopic {
+    /// The root-signed trust document (`{prefix}/fleet/trust`), retained.
+    Trust,
     /// An announcement of `app` to `target`.
     Announcement {
         /// Who it is offered to.
@@ -119,6 +121,11 @@ pub fn chunk(prefix: &str, target: &Target, app: &str, digest: &Digest, index: u
     )
 }
 
+/// The trust document's topic.
+pub fn trust(prefix: &str) -> String {
+    format!("{prefix}/fleet/trust")
+}
+
 /// The device's update report topic.
 pub fn reports(prefix: &str, device: &str) -> String {
     format!("{prefix}/{device}/updates")
@@ -129,6 +136,7 @@ pub fn parse(prefix: &str, topic: &str) -> Option<FleetTopic> {
     let rest = topic.strip_prefix(&fleet_root(prefix))?;
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
+        ["trust"] => Some(FleetTopic::Trust),
         // Names are checked here, before anything named after them is stored or reported.
         [target, "apps", app] if outpost_bundle::valid_app_name(app) => {
             Some(FleetTopic::Announcement {

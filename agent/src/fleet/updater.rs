@@ -283,7 +283,7 @@ impl Updater {
         for (app, transfer) in transfers {
             let parsed = Announcement::decode(&transfer.announcement, &self.config.limits)
                 .and_then(|a| {
-                    a.verify_release(&self.config.trust, &self.config.limits)
+                    a.verify_release(&self.config.trust_now(), &self.config.limits)
                         .map(|(h, _)| (a, h))
                 });
             match parsed {
@@ -308,6 +308,9 @@ impl Updater {
 
     async fn message(&mut self, message: FleetMessage) {
         match topics::parse(&self.config.prefix, &message.topic) {
+            Some(FleetTopic::Trust) if !message.data.is_empty() => {
+                self.trust_document(&message.data).await;
+            }
             // An empty retained payload is the operator clearing the offer (`fleet withdraw`,
             // or the old chunks after `fleet publish` replaced a version).
             Some(FleetTopic::Announcement { target, app }) if self.config.follows(&target) => {
@@ -410,7 +413,7 @@ impl Updater {
             return;
         }
         let (header, release) =
-            match announcement.verify_release(&self.config.trust, &self.config.limits) {
+            match announcement.verify_release(&self.config.trust_now(), &self.config.limits) {
                 Ok(verified) => verified,
                 Err(error) => {
                     let version = announcement
@@ -439,6 +442,35 @@ impl Updater {
         if let Err(reason) = self.check_release(&target, &release) {
             self.refuse(&app, message, Some(version), reason).await;
             return;
+        }
+        if self.config.local_apps.contains(&app) {
+            let reason = format!(
+                "app name '{app}' is this device's local app (--app); no fleet release may replace it"
+            );
+            self.refuse(&app, message, Some(version), reason).await;
+            return;
+        }
+        if let Some(roles) = &self.config.roles {
+            let floor = highest
+                .as_deref()
+                .and_then(|f| outpost_bundle::parse_version(f).ok());
+            let now = self.clock.wall_ms().max(self.clock_floor_ms);
+            let checked = roles
+                .read()
+                .map_err(|_| "the trust document lock is poisoned".to_string())
+                .and_then(|r| {
+                    r.check_release(
+                        &release,
+                        header.key_id,
+                        &target.to_string(),
+                        floor.as_ref(),
+                        now,
+                    )
+                });
+            if let Err(reason) = checked {
+                self.refuse(&app, message, Some(version), reason).await;
+                return;
+            }
         }
         self.clock_floor_ms = self.clock_floor_ms.max(release.created_ms);
         // The same bundle announced again (published again): whatever back-off its chunks were
@@ -609,13 +641,22 @@ impl Updater {
                     announced.chunks.bundle_digest
                 ));
             }
-            let verified = outpost_bundle::verify(&bytes, &config.trust, &config.limits)
+            let verified = outpost_bundle::verify(&bytes, &config.trust_now(), &config.limits)
                 .map_err(|e| e.to_string())?;
             if verified.header_bytes != announced.header_bytes {
                 return Err("the bundle's signed header differs from the announced one".into());
             }
             let prepared =
                 prepare(&verified, &services, &config.identity()).map_err(|e| e.to_string())?;
+            if let Some(roles) = &config.roles {
+                let grants = prepared.manifest.components.iter().map(|c| &c.grants);
+                let gpio: Vec<&str> = grants.clone().flat_map(|g| g.gpio.iter().map(|l| l.line.as_str())).collect();
+                let publish: Vec<&str> = grants.flat_map(|g| g.publish.iter().map(|t| t.as_str())).collect();
+                roles
+                    .read()
+                    .map_err(|_| "the trust document lock is poisoned".to_string())?
+                    .check_grants(verified.header.key_id, gpio, publish)?;
+            }
             let previous = state
                 .install(&name)
                 .map_err(|e| e.to_string())?
@@ -816,6 +857,76 @@ impl Updater {
         }
     }
 
+    /// A trust document arrived: take it if the roots signed it and it is newer, then stop
+    /// every installed app whose signer it no longer lists (or lists expired).
+    async fn trust_document(&mut self, data: &[u8]) {
+        let Some(roles) = self.config.roles.clone() else {
+            return;
+        };
+        let now = self.clock.wall_ms().max(self.clock_floor_ms);
+        let taken = roles
+            .write()
+            .map_err(|_| "the trust document lock is poisoned".to_string())
+            .and_then(|mut r| r.offer(data, now).map(|d| (d.version, d.publishers.len())));
+        let message = sha256(data);
+        let (version, publishers) = match taken {
+            Ok(taken) => taken,
+            Err(reason) => {
+                // The same (older) document re-delivered on every subscription is no news.
+                if reason.contains("rollback refused") {
+                    return;
+                }
+                self.refuse("trust", message, None, reason).await;
+                return;
+            }
+        };
+        let mut report = self
+            .report(
+                "trust",
+                UpdateResult::Accepted,
+                Some(version.to_string()),
+                format!("trust document version {version} taken: {publishers} publisher key(s)"),
+            )
+            .await;
+        report.from_version = None;
+        self.config.events.emit(report.event());
+        let state = self.state.clone();
+        let saved = report.clone();
+        if let Err(error) = blocking(move || state.record(&saved)).await {
+            self.config.events.emit(AgentEvent::problem(
+                "fleet",
+                format!("cannot record the trust document: {error}"),
+            ));
+        }
+        let state = self.state.clone();
+        let installs = blocking(move || state.installs()).await.unwrap_or_default();
+        for (app, install) in installs {
+            let Err(reason) = self.config.may_run(&app, install.active.key_id, now) else {
+                continue;
+            };
+            let mut report = self
+                .report(
+                    &app,
+                    UpdateResult::Refused,
+                    None,
+                    format!(
+                        "installed {app} {} stopped: {reason}",
+                        install.active.version
+                    ),
+                )
+                .await;
+            report.to_version = None;
+            let (state, saved) = (self.state.clone(), report.clone());
+            if let Err(error) = blocking(move || state.record(&saved)).await {
+                self.config.events.emit(AgentEvent::problem(
+                    "fleet",
+                    format!("cannot record the stop of {app}: {error}"),
+                ));
+            }
+            self.supervisor.send(Command::Stop { app, report });
+        }
+    }
+
     /// Whether a verified release may be acted on here: it targets the topic's target and this
     /// device, and has not expired. The reason names both sides.
     fn check_release(&self, target: &Target, release: &Release) -> Result<(), String> {
@@ -877,6 +988,9 @@ impl Updater {
             .iter()
             .map(|t| (topics::announcements(prefix, t), self.announce_generation))
             .collect();
+        if self.config.roles.is_some() {
+            wanted.insert(topics::trust(prefix), self.announce_generation);
+        }
         let now = Instant::now();
         for (app, download) in &self.downloads {
             // A stored target that does not parse cannot name a topic (it never should).
