@@ -58,7 +58,7 @@ pub use semver::Version;
 /// exercise exactly the same code. Not part of the API.
 #[doc(hidden)]
 pub mod fuzzing {
-    use crate::{Announcement, Limits, SecretKey, SignedRelease, TrustStore};
+    use crate::{Announcement, Limits, SecretKey, SignedRelease, SignedTrust, TrustStore};
 
     /// The fixed key the seed corpus is signed with (a test key; never trust it on a device).
     pub fn seed_key() -> SecretKey {
@@ -101,6 +101,14 @@ pub mod fuzzing {
         if let Ok(decoded) = release.decode(&limits) {
             assert!(decoded.expires_ms > decoded.created_ms);
             assert!(decoded.groups.len() + decoded.devices.len() <= crate::MAX_RELEASE_TARGETS);
+        }
+        // And as a trust document signed by the seed key as root.
+        if let Ok(signed) = SignedTrust::decode(data) {
+            let unverified = signed.document_unverified();
+            if let Ok(document) = signed.verify(&[seed_key().public()], 1, None) {
+                assert_eq!(Some(&document), unverified.as_ref().ok());
+                assert!(usize::from(document.threshold) <= document.roots.len());
+            }
         }
         verified.is_ok()
     }
