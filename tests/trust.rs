@@ -317,9 +317,19 @@ fn twenty_thousand_junk_announcements_cost_a_bounded_number_of_durable_writes() 
 /// Writes the trust document description `version` listing `publishers` (`(name, key file,
 /// apps, targets)`) under the root `root.pub`, signs it with `root.key` and publishes it.
 fn publish_trust(setup: &Setup, version: u64, publishers: &[(&str, &PathBuf, &str, &str)]) {
+    publish_trust_for(setup, version, "365d", publishers);
+}
+
+/// [`publish_trust`] with the document valid for `expires`.
+fn publish_trust_for(
+    setup: &Setup,
+    version: u64,
+    expires: &str,
+    publishers: &[(&str, &PathBuf, &str, &str)],
+) {
     let dir = setup.dir.path();
     let mut text = format!(
-        "version = {version}\nexpires = \"365d\"\nroots = [\"root.pub\"]\nmax_major_jump = 1\n"
+        "version = {version}\nexpires = \"{expires}\"\nroots = [\"root.pub\"]\nmax_major_jump = 1\n"
     );
     for (name, key, apps, targets) in publishers {
         text.push_str(&format!(
@@ -465,5 +475,34 @@ fn scoped_keys_a_floor_bound_and_revocation_under_a_root_key() {
         agent.count_events(|e| matches!(e, AgentEvent::FleetRunning { .. })),
         0,
         "nothing started"
+    );
+}
+
+#[test]
+fn a_device_whose_trust_document_expired_takes_no_release_and_says_so() {
+    let setup = Setup::start();
+    let dir = setup.dir.path();
+    let cli = Cli::new(OUTPOST);
+    let (_, root_pub) = cli.keygen(dir, "root");
+    publish_trust_for(
+        &setup,
+        1,
+        "4s",
+        &[("release", &setup.public, "\"*\"", "\"*\"")],
+    );
+    let signed_at = std::time::Instant::now();
+    let data = data_dir(&dir.join("pi-x"));
+    let args = ["--trust-root", s(&root_pub), "--group", "south"];
+    let agent = Agent::start(OUTPOST, "pi-x", &setup.broker.url(), &data, &args);
+    setup.wait_report(&agent, "pi-x", "accepted", "trust document version 1 taken");
+    // Away for longer than the document lasts (the time itself is what is tested).
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(signed_at.elapsed()));
+    let v1 = setup.bundle("1.0.0", "v1");
+    cli.publish(&v1, &setup.key, &setup.broker.url(), "south", &[]);
+    setup.wait_report(
+        &agent,
+        "pi-x",
+        "refused",
+        "trust document version 1 expired",
     );
 }

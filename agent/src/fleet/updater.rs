@@ -33,6 +33,9 @@ pub struct FleetMessage {
     pub data: Vec<u8>,
 }
 
+/// The `app` of reports about trust documents: not a valid app name, so never an app's.
+pub const TRUST_REPORT: &str = "@trust";
+
 /// Largest fleet message taken: a chunk is at most 512 KiB, an announcement (signed header,
 /// manifest up to 256 KiB, up to 8192 chunk digests) well under 1 MiB. Anything larger on a fleet
 /// topic is refused (and acknowledged and counted) before it is copied to the updater.
@@ -876,13 +879,13 @@ impl Updater {
                 if reason.contains("rollback refused") {
                     return;
                 }
-                self.refuse("trust", message, None, reason).await;
+                self.refuse(TRUST_REPORT, message, None, reason).await;
                 return;
             }
         };
         let mut report = self
             .report(
-                "trust",
+                TRUST_REPORT,
                 UpdateResult::Accepted,
                 Some(version.to_string()),
                 format!("trust document version {version} taken: {publishers} publisher key(s)"),
