@@ -553,10 +553,11 @@ impl Updater {
         if slot >= download.announcement.chunks.count() || download.transfer.has(slot) {
             return;
         }
-        if download.cooling.contains_key(&index) {
-            return;
-        }
         if !download.announcement.chunks.chunk_matches(slot, data) {
+            // Backing off from this chunk: a bad copy still in flight counts for nothing.
+            if download.cooling.contains_key(&index) {
+                return;
+            }
             let bad = download.bad.entry(index).or_default();
             *bad += 1;
             let bad = *bad;
@@ -581,6 +582,8 @@ impl Updater {
             self.publish_wanted();
             return;
         }
+        // A good copy is taken whenever it comes, back-off or not: its digest is signed.
+        download.cooling.remove(&index);
         download.transfer.set(slot);
         download.stalled = Duration::ZERO;
         self.abandoned = 0;
