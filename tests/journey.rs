@@ -182,6 +182,8 @@ cron_waits_for_sync = false
         "fleet",
         "publish",
         s(&sampler_bundle),
+        "--key",
+        s(&key),
         "--broker",
         &broker.url(),
         "--device",
@@ -197,7 +199,7 @@ cron_waits_for_sync = false
     );
 
     // 5. A command handler as a fleet app: one command to this device, one to its group.
-    cli.publish(&commander_bundle, &broker.url(), "lab", &[]);
+    cli.publish(&commander_bundle, &key, &broker.url(), "lab", &[]);
     agent.wait_event(
         |e| matches!(e, AgentEvent::FleetRunning { app, .. } if app == "commander"),
         1,
@@ -290,7 +292,7 @@ cron_waits_for_sync = false
         .replace("build = { command", "# build = { command");
     std::fs::write(hygrometer.join("outpost.toml"), manifest).expect("manifest");
     let refused = bundle(&hygrometer, "hygrometer");
-    cli.publish(&refused, &broker.url(), "lab", &[]);
+    cli.publish(&refused, &key, &broker.url(), "lab", &[]);
     wait("the unbindable app is refused naming the sensor", &|seen| {
         seen.reports("pi-7").iter().any(|r| {
             r["app"] == "hygrometer"

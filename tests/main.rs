@@ -30,6 +30,7 @@ mod store_recovery;
 mod sync;
 mod sync_faults;
 mod time;
+mod trust;
 
 /// The `outpost` binary under test (built by cargo for this package's tests).
 const OUTPOST: &str = env!("CARGO_BIN_EXE_outpost");

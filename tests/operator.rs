@@ -196,7 +196,18 @@ fn fleet_commands_log_in_with_tls_and_a_password_and_name_the_fix_when_they_cann
     let (key, _) = cli.keygen(keys.path(), "ops");
     let bundle = cli.beacon_bundle(keys.path(), &key, &Beacon::new("1.0.0", "ok"));
     let published = succeeded(
-        &secured.run(&["fleet", "publish", s(&bundle), "--group", "ops"], &login),
+        &secured.run(
+            &[
+                "fleet",
+                "publish",
+                s(&bundle),
+                "--key",
+                s(&key),
+                "--group",
+                "ops",
+            ],
+            &login,
+        ),
         "fleet publish",
     );
     assert!(published.contains("published beacon 1.0.0"), "{published}");
@@ -214,7 +225,15 @@ fn fleet_commands_log_in_with_tls_and_a_password_and_name_the_fix_when_they_cann
         ("tail", vec!["fleet", "tail", "--count", "1"]),
         (
             "publish",
-            vec!["fleet", "publish", s(&bundle), "--group", "ops"],
+            vec![
+                "fleet",
+                "publish",
+                s(&bundle),
+                "--key",
+                s(&key),
+                "--group",
+                "ops",
+            ],
         ),
     ] {
         failed_with(

@@ -90,10 +90,15 @@ fn an_older_version_is_refused_unless_forced_and_replaced_chunks_are_cleared() {
     let (key, _) = cli().keygen(dir.path(), "release");
     let group = ["--group", "field"];
     let v2 = bundle(dir.path(), &key, "beacon", "2.0.0", "two");
-    ok(&fleet("publish", &[s(&v2)], &broker, &group));
+    ok(&fleet(
+        "publish",
+        &[s(&v2), "--key", s(&key)],
+        &broker,
+        &group,
+    ));
 
     let v1 = bundle(dir.path(), &key, "beacon", "1.0.0", "one");
-    let refused = fleet("publish", &[s(&v1)], &broker, &group);
+    let refused = fleet("publish", &[s(&v1), "--key", s(&key)], &broker, &group);
     assert_eq!(refused.status.code(), Some(1), "refused with exit code 1");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -102,7 +107,7 @@ fn an_older_version_is_refused_unless_forced_and_replaced_chunks_are_cleared() {
             && stderr.lines().count() == 1,
         "one line naming both versions and the fix: {stderr}"
     );
-    let same = fleet("publish", &[s(&v2)], &broker, &group);
+    let same = fleet("publish", &[s(&v2), "--key", s(&key)], &broker, &group);
     assert!(
         !same.status.success(),
         "the same version again is refused too"
@@ -113,7 +118,12 @@ fn an_older_version_is_refused_unless_forced_and_replaced_chunks_are_cleared() {
     );
 
     let v3 = bundle(dir.path(), &key, "beacon", "3.0.0", "three");
-    let stdout = ok(&fleet("publish", &[s(&v3)], &broker, &group));
+    let stdout = ok(&fleet(
+        "publish",
+        &[s(&v3), "--key", s(&key)],
+        &broker,
+        &group,
+    ));
     assert!(
         stdout.contains("replaced beacon 2.0.0: cleared its"),
         "{stdout}"
@@ -124,7 +134,12 @@ fn an_older_version_is_refused_unless_forced_and_replaced_chunks_are_cleared() {
         "only the offered version's chunks stay retained"
     );
 
-    let forced = fleet("publish", &[s(&v1), "--force"], &broker, &group);
+    let forced = fleet(
+        "publish",
+        &[s(&v1), "--key", s(&key), "--force"],
+        &broker,
+        &group,
+    );
     let stdout = ok(&forced);
     assert!(
         String::from_utf8_lossy(&forced.stderr).contains("replacing the offer anyway (--force)")
@@ -147,11 +162,21 @@ fn list_shows_what_a_target_is_offered_and_withdraw_clears_it() {
     let group = ["--group", "field"];
     let beacon = bundle(dir.path(), &key, "beacon", "1.4.0", "b");
     let echo = bundle(dir.path(), &key, "echo", "0.2.0", "e");
-    ok(&fleet("publish", &[s(&beacon)], &broker, &group));
-    ok(&fleet("publish", &[s(&echo)], &broker, &group));
     ok(&fleet(
         "publish",
-        &[s(&echo)],
+        &[s(&beacon), "--key", s(&key)],
+        &broker,
+        &group,
+    ));
+    ok(&fleet(
+        "publish",
+        &[s(&echo), "--key", s(&key)],
+        &broker,
+        &group,
+    ));
+    ok(&fleet(
+        "publish",
+        &[s(&echo), "--key", s(&key)],
         &broker,
         &["--device", "pi-9"],
     ));
@@ -281,7 +306,7 @@ fn a_device_offer_installs_on_that_device_only_and_a_withdrawal_uninstalls_nothi
     let grp = bundle(dir.path(), &key, "beacon", "1.0.0", "grp");
     ok(&fleet(
         "publish",
-        &[s(&grp)],
+        &[s(&grp), "--key", s(&key)],
         &broker,
         &["--group", "field"],
     ));
@@ -292,13 +317,13 @@ fn a_device_offer_installs_on_that_device_only_and_a_withdrawal_uninstalls_nothi
     let dev = bundle(dir.path(), &key, "beacon", "1.1.0-dev.1", "dev");
     ok(&fleet(
         "publish",
-        &[s(&dev)],
+        &[s(&dev), "--key", s(&key)],
         &broker,
         &["--device", "pi-a"],
     ));
     ok(&fleet(
         "publish",
-        &[s(&dev)],
+        &[s(&dev), "--key", s(&key)],
         &broker,
         &["--device", "pi-c"],
     ));
@@ -314,7 +339,7 @@ fn a_device_offer_installs_on_that_device_only_and_a_withdrawal_uninstalls_nothi
     let grp2 = bundle(dir.path(), &key, "beacon", "1.0.1", "grp2");
     ok(&fleet(
         "publish",
-        &[s(&grp2)],
+        &[s(&grp2), "--key", s(&key)],
         &broker,
         &["--group", "field"],
     ));
@@ -410,6 +435,8 @@ fn bundle_build_and_fleet_publish_refuse_what_every_device_refuses() {
         "fleet",
         "publish",
         s(&out),
+        "--key",
+        s(&key),
         "--broker",
         "mqtt://127.0.0.1:1",
         "--group",
@@ -425,13 +452,14 @@ fn bundle_build_and_fleet_publish_refuse_what_every_device_refuses() {
 
 /// Publishes only `bundle`'s announcement to `topic` (retained, QoS 1), none of its chunks, and
 /// waits for the broker's PUBACK: a download that cannot progress.
-fn announce_only(port: u16, topic: &str, bundle: &Path) {
+fn announce_only(port: u16, topic: &str, bundle: &Path, key: &Path, device: &str) {
     use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
     let bytes = std::fs::read(bundle).expect("bundle");
-    let inspected =
-        outpost_bundle::inspect(&bytes, &outpost_bundle::Limits::default()).expect("inspects");
-    let announcement = outpost_bundle::Announcement::for_bundle(&inspected, &bytes, 32 * 1024)
-        .expect("announcement")
+    let mut spec = outpost_testkit::fleet::ReleaseSpec::group("unused");
+    spec.groups.clear();
+    spec.devices.push(device.into());
+    spec.chunk_size = 32 * 1024;
+    let announcement = outpost_testkit::fleet::signed_announcement(&bytes, key, &spec)
         .encode()
         .expect("encodes");
     let mut options = MqttOptions::new(
@@ -468,7 +496,13 @@ fn a_withdrawal_stops_a_download_and_the_same_bundle_can_be_offered_again() {
         &["--trust", s(&public)],
     );
     let v1 = bundle(dir.path(), &key, "beacon", "1.0.0", "back");
-    announce_only(broker.port(), "outpost/fleet/@pi-w/apps/beacon", &v1);
+    announce_only(
+        broker.port(),
+        "outpost/fleet/@pi-w/apps/beacon",
+        &v1,
+        &key,
+        "pi-w",
+    );
     assert!(
         agent.wait_event(
             |e| matches!(e, outpost::events::AgentEvent::FleetFetching { app, .. } if app == "beacon"),
@@ -497,7 +531,12 @@ fn a_withdrawal_stops_a_download_and_the_same_bundle_can_be_offered_again() {
         "the download ends when its offer is withdrawn; output:\n{}",
         agent.output_tail(30)
     );
-    ok(&fleet("publish", &[s(&v1)], &broker, &["--device", "pi-w"]));
+    ok(&fleet(
+        "publish",
+        &[s(&v1), "--key", s(&key)],
+        &broker,
+        &["--device", "pi-w"],
+    ));
     assert!(
         sub.wait_for(WAIT, |seen| beats(seen, "pi-w", "back") >= 1),
         "the same bundle offered again installs; output:\n{}",

@@ -352,7 +352,8 @@ fn a_downgrade_is_still_refused_after_the_state_file_was_wiped() {
             &["--trust", s(&public), "--group", "field"],
         )
     };
-    let publish = |bundle: &Path| Cli::new(OUTPOST).publish(bundle, &broker.url(), "field", &[]);
+    let publish =
+        |bundle: &Path| Cli::new(OUTPOST).publish(bundle, &key, &broker.url(), "field", &[]);
     let wait = |what: &str, agent: &Agent, condition: &dyn Fn(&Seen) -> bool| {
         assert!(
             sub.wait_for(WAIT, condition),
@@ -386,6 +387,7 @@ fn a_downgrade_is_still_refused_after_the_state_file_was_wiped() {
     // `fleet publish` refuses an older version itself; forced, the device's floor refuses it.
     Cli::new(OUTPOST).publish(
         &bundle(dir.path(), &key, "1.0.0", "v1"),
+        &key,
         &broker.url(),
         "field",
         &["--force"],

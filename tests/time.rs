@@ -112,7 +112,7 @@ fn a_fleet_app_whose_zone_the_device_lacks_is_refused_before_activation() {
     let beacon =
         Beacon::new("1.0.0", "on").trigger("cron = \"* * * * * *\"\ntimezone = \"Europe/Berlin\"");
     let bundle = cli.beacon_bundle(dir.path(), &key, &beacon);
-    cli.publish(&bundle, &broker.url(), "field", &[]);
+    cli.publish(&bundle, &key, &broker.url(), "field", &[]);
     let refused = sub.wait_for(Duration::from_secs(60), |seen| {
         seen.messages.iter().any(|m| {
             m.topic == "outpost/pi-tz/updates"

@@ -73,6 +73,7 @@ fn main() {
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let (key, public) = Cli::new(OUTPOST).keygen(dir.path(), "release");
+    RELEASE_KEY.set(key.clone()).expect("set once");
     let bundles: Vec<(u32, PathBuf)> = std::iter::once(1)
         .chain(ROUNDS)
         .map(|k| (k, sized_bundle(dir.path(), &key, k)))
@@ -486,9 +487,14 @@ fn wait_report(reports: &Subscriber, pred: impl Fn(&Value) -> bool) -> Option<Va
 // ---------------------------------------------------------------------------------------------
 // The `outpost` binary.
 
-/// `outpost fleet publish FILE --broker URL --group GROUP` (32 KiB chunks, the default).
+/// The publisher key that signs releases (made once, at the start).
+static RELEASE_KEY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// `outpost fleet publish FILE --key KEY --broker URL --group GROUP` (32 KiB chunks, the
+/// default).
 fn publish(bundle: &Path, broker_url: &str) {
-    Cli::new(OUTPOST).publish(bundle, broker_url, GROUP, &[]);
+    let key = RELEASE_KEY.get().expect("the release key is made first");
+    Cli::new(OUTPOST).publish(bundle, key, broker_url, GROUP, &[]);
 }
 
 /// `outpost agent` for device `DEVICE` in `GROUP`, trusting `public`, reconnecting fast.

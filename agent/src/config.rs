@@ -153,6 +153,11 @@ pub struct FleetSettings {
     /// Trusted publisher key files (`.pub`), or directories whose `*.pub` files are all trusted.
     #[serde(default)]
     pub trust: Vec<PathBuf>,
+    /// Pinned root public keys (`.pub` files or directories of them). When set, publisher keys
+    /// and their scopes come only from a trust document these roots signed (`trust` is then
+    /// ignored); see [`crate::fleet::roles`].
+    #[serde(default)]
+    pub trust_root: Vec<PathBuf>,
     /// Groups this device follows (`{prefix}/fleet/{group}/apps/+`); it also follows offers
     /// to itself (`{prefix}/fleet/@{device_id}/apps/+`, see [`crate::fleet::topics`]).
     #[serde(default)]
@@ -178,6 +183,7 @@ impl Default for FleetSettings {
     fn default() -> Self {
         FleetSettings {
             trust: Vec::new(),
+            trust_root: Vec::new(),
             groups: Vec::new(),
             max_bundle_bytes: default_max_bundle(),
             chunk_window: default_chunk_window(),
@@ -192,7 +198,7 @@ impl FleetSettings {
     /// Whether the device follows fleet updates: when it follows a group, or trusts a publisher
     /// (so a test board with only `--trust` takes `fleet publish --device` offers).
     pub fn enabled(&self) -> bool {
-        !self.groups.is_empty() || !self.trust.is_empty()
+        !self.groups.is_empty() || !self.trust.is_empty() || !self.trust_root.is_empty()
     }
 }
 
@@ -518,6 +524,7 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
         sync: raw.sync,
         fleet: FleetSettings {
             trust: raw.fleet.trust.iter().map(|p| base.join(p)).collect(),
+            trust_root: raw.fleet.trust_root.iter().map(|p| base.join(p)).collect(),
             ..raw.fleet
         },
         board: BoardSettings {

@@ -12,7 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use outpost_bundle::{
-    Announcement, Limits, ModuleInput, TrustStore, fuzzing, inspect, pack, verify,
+    Announcement, ChunkPlan, Limits, ModuleInput, Publisher, ReleaseInput, SignedRelease,
+    SignedTrust, TrustDocument, TrustStore, fuzzing, inspect, pack, sha256, verify,
 };
 
 /// Fixed creation time of every seed bundle (2023-11-14T22:13:20Z).
@@ -96,6 +97,51 @@ fn main() {
         .encode()
         .expect("encode the announcement");
 
+    // Format 2: the same bundle with signed release metadata (targets, chunk digests, expiry).
+    let release = SignedRelease::sign(
+        &inspected.header.app,
+        &inspected.header.version,
+        &ReleaseInput {
+            groups: vec!["north".into()],
+            devices: vec!["pi-1".into()],
+            header_digest: sha256(&inspected.header_bytes),
+            chunks: ChunkPlan::cut(&three, 256).expect("cut"),
+            created_ms: CREATED_MS,
+            expires_ms: CREATED_MS + 30 * 86_400_000,
+            counter: 1,
+        },
+        &key,
+    )
+    .expect("sign the release");
+    let release_bytes = release.bytes.clone();
+    let announcement_v2 = Announcement::with_release(&inspected, release, &limits)
+        .expect("announce with the release")
+        .encode()
+        .expect("encode the format 2 announcement");
+    // A trust document signed by the seed key as root, listing it as a scoped publisher.
+    let trust_document = SignedTrust::sign(
+        &TrustDocument {
+            version: 1,
+            expires_ms: CREATED_MS + 365 * 86_400_000,
+            roots: vec![key.public()],
+            threshold: 1,
+            max_major_jump: 1,
+            publishers: vec![Publisher {
+                key: key.public(),
+                name: "seed".into(),
+                apps: vec!["greenhouse".into(), "demo-*".into()],
+                targets: vec!["north".into(), "@pi-1".into()],
+                gpio: vec!["*".into()],
+                publish: vec!["alerts/".into()],
+                expires_ms: CREATED_MS + 90 * 86_400_000,
+            }],
+        },
+        &[&key],
+    )
+    .expect("sign the trust document")
+    .encode()
+    .expect("encode the trust document");
+
     // Cut inside the last module: the header still reads, the body is short.
     let truncated = three[..three.len() - 100].to_vec();
 
@@ -113,10 +159,13 @@ fn main() {
     let at = find(&header_flip, header) + find(header, b"1.0.0");
     header_flip[at] ^= 0x01;
 
-    let seeds: [(&str, &[u8]); 8] = [
+    let seeds: [(&str, &[u8]); 11] = [
         ("seed-valid-small", &small),
         ("seed-valid-three-modules", &three),
         ("seed-announcement-three-modules", &announcement),
+        ("seed-announcement-v2-release", &announcement_v2),
+        ("seed-release-metadata", &release_bytes),
+        ("seed-trust-document", &trust_document),
         ("seed-truncated", &truncated),
         ("seed-module-bit-flip", &module_flip),
         ("seed-header-bit-flip", &header_flip),

@@ -2,9 +2,10 @@
 //! available, how large it is and how it is cut into chunks.
 //!
 //! The announcement carries the bundle's signed header and signature, so a device checks the
-//! signer, app and version before fetching a single chunk. The chunk list is not signed (the
-//! operator may re-chunk a bundle without the signing key); a chunk list that does not add up to
-//! the signed body is caught when the assembled bundle is verified.
+//! signer, app and version before fetching a single chunk. Format 2 also carries the signed
+//! release metadata ([`SignedRelease`]): the chunk list, the bundle digest, who the release
+//! targets and until when are all signed, and the unsigned copies of format 1 are gone. Format 1
+//! still decodes (so a device can say why it refuses it) but never verifies as a release.
 
 use std::ops::Range;
 
@@ -14,6 +15,7 @@ use crate::digest::{Digest, sha256};
 use crate::error::BundleError;
 use crate::format::{BundleHeader, Limits, decode_header, signature_array, signed_digest};
 use crate::keys::{KeyId, TrustStore};
+use crate::release::{Release, SignedRelease};
 use crate::verify::{InspectedBundle, decode_error};
 
 /// First bytes of every announcement.
@@ -27,6 +29,19 @@ const MAX_CHUNK: u32 = 512 << 10;
 enum Envelope<'a> {
     #[serde(borrow)]
     V1(AnnouncementV1<'a>),
+    /// The bundle's signed header and the signed release; the chunk plan is the release's.
+    #[serde(borrow)]
+    V2(AnnouncementV2<'a>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct AnnouncementV2<'a> {
+    header: &'a [u8],
+    key_id: KeyId,
+    signature: &'a [u8],
+    release: &'a [u8],
+    release_key_id: KeyId,
+    release_signature: &'a [u8],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,6 +80,34 @@ impl ChunkPlan {
         })
     }
 
+    /// Checks that the numbers agree and stay within `limits`.
+    pub fn check(&self, limits: &Limits) -> Result<(), BundleError> {
+        if self.bundle_len > limits.max_bundle_bytes {
+            return Err(BundleError::TooLarge {
+                size: self.bundle_len,
+                limit: limits.max_bundle_bytes,
+            });
+        }
+        check_chunk_size(self.chunk_size)?;
+        if self.chunk_digests.len() > limits.max_chunks {
+            return Err(BundleError::OverLimit {
+                what: "chunk count",
+                value: self.chunk_digests.len() as u64,
+                limit: limits.max_chunks as u64,
+            });
+        }
+        let expected = self.bundle_len.div_ceil(u64::from(self.chunk_size));
+        if expected != self.chunk_digests.len() as u64 {
+            return Err(BundleError::Announcement(format!(
+                "{} bytes in {}-byte chunks is {expected} chunks, but it lists {}",
+                self.bundle_len,
+                self.chunk_size,
+                self.chunk_digests.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Number of chunks.
     pub fn count(&self) -> usize {
         self.chunk_digests.len()
@@ -96,8 +139,11 @@ pub struct Announcement {
     pub key_id: KeyId,
     /// The signature over the header.
     pub signature: [u8; 64],
-    /// How to fetch the bundle.
+    /// How to fetch the bundle (format 2: the release's, as yet unverified).
     pub chunks: ChunkPlan,
+    /// The signed release (format 2); `None` for a format 1 announcement, which no device
+    /// acts on any more.
+    pub release: Option<SignedRelease>,
 }
 
 impl Announcement {
@@ -112,20 +158,47 @@ impl Announcement {
             key_id: inspected.header.key_id,
             signature: inspected.signature,
             chunks: ChunkPlan::cut(bundle, chunk_size)?,
+            release: None,
+        })
+    }
+
+    /// The format 2 announcement of `inspected` with its signed `release`.
+    pub fn with_release(
+        inspected: &InspectedBundle,
+        release: SignedRelease,
+        limits: &Limits,
+    ) -> Result<Announcement, BundleError> {
+        let chunks = release.decode(limits)?.chunks;
+        Ok(Announcement {
+            header_bytes: inspected.header_bytes.clone(),
+            key_id: inspected.header.key_id,
+            signature: inspected.signature,
+            chunks,
+            release: Some(release),
         })
     }
 
     /// The message bytes.
     pub fn encode(&self) -> Result<Vec<u8>, BundleError> {
-        let envelope = Envelope::V1(AnnouncementV1 {
-            header: &self.header_bytes,
-            key_id: self.key_id,
-            signature: &self.signature,
-            bundle_len: self.chunks.bundle_len,
-            bundle_digest: self.chunks.bundle_digest,
-            chunk_size: self.chunks.chunk_size,
-            chunk_digests: self.chunks.chunk_digests.clone(),
-        });
+        let envelope = match &self.release {
+            None => Envelope::V1(AnnouncementV1 {
+                header: &self.header_bytes,
+                key_id: self.key_id,
+                signature: &self.signature,
+                bundle_len: self.chunks.bundle_len,
+                bundle_digest: self.chunks.bundle_digest,
+                chunk_size: self.chunks.chunk_size,
+                chunk_digests: self.chunks.chunk_digests.clone(),
+            }),
+            Some(release) => Envelope::V2(AnnouncementV2 {
+                header: &self.header_bytes,
+                key_id: self.key_id,
+                signature: &self.signature,
+                release: &release.bytes,
+                release_key_id: release.key_id,
+                release_signature: &release.signature,
+            }),
+        };
         let mut out = ANNOUNCE_MAGIC.to_vec();
         out.extend(
             postcard::to_stdvec(&envelope).map_err(|e| BundleError::Malformed {
@@ -144,7 +217,7 @@ impl Announcement {
             .ok_or(BundleError::BadMagic {
                 what: "announcement",
             })?;
-        let (Envelope::V1(v1), trailing) = postcard::take_from_bytes::<Envelope<'_>>(rest)
+        let (envelope, trailing) = postcard::take_from_bytes::<Envelope<'_>>(rest)
             .map_err(|e| decode_error("announcement", "announcement", e))?;
         if !trailing.is_empty() {
             return Err(BundleError::Announcement(format!(
@@ -152,40 +225,39 @@ impl Announcement {
                 trailing.len()
             )));
         }
-        if v1.bundle_len > limits.max_bundle_bytes {
-            return Err(BundleError::TooLarge {
-                size: v1.bundle_len,
-                limit: limits.max_bundle_bytes,
-            });
+        match envelope {
+            Envelope::V1(v1) => {
+                let chunks = ChunkPlan {
+                    bundle_len: v1.bundle_len,
+                    bundle_digest: v1.bundle_digest,
+                    chunk_size: v1.chunk_size,
+                    chunk_digests: v1.chunk_digests,
+                };
+                chunks.check(limits)?;
+                Ok(Announcement {
+                    header_bytes: v1.header.to_vec(),
+                    key_id: v1.key_id,
+                    signature: signature_array(v1.signature)?,
+                    chunks,
+                    release: None,
+                })
+            }
+            Envelope::V2(v2) => {
+                let release = SignedRelease {
+                    bytes: v2.release.to_vec(),
+                    key_id: v2.release_key_id,
+                    signature: signature_array(v2.release_signature)?,
+                };
+                let chunks = release.decode(limits)?.chunks;
+                Ok(Announcement {
+                    header_bytes: v2.header.to_vec(),
+                    key_id: v2.key_id,
+                    signature: signature_array(v2.signature)?,
+                    chunks,
+                    release: Some(release),
+                })
+            }
         }
-        check_chunk_size(v1.chunk_size)?;
-        if v1.chunk_digests.len() > limits.max_chunks {
-            return Err(BundleError::OverLimit {
-                what: "chunk count",
-                value: v1.chunk_digests.len() as u64,
-                limit: limits.max_chunks as u64,
-            });
-        }
-        let expected = v1.bundle_len.div_ceil(u64::from(v1.chunk_size));
-        if expected != v1.chunk_digests.len() as u64 {
-            return Err(BundleError::Announcement(format!(
-                "{} bytes in {}-byte chunks is {expected} chunks, but it lists {}",
-                v1.bundle_len,
-                v1.chunk_size,
-                v1.chunk_digests.len()
-            )));
-        }
-        Ok(Announcement {
-            header_bytes: v1.header.to_vec(),
-            key_id: v1.key_id,
-            signature: signature_array(v1.signature)?,
-            chunks: ChunkPlan {
-                bundle_len: v1.bundle_len,
-                bundle_digest: v1.bundle_digest,
-                chunk_size: v1.chunk_size,
-                chunk_digests: v1.chunk_digests,
-            },
-        })
     }
 
     /// Checks the signature against `trust` (fails closed) and returns the signed header.
@@ -196,6 +268,41 @@ impl Announcement {
             &self.signature,
         )?;
         decode_header(&self.header_bytes, self.key_id)
+    }
+
+    /// Checks both signatures against `trust` (fails closed) and that the release describes
+    /// this bundle: same app, version and signed header. A format 1 announcement (no signed
+    /// release) is refused. Returns the signed header and the signed release.
+    pub fn verify_release(
+        &self,
+        trust: &TrustStore,
+        limits: &Limits,
+    ) -> Result<(BundleHeader, Release), BundleError> {
+        let header = self.verify(trust)?;
+        let Some(signed) = &self.release else {
+            return Err(BundleError::Release(
+                "announcement format 1 carries no signed release metadata (chunk list, targets, expiry); publish it again with this version of `outpost fleet publish --key`".into(),
+            ));
+        };
+        let release = signed.verify(trust, limits)?;
+        if release.app != header.app || release.version != header.version {
+            return Err(BundleError::Release(format!(
+                "release metadata is for {} {} but the bundle is {} {}",
+                release.app, release.version, header.app, header.version
+            )));
+        }
+        if release.header_digest != sha256(&self.header_bytes) {
+            return Err(BundleError::Release(
+                "release metadata names another bundle header (another signing of this version)"
+                    .into(),
+            ));
+        }
+        if release.chunks != self.chunks {
+            return Err(BundleError::Release(
+                "the announced chunk list differs from the signed one".into(),
+            ));
+        }
+        Ok((header, release))
     }
 
     /// The header as announced, without checking the signature (for display).

@@ -123,6 +123,12 @@ pub enum BundleError {
     /// An announcement's numbers disagree with each other.
     #[error("announcement is inconsistent: {0}")]
     Announcement(String),
+    /// A trust document does not decode, is not signed by enough root keys, or is older.
+    #[error("trust document refused: {0}")]
+    Trust(String),
+    /// Signed release metadata is missing or does not describe the announced bundle.
+    #[error("release metadata refused: {0}")]
+    Release(String),
     /// A key could not be used.
     #[error(transparent)]
     Key(#[from] KeyError),

@@ -42,7 +42,12 @@ impl PublicKey {
     /// Parses the text of a `.pub` file (surrounding whitespace and a trailing comment allowed).
     pub fn parse(text: &str) -> Result<PublicKey, KeyError> {
         let bytes = parse_line(text, PUBLIC_PREFIX, "public")?;
-        let key = VerifyingKey::from_bytes(&bytes)
+        PublicKey::from_bytes(&bytes)
+    }
+
+    /// The key with these 32 bytes (refusing invalid and weak keys).
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<PublicKey, KeyError> {
+        let key = VerifyingKey::from_bytes(bytes)
             .map_err(|error| KeyError::InvalidPoint(error.to_string()))?;
         // A small-order key would let one signature verify for many messages; `verify_strict`
         // refuses them at verification time, but a trust store should never hold one at all.
@@ -50,6 +55,11 @@ impl PublicKey {
             return Err(KeyError::InvalidPoint("weak (small-order) key".into()));
         }
         Ok(PublicKey(key))
+    }
+
+    /// Its 32 bytes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
     }
 
     /// The key as one line of `.pub` file text (with a newline).

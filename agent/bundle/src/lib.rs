@@ -24,6 +24,8 @@ mod error;
 mod format;
 mod keys;
 mod pack;
+mod release;
+mod trust_doc;
 mod verify;
 
 pub use announce::{Announcement, ChunkPlan};
@@ -32,6 +34,14 @@ pub use error::{BundleError, KeyError};
 pub use format::{BundleHeader, Limits, ModuleEntry};
 pub use keys::{KeyId, PublicKey, SecretKey, TrustStore};
 pub use pack::{ModuleInput, pack};
+pub use release::{MAX_RELEASE_TARGETS, Release, ReleaseInput, SignedRelease, valid_target_name};
+pub use trust_doc::{Publisher, SignedTrust, TrustDocument};
+
+/// Whether `name` is a valid app name: `[a-z0-9][a-z0-9-]{0,63}` (checked before anything
+/// named after it is written).
+pub fn valid_app_name(name: &str) -> bool {
+    format::valid_app_name(name)
+}
 pub use verify::{InspectedBundle, VerifiedBundle, inspect, reopen, verify};
 
 /// Parses a bundle version (`MAJOR.MINOR.PATCH[-pre]`, semver precedence).
@@ -48,7 +58,7 @@ pub use semver::Version;
 /// exercise exactly the same code. Not part of the API.
 #[doc(hidden)]
 pub mod fuzzing {
-    use crate::{Announcement, Limits, SecretKey, TrustStore};
+    use crate::{Announcement, Limits, SecretKey, SignedRelease, SignedTrust, TrustStore};
 
     /// The fixed key the seed corpus is signed with (a test key; never trust it on a device).
     pub fn seed_key() -> SecretKey {
@@ -72,9 +82,32 @@ pub mod fuzzing {
         }
         if let Ok(announcement) = Announcement::decode(data, &limits) {
             let _ = announcement.verify(&trust);
+            if let Ok((header, release)) = announcement.verify_release(&trust, &limits) {
+                // A verified release agrees with the bundle header it names.
+                assert_eq!(header.app, release.app);
+                assert_eq!(release.chunks, announcement.chunks);
+            }
             for index in 0..announcement.chunks.count() {
                 let range = announcement.chunks.range(index);
                 assert!(range.end as u64 <= announcement.chunks.bundle_len);
+            }
+        }
+        // The same bytes as bare release metadata, signed or not.
+        let release = SignedRelease {
+            bytes: data.to_vec(),
+            key_id: seed_key().public().id(),
+            signature: [0; 64],
+        };
+        if let Ok(decoded) = release.decode(&limits) {
+            assert!(decoded.expires_ms > decoded.created_ms);
+            assert!(decoded.groups.len() + decoded.devices.len() <= crate::MAX_RELEASE_TARGETS);
+        }
+        // And as a trust document signed by the seed key as root.
+        if let Ok(signed) = SignedTrust::decode(data) {
+            let unverified = signed.document_unverified();
+            if let Ok(document) = signed.verify(&[seed_key().public()], 1, None) {
+                assert_eq!(Some(&document), unverified.as_ref().ok());
+                assert!(usize::from(document.threshold) <= document.roots.len());
             }
         }
         verified.is_ok()

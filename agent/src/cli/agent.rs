@@ -108,6 +108,10 @@ pub struct AgentArgs {
     /// agent.toml's `[fleet] trust`).
     #[arg(long = "trust", value_name = "KEY.pub")]
     trust: Vec<PathBuf>,
+    /// A pinned root public key file or directory (repeatable; adds to agent.toml's `[fleet]
+    /// trust_root`): publisher keys then come only from a root-signed trust document.
+    #[arg(long = "trust-root", value_name = "ROOT.pub")]
+    trust_root: Vec<PathBuf>,
     /// A fleet group to take updates from (repeatable; adds to agent.toml's `[fleet] groups`).
     #[arg(long = "group", value_name = "GROUP")]
     groups: Vec<String>,
@@ -217,6 +221,7 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
         config.max_state_bytes = args.max_state_bytes;
     }
     config.fleet.trust.extend(args.trust);
+    config.fleet.trust_root.extend(args.trust_root);
     for group in args.groups {
         if !config.fleet.groups.contains(&group) {
             config.fleet.groups.push(group);

@@ -44,6 +44,14 @@ pub enum FleetCommand {
         /// is not above the current offer (to test devices, or to take a release back).
         #[arg(long)]
         force: bool,
+        /// The publisher key that signs the release metadata (targets, chunk list, expiry);
+        /// devices must trust it. Default: `$OUTPOST_KEY`.
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
+        /// How long devices act on this release (`30d`, `12h`); after that a device that has
+        /// not installed it refuses it as expired (publish again to renew).
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
     },
     /// Send a command to an app on one device or on every device of a group (its `mqtt`
     /// triggers on `{commands}/…` receive it).
@@ -82,6 +90,9 @@ pub enum FleetCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// The root's side of scoped publisher keys: sign a trust document, publish it.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
     /// Print a table of devices from their retained status, or one device's status and the
     /// update reports that arrive while it listens.
     Status(status::StatusArgs),
@@ -116,9 +127,12 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
             target,
             chunk_size,
             force,
+            key,
+            expires,
         } => {
             let target = target.target()?;
             let broker = broker.resolve("publish")?;
+            let signer = publish::Signer::load(key, expires)?;
             runtime.block_on(publish::publish(
                 &file,
                 &broker,
@@ -126,6 +140,7 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
                 &broker.prefix,
                 chunk_size,
                 force,
+                &signer,
             ))
         }
         FleetCommand::Send {
@@ -163,6 +178,7 @@ pub fn run(command: FleetCommand) -> anyhow::Result<ExitCode> {
             runtime.block_on(offers::withdraw(&broker, &broker.prefix, &target, &app))
         }
         FleetCommand::Status(args) => runtime.block_on(status::run(args)),
+        FleetCommand::Trust(command) => trust::run(command, &runtime),
     }
 }
 
@@ -179,6 +195,8 @@ use offers::TargetArgs;
 mod status;
 #[path = "fleet_tail.rs"]
 mod tail;
+#[path = "fleet_trust.rs"]
+mod trust;
 
 /// A transport for `broker`, its settings checked.
 fn transport(broker: &Broker) -> anyhow::Result<RumqttcTransport> {

@@ -4,14 +4,14 @@
 //! it whenever they come back), and finally clears the replaced bundle's chunks.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use outpost::fleet::offer::{self, Offer};
 use outpost::fleet::topics::{self, Target};
-use outpost_bundle::{Announcement, Limits};
+use outpost_bundle::{Announcement, ChunkPlan, Limits, ReleaseInput, SecretKey, SignedRelease};
 use outpost_hal::mqtt::{
     Acknowledge, Connection, Event as _, EventPayload, Publish, QoS, RumqttcClient,
     RumqttcConnection, TransportError,
@@ -21,7 +21,65 @@ use outpost_hal::mqtt::{
 /// until the connection half is polled, and it is only polled between batches here.
 const WINDOW: usize = 8;
 
-/// Publishes `file` to `target`.
+/// The publisher key and expiry that sign a release.
+pub struct Signer {
+    key: SecretKey,
+    expires: Duration,
+}
+
+impl Signer {
+    /// The key at `path` (or `$OUTPOST_KEY`), signing releases valid for `expires`.
+    pub fn load(path: Option<PathBuf>, expires: Duration) -> anyhow::Result<Signer> {
+        let Some(path) = path.or_else(|| std::env::var_os("OUTPOST_KEY").map(PathBuf::from)) else {
+            bail!(
+                "fleet publish signs the release (targets, chunk list, expiry): give the publisher key with --key FILE (or OUTPOST_KEY)"
+            );
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot read the publisher key", path.display()))?;
+        let key = SecretKey::parse(&text).with_context(|| format!("{}", path.display()))?;
+        if expires.is_zero() {
+            bail!("--expires must be above zero");
+        }
+        Ok(Signer { key, expires })
+    }
+
+    /// Signs the release of `inspected` (cut into `chunks`) for `target`.
+    fn sign(
+        &self,
+        inspected: &outpost_bundle::InspectedBundle,
+        chunks: ChunkPlan,
+        target: &Target,
+    ) -> anyhow::Result<SignedRelease> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("the clock is before 1970")?
+            .as_millis() as i64;
+        let (groups, devices) = match target {
+            Target::Group(group) => (vec![group.clone()], Vec::new()),
+            Target::Device(device) => (Vec::new(), vec![device.clone()]),
+        };
+        let input = ReleaseInput {
+            groups,
+            devices,
+            header_digest: outpost_bundle::sha256(&inspected.header_bytes),
+            chunks,
+            created_ms: now_ms,
+            expires_ms: now_ms.saturating_add(self.expires.as_millis() as i64),
+            // Milliseconds since the epoch: increases with every publish without any state
+            // on the operator's machine.
+            counter: now_ms as u64,
+        };
+        Ok(SignedRelease::sign(
+            &inspected.header.app,
+            &inspected.header.version,
+            &input,
+            &self.key,
+        )?)
+    }
+}
+
+/// Publishes `file` to `target`, with release metadata signed by `signer`.
 pub async fn publish(
     file: &Path,
     broker: &super::Broker,
@@ -29,6 +87,7 @@ pub async fn publish(
     prefix: &str,
     chunk_size: u32,
     force: bool,
+    signer: &Signer,
 ) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
     let inspected = outpost_bundle::inspect(&bytes, &Limits::default())
@@ -43,7 +102,8 @@ pub async fn publish(
         eprintln!("warning: publishing a bundle every device refuses (--force): {error}");
     }
     let header = &inspected.header;
-    let announcement = Announcement::for_bundle(&inspected, &bytes, chunk_size)?;
+    let release = signer.sign(&inspected, ChunkPlan::cut(&bytes, chunk_size)?, target)?;
+    let announcement = Announcement::with_release(&inspected, release, &Limits::default())?;
     let digest = announcement.chunks.bundle_digest;
     let count = announcement.chunks.count();
 

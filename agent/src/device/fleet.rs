@@ -76,19 +76,29 @@ pub fn assemble(
     local: Vec<AppVersion>,
 ) -> Result<FleetParts, DeviceError> {
     let trust = fleet::load_trust(&config.fleet.trust)?;
-    if trust.is_empty() {
+    if trust.is_empty() && config.fleet.trust_root.is_empty() {
         shared.events.emit(AgentEvent::problem(
             "fleet",
             "no trusted publisher keys ([fleet] trust / --trust): every bundle will be refused",
         ));
     }
     let prefix = config.mqtt.topic_prefix.clone();
+    let roles = if config.fleet.trust_root.is_empty() {
+        None
+    } else {
+        let roots = fleet::load_trust(&config.fleet.trust_root)?;
+        let roles = fleet::roles::Roles::load(roots.keys().to_vec(), &config.data_dir)
+            .map_err(|e| DeviceError::Roles(e.to_string()))?;
+        Some(Arc::new(std::sync::RwLock::new(roles)))
+    };
     let mut fleet_config = FleetConfig::new(
         config.device_id.clone(),
         prefix.clone(),
         config.fleet.groups.clone(),
         trust,
     );
+    fleet_config.roles = roles;
+    fleet_config.local_apps = local.iter().map(|a| a.name.clone()).collect();
     fleet_config.limits.max_bundle_bytes = config.fleet.max_bundle_bytes;
     fleet_config.window = config.fleet.chunk_window;
     fleet_config.stall_deadline = config.fleet.stall_deadline;

@@ -48,6 +48,9 @@ pub enum DeviceError {
     /// The fleet trust keys could not be loaded.
     #[error(transparent)]
     Trust(#[from] crate::fleet::TrustError),
+    /// The kept trust document could not be read.
+    #[error("{0}")]
+    Roles(String),
     /// The broker settings are unusable (URL, TLS files).
     #[error("broker settings: {0}")]
     Link(#[from] outpost_hal::mqtt::TransportError),

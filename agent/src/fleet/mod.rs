@@ -2,8 +2,10 @@
 //! activated atomically and rolled back automatically when the new version is unhealthy.
 //!
 //! - [`topics`]: the topic layout under `{prefix}/fleet/` (group and device targets).
+//! - [`intake`]: what refused fleet messages may cost (de-duplicated, rate-limited).
 //! - [`offer`]: offers read back from retained announcements, and the version rule.
 //! - [`state`]: what is kept in redb (installs, downloads, chunks) and each transaction.
+//! - [`roles`]: pinned root keys and the trust document scoping publisher keys.
 //! - [`report`]: the update reports on `{prefix}/{device}/updates`.
 //! - [`prepare`]: turning a verified bundle into a runnable app (manifest, compile, checks).
 //! - [`updater`]: the download state machine: announcements in, chunk subscriptions out.
@@ -16,9 +18,11 @@
 //! then one transaction makes it active; the supervisor swaps the running app and counts the
 //! new version's failures, rolling back if they pass the limit.
 
+pub mod intake;
 pub mod offer;
 pub mod prepare;
 pub mod report;
+pub mod roles;
 pub mod state;
 pub mod supervisor;
 pub mod topics;
@@ -42,8 +46,12 @@ pub struct FleetConfig {
     pub prefix: String,
     /// Groups this device follows (it also follows its own `@{device}` target).
     pub groups: Vec<String>,
-    /// Publisher keys bundles must be signed by.
+    /// Publisher keys bundles must be signed by (without pinned roots).
     pub trust: TrustStore,
+    /// Scoped publisher keys under pinned root keys; when set, `trust` is not used.
+    pub roles: Option<Arc<std::sync::RwLock<roles::Roles>>>,
+    /// The device's local apps (`--app`): no fleet release may take their names.
+    pub local_apps: Vec<String>,
     /// Decoder bounds (largest bundle accepted, ...).
     pub limits: Limits,
     /// Chunks requested at once; bounds memory and what a cut link costs.
@@ -112,6 +120,8 @@ impl FleetConfig {
             prefix,
             groups,
             trust,
+            roles: None,
+            local_apps: Vec::new(),
             limits: Limits::default(),
             window: 4,
             stall_deadline: Duration::from_secs(600),
@@ -124,6 +134,32 @@ impl FleetConfig {
 }
 
 impl FleetConfig {
+    /// The publisher keys signatures are checked against now: the trust document's under
+    /// pinned roots, else the flat trust store.
+    pub fn trust_now(&self) -> TrustStore {
+        match &self.roles {
+            Some(roles) => roles.read().map(|r| r.trust_store()).unwrap_or_default(),
+            None => self.trust.clone(),
+        }
+    }
+
+    /// Whether an installed version of `app` signed by `key` may run at `now_ms` (always,
+    /// without pinned roots).
+    pub fn may_run(
+        &self,
+        app: &str,
+        key: outpost_bundle::KeyId,
+        now_ms: i64,
+    ) -> Result<(), String> {
+        match &self.roles {
+            Some(roles) => roles
+                .read()
+                .map_err(|_| "the trust document lock is poisoned".to_string())?
+                .check_installed(app, key, now_ms),
+            None => Ok(()),
+        }
+    }
+
     /// Every target this device takes offers from: its groups, then itself (`@{device}`).
     pub fn targets(&self) -> Vec<topics::Target> {
         self.groups

@@ -215,6 +215,12 @@ impl FleetState {
         })
     }
 
+    /// Records `report` alone (an app stopped because its signer was revoked, a trust document
+    /// taken or refused).
+    pub fn record(&self, report: &UpdateReport) -> Result<(), StoreError> {
+        self.step("record a report", |step| self.report(step, report))
+    }
+
     /// Makes `version` (whose verified bundle file is `bundle`) the active version of `app` in
     /// one transaction: stores the bundle, keeps the old active version as the previous one
     /// (dropping the one before it), starts its trial, raises the anti-rollback floor, ends the

@@ -38,6 +38,13 @@ pub enum Command {
     },
     /// Show `report` as its app's last update result in the status.
     Reported(UpdateReport),
+    /// Stop `app` (its signer was revoked or expired) and show why; what is stored stays.
+    Stop {
+        /// The app.
+        app: String,
+        /// Why, already recorded.
+        report: UpdateReport,
+    },
 }
 
 /// One finished invocation of a version on trial.
@@ -170,7 +177,31 @@ impl Supervisor {
             }
         };
         let mut commands = Vec::new();
+        let now = self.clock.wall_ms();
         for (app, install) in installs {
+            // Re-checked at every start: a key revoked or expired since it signed what is
+            // installed no longer runs anything.
+            if let Err(reason) = self.config.may_run(&app, install.active.key_id, now) {
+                let report = UpdateReport {
+                    device: self.config.device.clone(),
+                    app: app.clone(),
+                    result: UpdateResult::Refused,
+                    from_version: Some(install.active.version.clone()),
+                    to_version: None,
+                    reason: format!(
+                        "installed {} {} not started: {reason}",
+                        app, install.active.version
+                    ),
+                    bytes_received: None,
+                    bundle_bytes: None,
+                    time_ms: now,
+                };
+                if let Err(error) = self.state.record(&report) {
+                    tracing::error!(%error, "cannot record a report");
+                }
+                commands.push(Command::Stop { app, report });
+                continue;
+            }
             match load_version(
                 &self.state,
                 &self.config,
@@ -227,6 +258,14 @@ impl Supervisor {
             Command::Reported(report) => {
                 self.last_update.insert(report.app.clone(), report.line());
                 self.publish_apps();
+                return;
+            }
+            Command::Stop { app, report } => {
+                if let Some(slot) = self.slots.remove(&app) {
+                    let _ = slot.stop.send(true);
+                    let _ = slot.task.await;
+                }
+                self.note(&report);
                 return;
             }
         };

@@ -76,6 +76,8 @@ pub fn valid_name(name: &str) -> bool {
 /// A message under `{prefix}/fleet/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FleetTopic {
+    /// The root-signed trust document (`{prefix}/fleet/trust`), retained.
+    Trust,
     /// An announcement of `app` to `target`.
     Announcement {
         /// Who it is offered to.
@@ -119,6 +121,11 @@ pub fn chunk(prefix: &str, target: &Target, app: &str, digest: &Digest, index: u
     )
 }
 
+/// The trust document's topic.
+pub fn trust(prefix: &str) -> String {
+    format!("{prefix}/fleet/trust")
+}
+
 /// The device's update report topic.
 pub fn reports(prefix: &str, device: &str) -> String {
     format!("{prefix}/{device}/updates")
@@ -129,18 +136,31 @@ pub fn parse(prefix: &str, topic: &str) -> Option<FleetTopic> {
     let rest = topic.strip_prefix(&fleet_root(prefix))?;
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
-        [target, "apps", app] if !app.is_empty() => Some(FleetTopic::Announcement {
-            target: Target::parse(target)?,
-            app: (*app).into(),
-        }),
-        [target, "apps", app, "chunks", digest16, index] => Some(FleetTopic::Chunk {
-            target: Target::parse(target)?,
-            app: (*app).into(),
-            digest16: (*digest16).into(),
-            index: index.parse().ok()?,
-        }),
+        ["trust"] => Some(FleetTopic::Trust),
+        // Names are checked here, before anything named after them is stored or reported.
+        [target, "apps", app] if outpost_bundle::valid_app_name(app) => {
+            Some(FleetTopic::Announcement {
+                target: Target::parse(target)?,
+                app: (*app).into(),
+            })
+        }
+        [target, "apps", app, "chunks", digest16, index]
+            if outpost_bundle::valid_app_name(app) && is_digest16(digest16) =>
+        {
+            Some(FleetTopic::Chunk {
+                target: Target::parse(target)?,
+                app: (*app).into(),
+                digest16: (*digest16).into(),
+                index: index.parse().ok()?,
+            })
+        }
         _ => None,
     }
+}
+
+/// Whether `text` is 16 lowercase hex digits (a chunk topic's bundle name).
+fn is_digest16(text: &str) -> bool {
+    text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
@@ -198,5 +218,12 @@ mod tests {
         assert!(!valid_name("@pi-1"));
         assert_eq!(parse("op", "op/fleet/a@b/apps/pump"), None);
         assert_eq!(parse("op", "op/fleet/north/apps/"), None);
+        // Junk names are refused before anything is stored under them.
+        assert_eq!(parse("op", "op/fleet/north/apps/Pump"), None);
+        assert_eq!(
+            parse("op", &format!("op/fleet/north/apps/{}", "a".repeat(65))),
+            None
+        );
+        assert_eq!(parse("op", "op/fleet/north/apps/pump/chunks/xyz/1"), None);
     }
 }

@@ -73,11 +73,87 @@ impl Cli {
         out
     }
 
-    /// `outpost fleet publish BUNDLE --broker URL --group GROUP EXTRA...`.
-    pub fn publish(&self, bundle: &Path, broker_url: &str, group: &str, extra: &[&str]) {
+    /// `outpost fleet publish BUNDLE --key KEY --broker URL --group GROUP EXTRA...`: the
+    /// release metadata is signed with `key`.
+    pub fn publish(
+        &self,
+        bundle: &Path,
+        key: &Path,
+        broker_url: &str,
+        group: &str,
+        extra: &[&str],
+    ) {
         let mut args = vec!["fleet", "publish", s(bundle), "--broker", broker_url];
-        args.extend(["--group", group]);
+        args.extend(["--key", s(key), "--group", group]);
         args.extend(extra);
         self.run(&args);
     }
+}
+
+/// Who a hand-made release targets, and for how long.
+#[derive(Debug, Clone)]
+pub struct ReleaseSpec {
+    /// Groups it names.
+    pub groups: Vec<String>,
+    /// Devices it names.
+    pub devices: Vec<String>,
+    /// Signing time, ms since the epoch.
+    pub created_ms: i64,
+    /// Expiry, ms since the epoch.
+    pub expires_ms: i64,
+    /// Bytes per chunk.
+    pub chunk_size: u32,
+}
+
+impl ReleaseSpec {
+    /// A release for `group`, signed now, valid for an hour, in 1 KiB chunks.
+    pub fn group(group: &str) -> ReleaseSpec {
+        let now = now_ms();
+        ReleaseSpec {
+            groups: vec![group.into()],
+            devices: Vec::new(),
+            created_ms: now,
+            expires_ms: now + 3_600_000,
+            chunk_size: 1024,
+        }
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64
+}
+
+/// The announcement of the bundle file `bundle` with release metadata `spec` signed by the
+/// secret key file `key`, as `outpost fleet publish` would make it (but with any targets and
+/// times, to forge replays and expired releases).
+pub fn signed_announcement(
+    bundle: &[u8],
+    key: &Path,
+    spec: &ReleaseSpec,
+) -> outpost_bundle::Announcement {
+    let limits = outpost_bundle::Limits::default();
+    let inspected = outpost_bundle::inspect(bundle, &limits).expect("inspects");
+    let secret = outpost_bundle::SecretKey::parse(&std::fs::read_to_string(key).expect("key file"))
+        .expect("secret key");
+    let input = outpost_bundle::ReleaseInput {
+        groups: spec.groups.clone(),
+        devices: spec.devices.clone(),
+        header_digest: outpost_bundle::sha256(&inspected.header_bytes),
+        chunks: outpost_bundle::ChunkPlan::cut(bundle, spec.chunk_size).expect("cuts"),
+        created_ms: spec.created_ms,
+        expires_ms: spec.expires_ms,
+        counter: spec.created_ms as u64,
+    };
+    let release = outpost_bundle::SignedRelease::sign(
+        &inspected.header.app,
+        &inspected.header.version,
+        &input,
+        &secret,
+    )
+    .expect("signs");
+    outpost_bundle::Announcement::with_release(&inspected, release, &limits).expect("announces")
 }
