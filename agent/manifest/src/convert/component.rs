@@ -51,8 +51,11 @@ pub(crate) fn component(
         .enumerate()
         .map(|(index, raw)| trigger::trigger(&id, index + 1, raw))
         .collect::<Result<Vec<_>, _>>()?;
+    // The one read of the environment in a manifest: where a build tool put its output.
+    let source = super::env_path::expand(&raw.source, |name| std::env::var(name).ok())
+        .map_err(|e| format!("{context}: `source`: {e}"))?;
     Ok(ComponentSpec {
-        source: resolve(base_dir, &raw.source),
+        source: resolve(base_dir, &source),
         id,
         build,
         grants,
