@@ -14,6 +14,7 @@
 //!   sync) and run until shutdown — what `outpost agent` runs.
 //! - [`build`]: runs components' build commands.
 //! - [`report`]: prints outcomes and events for people.
+//! - `templates` (feature `operator`): the app templates `outpost new` writes.
 //! - [`inbound`]: the routes inbound MQTT messages take (the sync engine knows no consumer).
 //! - [`inbox`]: inbound MQTT messages for `mqtt` triggers, stored before they are acknowledged.
 //! - [`sync`]: drains the outbox to an MQTT broker (store-and-forward).
@@ -38,6 +39,8 @@ pub mod inbound;
 pub mod inbox;
 #[cfg(feature = "operator")]
 pub mod pack;
+#[cfg(feature = "operator")]
+pub mod templates;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;

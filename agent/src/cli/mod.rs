@@ -11,6 +11,8 @@ mod hal;
 mod invoke;
 mod logging;
 #[cfg(feature = "operator")]
+mod new;
+#[cfg(feature = "operator")]
 mod provision;
 mod state;
 mod status;
@@ -90,6 +92,9 @@ enum Command {
     #[command(subcommand)]
     #[cfg(feature = "operator")]
     Bundle(bundle::BundleCommand),
+    /// Create an app from a template (`--list` shows them): Rust, C, Zig or AssemblyScript.
+    #[cfg(feature = "operator")]
+    New(new::NewArgs),
 }
 
 /// Outbox bounds, shared by the commands that run components.
@@ -169,6 +174,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Keygen { out, name } => bundle::keygen(&out, &name),
         #[cfg(feature = "operator")]
         Command::Bundle(command) => bundle::run(command),
+        #[cfg(feature = "operator")]
+        Command::New(args) => new::run(args),
     }
 }
 
