@@ -22,6 +22,7 @@ mod mqtt_triggers;
 mod operator;
 mod packaging;
 mod poison_inbound;
+mod polyglot;
 mod publishing;
 mod quiet_status;
 mod scheduling;

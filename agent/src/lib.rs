@@ -39,10 +39,10 @@ pub mod inbound;
 pub mod inbox;
 #[cfg(feature = "operator")]
 pub mod pack;
-#[cfg(feature = "operator")]
-pub mod templates;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;
 pub mod store;
 pub mod sync;
+#[cfg(feature = "operator")]
+pub mod templates;

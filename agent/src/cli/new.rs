@@ -48,8 +48,7 @@ pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        std::fs::write(&path, &file.text)
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, &file.text).with_context(|| format!("writing {}", path.display()))?;
     }
     println!(
         "created {} ({} app from template {}, {} files)",

@@ -22,36 +22,118 @@ macro_rules! rust_template {
             language: "Rust",
             summary: $summary,
             files: &[
-                ("outpost.toml", repo_file!(concat!("templates/", $name, "/outpost.toml"))),
-                ("README.md", repo_file!(concat!("templates/", $name, "/README.md"))),
-                ("src/lib.rs", repo_file!(concat!("bundles/examples/", $example, "/src/lib.rs"))),
+                (
+                    "outpost.toml",
+                    repo_file!(concat!("templates/", $name, "/outpost.toml")),
+                ),
+                (
+                    "README.md",
+                    repo_file!(concat!("templates/", $name, "/README.md")),
+                ),
+                (
+                    "src/lib.rs",
+                    repo_file!(concat!("bundles/examples/", $example, "/src/lib.rs")),
+                ),
                 ("Cargo.toml", repo_file!("templates/rust/Cargo.toml")),
-                (".cargo/config.toml", repo_file!("templates/rust/.cargo/config.toml")),
+                (
+                    ".cargo/config.toml",
+                    repo_file!("templates/rust/.cargo/config.toml"),
+                ),
                 (".gitignore", repo_file!("templates/rust/gitignore")),
-                ("vendor/outpost-sdk/Cargo.toml", repo_file!("templates/rust/sdk.Cargo.toml")),
-                ("vendor/outpost-abi/Cargo.toml", repo_file!("templates/rust/abi.Cargo.toml")),
-                ("vendor/outpost-abi/src/lib.rs", repo_file!("abi/src/lib.rs")),
-            ("vendor/outpost-sdk/src/allocator.rs", repo_file!("bundles/sdk/src/allocator.rs")),
-            ("vendor/outpost-sdk/src/buf.rs", repo_file!("bundles/sdk/src/buf.rs")),
-            ("vendor/outpost-sdk/src/clock.rs", repo_file!("bundles/sdk/src/clock.rs")),
-            ("vendor/outpost-sdk/src/config.rs", repo_file!("bundles/sdk/src/config.rs")),
-            ("vendor/outpost-sdk/src/device.rs", repo_file!("bundles/sdk/src/device.rs")),
-            ("vendor/outpost-sdk/src/error.rs", repo_file!("bundles/sdk/src/error.rs")),
-            ("vendor/outpost-sdk/src/gpio.rs", repo_file!("bundles/sdk/src/gpio.rs")),
-            ("vendor/outpost-sdk/src/handler.rs", repo_file!("bundles/sdk/src/handler.rs")),
-            ("vendor/outpost-sdk/src/hex.rs", repo_file!("bundles/sdk/src/hex.rs")),
-            ("vendor/outpost-sdk/src/kv.rs", repo_file!("bundles/sdk/src/kv.rs")),
-            ("vendor/outpost-sdk/src/lib.rs", repo_file!("bundles/sdk/src/lib.rs")),
-            ("vendor/outpost-sdk/src/log.rs", repo_file!("bundles/sdk/src/log.rs")),
-            ("vendor/outpost-sdk/src/mqtt.rs", repo_file!("bundles/sdk/src/mqtt.rs")),
-            ("vendor/outpost-sdk/src/panic.rs", repo_file!("bundles/sdk/src/panic.rs")),
-            ("vendor/outpost-sdk/src/random.rs", repo_file!("bundles/sdk/src/random.rs")),
-            ("vendor/outpost-sdk/src/sensor.rs", repo_file!("bundles/sdk/src/sensor.rs")),
-            ("vendor/outpost-sdk/src/stack_str.rs", repo_file!("bundles/sdk/src/stack_str.rs")),
-            ("vendor/outpost-sdk/src/stream.rs", repo_file!("bundles/sdk/src/stream.rs")),
-            ("vendor/outpost-sdk/src/sys.rs", repo_file!("bundles/sdk/src/sys.rs")),
-            ("vendor/outpost-sdk/src/trigger.rs", repo_file!("bundles/sdk/src/trigger.rs")),
+                (
+                    "vendor/outpost-sdk/Cargo.toml",
+                    repo_file!("templates/rust/sdk.Cargo.toml"),
+                ),
+                (
+                    "vendor/outpost-abi/Cargo.toml",
+                    repo_file!("templates/rust/abi.Cargo.toml"),
+                ),
+                (
+                    "vendor/outpost-abi/src/lib.rs",
+                    repo_file!("abi/src/lib.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/allocator.rs",
+                    repo_file!("bundles/sdk/src/allocator.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/buf.rs",
+                    repo_file!("bundles/sdk/src/buf.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/clock.rs",
+                    repo_file!("bundles/sdk/src/clock.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/config.rs",
+                    repo_file!("bundles/sdk/src/config.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/device.rs",
+                    repo_file!("bundles/sdk/src/device.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/error.rs",
+                    repo_file!("bundles/sdk/src/error.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/gpio.rs",
+                    repo_file!("bundles/sdk/src/gpio.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/handler.rs",
+                    repo_file!("bundles/sdk/src/handler.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/hex.rs",
+                    repo_file!("bundles/sdk/src/hex.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/kv.rs",
+                    repo_file!("bundles/sdk/src/kv.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/lib.rs",
+                    repo_file!("bundles/sdk/src/lib.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/log.rs",
+                    repo_file!("bundles/sdk/src/log.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/mqtt.rs",
+                    repo_file!("bundles/sdk/src/mqtt.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/panic.rs",
+                    repo_file!("bundles/sdk/src/panic.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/random.rs",
+                    repo_file!("bundles/sdk/src/random.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/sensor.rs",
+                    repo_file!("bundles/sdk/src/sensor.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/stack_str.rs",
+                    repo_file!("bundles/sdk/src/stack_str.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/stream.rs",
+                    repo_file!("bundles/sdk/src/stream.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/sys.rs",
+                    repo_file!("bundles/sdk/src/sys.rs"),
+                ),
+                (
+                    "vendor/outpost-sdk/src/trigger.rs",
+                    repo_file!("bundles/sdk/src/trigger.rs"),
+                ),
             ],
+            rewrites: &[],
         }
     };
 }
@@ -84,5 +166,48 @@ pub(super) static TEMPLATES: &[Template] = &[
             ("outpost.h", repo_file!("bundles/sdk-c/outpost.h")),
             (".gitignore", repo_file!("templates/c/gitignore")),
         ],
+        rewrites: &[],
+    },
+    Template {
+        name: "zig",
+        language: "Zig",
+        summary: "the watcher in Zig with the one-file SDK module (zig 0.14)",
+        files: &[
+            ("outpost.toml", repo_file!("templates/zig/outpost.toml")),
+            ("README.md", repo_file!("templates/zig/README.md")),
+            (
+                "app.zig",
+                repo_file!("bundles/examples/watcher-zig/app.zig"),
+            ),
+            ("outpost.zig", repo_file!("bundles/sdk-zig/outpost.zig")),
+            (".gitignore", repo_file!("templates/zig/gitignore")),
+        ],
+        rewrites: &[],
+    },
+    Template {
+        name: "assemblyscript",
+        language: "AssemblyScript",
+        summary: "the watcher in AssemblyScript with the one-file SDK (asc 0.28, stub runtime)",
+        files: &[
+            (
+                "outpost.toml",
+                repo_file!("templates/assemblyscript/outpost.toml"),
+            ),
+            (
+                "README.md",
+                repo_file!("templates/assemblyscript/README.md"),
+            ),
+            (
+                "assembly/index.ts",
+                repo_file!("bundles/examples/watcher-as/assembly/index.ts"),
+            ),
+            ("outpost.ts", repo_file!("bundles/sdk-as/outpost.ts")),
+            (
+                ".gitignore",
+                repo_file!("templates/assemblyscript/gitignore"),
+            ),
+        ],
+        // The example imports the SDK from bundles/sdk-as; the app has it beside it.
+        rewrites: &[("\"../../../sdk-as/outpost\"", "\"../outpost\"")],
     },
 ];

@@ -21,6 +21,9 @@ pub struct Template {
     pub summary: &'static str,
     /// Its files, as path in the app and text with `{{name}}`-style placeholders.
     files: &'static [(&'static str, &'static str)],
+    /// Text replaced in every file before the placeholders: where an example's paths (to an SDK
+    /// elsewhere in the repository) differ from the generated app's.
+    rewrites: &'static [(&'static str, &'static str)],
 }
 
 /// A file of a generated app: its path relative to the app directory and its contents.
@@ -77,7 +80,10 @@ impl Template {
             .iter()
             .map(|(path, text)| RenderedFile {
                 path: (*path).to_string(),
-                text: text
+                text: self
+                    .rewrites
+                    .iter()
+                    .fold(text.to_string(), |text, (from, to)| text.replace(from, to))
                     .replace("{{name}}", app)
                     .replace("{{crate}}", &crate_name)
                     .replace("{{version}}", env!("CARGO_PKG_VERSION")),
@@ -113,10 +119,21 @@ mod tests {
                 .iter()
                 .find(|f| f.path == "outpost.toml")
                 .unwrap_or_else(|| panic!("{} has no outpost.toml", template.name));
-            assert!(manifest.text.contains(r#"name = "my-app""#), "{}", template.name);
-            assert!(files.iter().any(|f| f.path == "README.md"), "{}", template.name);
+            assert!(
+                manifest.text.contains(r#"name = "my-app""#),
+                "{}",
+                template.name
+            );
+            assert!(
+                files.iter().any(|f| f.path == "README.md"),
+                "{}",
+                template.name
+            );
             // Source files may hold `{{` (Rust format strings); the app's own text may not.
-            for file in files.iter().filter(|f| !f.path.contains('/') && !f.path.ends_with(".rs")) {
+            for file in files
+                .iter()
+                .filter(|f| !f.path.contains('/') && !f.path.ends_with(".rs"))
+            {
                 assert!(
                     !file.text.contains("{{"),
                     "{}: {} keeps a placeholder",
@@ -129,11 +146,26 @@ mod tests {
 
     #[test]
     fn rust_templates_name_the_wasm_file_as_cargo_does() {
-        let files = find("rust-watcher").expect("exists").render("my-app").expect("renders");
-        let manifest = &files.iter().find(|f| f.path == "outpost.toml").expect("manifest").text;
+        let files = find("rust-watcher")
+            .expect("exists")
+            .render("my-app")
+            .expect("renders");
+        let manifest = &files
+            .iter()
+            .find(|f| f.path == "outpost.toml")
+            .expect("manifest")
+            .text;
         assert!(manifest.contains("release/my_app.wasm"), "{manifest}");
-        assert!(files.iter().any(|f| f.path == "vendor/outpost-sdk/src/lib.rs"));
-        assert!(files.iter().any(|f| f.path == "vendor/outpost-abi/src/lib.rs"));
+        assert!(
+            files
+                .iter()
+                .any(|f| f.path == "vendor/outpost-sdk/src/lib.rs")
+        );
+        assert!(
+            files
+                .iter()
+                .any(|f| f.path == "vendor/outpost-abi/src/lib.rs")
+        );
     }
 
     #[test]
