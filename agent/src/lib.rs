@@ -13,6 +13,7 @@
 //! - [`device`]: one device assembled from `agent.toml` (store, board, apps, fleet, inbox,
 //!   sync) and run until shutdown — what `outpost agent` runs.
 //! - [`build`]: runs components' build commands.
+//! - `devtest`: component tests from files next to an app (`outpost test`; operator builds).
 //! - [`report`]: prints outcomes and events for people.
 //! - [`inbound`]: the routes inbound MQTT messages take (the sync engine knows no consumer).
 //! - [`inbox`]: inbound MQTT messages for `mqtt` triggers, stored before they are acknowledged.
@@ -29,6 +30,8 @@ pub mod binding;
 pub mod build;
 pub mod config;
 pub mod control;
+#[cfg(feature = "operator")]
+pub mod devtest;
 pub mod device;
 pub mod events;
 pub mod executor;
