@@ -30,9 +30,9 @@ pub mod binding;
 pub mod build;
 pub mod config;
 pub mod control;
+pub mod device;
 #[cfg(feature = "operator")]
 pub mod devtest;
-pub mod device;
 pub mod events;
 pub mod executor;
 pub mod fleet;

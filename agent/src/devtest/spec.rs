@@ -360,7 +360,9 @@ impl TestSpec {
                         .into(),
                 );
             }
-            expect.check().map_err(|message| format!("[expect]: {message}"))?;
+            expect
+                .check()
+                .map_err(|message| format!("[expect]: {message}"))?;
         }
         for values in self.kv.values() {
             if values.values().any(|value| *value == Value::Absent) {
@@ -569,13 +571,18 @@ kv = { window = { state = "above" } }
             error_of("[[step]]\ntrigger = \"t\"\n[step.expect]\nevents = [{ stream = \"s\" }]\n")
                 .contains("exactly one of data")
         );
-        assert!(error_of("start = \"yesterday\"\n[[step]]\ntrigger = \"t\"\n").contains("RFC 3339"));
         assert!(
-            error_of("[[step]]\ntrigger = \"t\"\n[expect]\nfired = 1\n").contains("belong to a step")
+            error_of("start = \"yesterday\"\n[[step]]\ntrigger = \"t\"\n").contains("RFC 3339")
         );
         assert!(
-            error_of("[[step]]\ntrigger = \"t\"\n[step.expect]\nkv = { a = { b = { hex = \"0\" } } }\n")
-                .contains("odd number")
+            error_of("[[step]]\ntrigger = \"t\"\n[expect]\nfired = 1\n")
+                .contains("belong to a step")
+        );
+        assert!(
+            error_of(
+                "[[step]]\ntrigger = \"t\"\n[step.expect]\nkv = { a = { b = { hex = \"0\" } } }\n"
+            )
+            .contains("odd number")
         );
     }
 }
