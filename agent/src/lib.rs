@@ -13,6 +13,7 @@
 //! - [`device`]: one device assembled from `agent.toml` (store, board, apps, fleet, inbox,
 //!   sync) and run until shutdown — what `outpost agent` runs.
 //! - [`build`]: runs components' build commands.
+//! - `devtest`: component tests from files next to an app (`outpost test`; operator builds).
 //! - [`report`]: prints outcomes and events for people.
 //! - `templates` (feature `operator`): the app templates `outpost new` writes.
 //! - [`inbound`]: the routes inbound MQTT messages take (the sync engine knows no consumer).
@@ -31,6 +32,8 @@ pub mod build;
 pub mod config;
 pub mod control;
 pub mod device;
+#[cfg(feature = "operator")]
+pub mod devtest;
 pub mod events;
 pub mod executor;
 pub mod fleet;

@@ -19,6 +19,8 @@ mod status;
 #[cfg(feature = "operator")]
 mod style;
 mod systemd;
+#[cfg(feature = "operator")]
+mod test;
 mod up;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +66,9 @@ enum Command {
     },
     /// Run one invocation now and print its outcome.
     Invoke(invoke::InvokeArgs),
+    /// Run the app's component tests (DIR/tests/*.toml) on a simulated board and clock.
+    #[cfg(feature = "operator")]
+    Test(test::TestArgs),
     /// Show a device's status: from its running agent, else from its state directory.
     Status(status::StatusArgs),
     /// Read key-value data (from the running agent, else from the state directory).
@@ -164,6 +169,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Invoke(args) => invoke::run(args),
+        #[cfg(feature = "operator")]
+        Command::Test(args) => test::run(args),
         Command::Status(args) => status::run(args),
         Command::Kv(command) => state::kv(command),
         Command::Outbox(command) => state::outbox(command),

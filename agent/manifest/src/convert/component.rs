@@ -146,12 +146,22 @@ fn limits(raw: raw::Limits) -> Result<Limits, String> {
         1,
         MAX_OTHER_SIZE,
     )?;
+    let timeout = raw
+        .timeout
+        .map_or(defaults.timeout, |crate::values::HumanDuration(d)| d);
+    if timeout.is_zero() || timeout > crate::model::MAX_TIMEOUT {
+        return Err(format!(
+            "timeout: must be between 1ms and {}s",
+            crate::model::MAX_TIMEOUT.as_secs()
+        ));
+    }
     Ok(Limits {
         fuel,
         memory_bytes,
         table_elements,
         stack_bytes,
         output_bytes,
+        timeout,
     })
 }
 
