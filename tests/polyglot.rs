@@ -1,7 +1,8 @@
 //! Guests in every language (issue 14): the watcher example in Rust, C, Zig and AssemblyScript,
 //! each built from source by its own toolchain (setup.sh puts zig and asc in `.toolchains/bin`),
 //! emit the same events for the same sensor trace; and every `outpost new` template becomes an
-//! app that builds offline and runs with `outpost up` in a directory outside this repository.
+//! app that builds offline, passes its component tests (`outpost test`) and runs with
+//! `outpost up`, in a directory outside this repository.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -66,7 +67,10 @@ const TRACE: [f64; 8] = [20.0, 24.994, 25.0, 26.5, 24.0, 25.004999, -3.125, 30.0
 fn run_trace(example: &str) -> (Vec<String>, Vec<String>) {
     let root = outpost_testkit::repo_root();
     let dir = root.join("bundles/examples").join(example);
-    outpost(&root, &["build", dir.to_str().expect("utf-8 path")], &[]);
+    let dir_arg = dir.to_str().expect("utf-8 path");
+    outpost(&root, &["build", dir_arg], &[]);
+    // Its component tests pass too (the same files in every language: checked below).
+    outpost(&root, &["test", dir_arg], &[]);
     let state = tempfile::tempdir().expect("temp dir");
     let clock = Arc::new(ManualClock::new(START_MS));
     let app = App::start(
@@ -111,7 +115,15 @@ fn the_watcher_emits_the_same_events_in_rust_c_zig_and_assemblyscript() {
             r#"{"n":8,"centi":3000,"threshold":2500}"#,
         ]
     );
+    let tests = outpost_testkit::repo_root().join("bundles/examples");
     for other in ["watcher-c", "watcher-zig", "watcher-as"] {
+        for file in ["crossing.toml", "threshold.toml"] {
+            let read = |example: &str| {
+                std::fs::read_to_string(tests.join(example).join("tests").join(file))
+                    .expect("test file")
+            };
+            assert_eq!(read(other), read("watcher"), "{other}/tests/{file} differs");
+        }
         assert_eq!(
             run_trace(other),
             (readings.clone(), alerts.clone()),
@@ -150,30 +162,6 @@ fn up_until(app: &Path, env: &[(&str, &str)], wanted: &str) -> String {
     seen
 }
 
-/// The commander template has an `mqtt` trigger, which `outpost up` has no broker for: one
-/// command goes in through the library instead, as the agent would hand it over. (Built
-/// without CARGO_TARGET_DIR, so this process finds the wasm where the manifest's default points.)
-fn command_once(app: &Path) -> Vec<String> {
-    let state = tempfile::tempdir().expect("temp dir");
-    let clock = Arc::new(ManualClock::new(START_MS));
-    let started = App::start(
-        &app.join("outpost.toml"),
-        options(state.path(), clock, OutboxLimits::default()),
-    )
-    .expect("commander starts");
-    let firing = Firing {
-        name: Arc::from("command"),
-        kind: TriggerKind::Mqtt,
-        payload: b"on".to_vec(),
-        topic: Some("outpost/local/commands/my-commander/led".into()),
-    };
-    let outcome = started.executor.run_blocking("commander", firing);
-    assert!(outcome.is_ok(), "{outcome:?}");
-    let seen = events(&started, "commands");
-    started.shutdown();
-    seen
-}
-
 #[test]
 fn every_template_builds_offline_and_runs_outside_the_repository() {
     let work = tempfile::tempdir().expect("temp dir");
@@ -192,14 +180,16 @@ fn every_template_builds_offline_and_runs_outside_the_repository() {
         let name = format!("my-{}", template.name.trim_start_matches("rust-"));
         outpost(work.path(), &["new", template.name, &name], &[]);
         let app = work.path().join(&name);
+        outpost(work.path(), &["build", &name], &target_env);
+        // Its component tests (scripted triggers on the simulated board) pass.
+        let tested = outpost(work.path(), &["test", &name], &target_env);
+        let tested = String::from_utf8_lossy(&tested.stdout).into_owned();
+        assert!(tested.contains(" passed, 0 failed"), "{name}: {tested}");
         if template.name == "rust-commander" {
-            outpost(work.path(), &["build", &name], &[]);
-            let commands = command_once(&app);
-            assert_eq!(commands.len(), 1, "{commands:?}");
-            assert!(commands[0].contains(r#""command":"led""#), "{commands:?}");
+            // Its trigger is `mqtt`: `up` has no broker, so its events come from the test above.
+            up_until(&app, &target_env, "outpost up: app my-commander");
             continue;
         }
-        outpost(work.path(), &["build", &name], &target_env);
         // Every other template reads the simulated temperature sensor into `readings`.
         up_until(&app, &target_env, "event readings:");
     }

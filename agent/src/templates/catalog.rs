@@ -16,7 +16,7 @@ macro_rules! repo_file {
 /// A Rust template: the shared cargo files and the vendored SDK, plus the template's manifest
 /// and README and the handler of `bundles/examples/$example`.
 macro_rules! rust_template {
-    ($name:literal, $summary:literal, $example:literal) => {
+    ($name:literal, $summary:literal, $example:literal, [$($test:literal),*], $rewrites:expr) => {
         Template {
             name: $name,
             language: "Rust",
@@ -34,6 +34,10 @@ macro_rules! rust_template {
                     "src/lib.rs",
                     repo_file!(concat!("bundles/examples/", $example, "/src/lib.rs")),
                 ),
+                $((
+                    concat!("tests/", $test),
+                    repo_file!(concat!("bundles/examples/", $example, "/tests/", $test)),
+                ),)*
                 ("Cargo.toml", repo_file!("templates/rust/Cargo.toml")),
                 (
                     ".cargo/config.toml",
@@ -133,7 +137,7 @@ macro_rules! rust_template {
                     repo_file!("bundles/sdk/src/trigger.rs"),
                 ),
             ],
-            rewrites: &[],
+            rewrites: $rewrites,
         }
     };
 }
@@ -143,17 +147,24 @@ pub(super) static TEMPLATES: &[Template] = &[
     rust_template!(
         "rust-sampler",
         "reads a sensor on a cron schedule into KV and a stream",
-        "sampler"
+        "sampler",
+        ["reading.toml", "slow-sensor.toml"],
+        &[]
     ),
     rust_template!(
         "rust-watcher",
         "sensor trigger: counts samples, emits them, alerts on a threshold crossing",
-        "watcher"
+        "watcher",
+        ["crossing.toml", "threshold.toml"],
+        &[]
     ),
     rust_template!(
         "rust-commander",
         "MQTT command handler: answers commands sent to the device or its group",
-        "commander"
+        "commander",
+        ["commands.toml"],
+        // The example's test names its app in the command topics.
+        &[("/commands/commander/", "/commands/{{name}}/")]
     ),
     Template {
         name: "c",
@@ -165,6 +176,14 @@ pub(super) static TEMPLATES: &[Template] = &[
             ("app.c", repo_file!("bundles/examples/watcher-c/watcher.c")),
             ("outpost.h", repo_file!("bundles/sdk-c/outpost.h")),
             (".gitignore", repo_file!("templates/c/gitignore")),
+            (
+                "tests/crossing.toml",
+                repo_file!("bundles/examples/watcher-c/tests/crossing.toml"),
+            ),
+            (
+                "tests/threshold.toml",
+                repo_file!("bundles/examples/watcher-c/tests/threshold.toml"),
+            ),
         ],
         rewrites: &[],
     },
@@ -181,6 +200,14 @@ pub(super) static TEMPLATES: &[Template] = &[
             ),
             ("outpost.zig", repo_file!("bundles/sdk-zig/outpost.zig")),
             (".gitignore", repo_file!("templates/zig/gitignore")),
+            (
+                "tests/crossing.toml",
+                repo_file!("bundles/examples/watcher-zig/tests/crossing.toml"),
+            ),
+            (
+                "tests/threshold.toml",
+                repo_file!("bundles/examples/watcher-zig/tests/threshold.toml"),
+            ),
         ],
         rewrites: &[],
     },
@@ -205,6 +232,14 @@ pub(super) static TEMPLATES: &[Template] = &[
             (
                 ".gitignore",
                 repo_file!("templates/assemblyscript/gitignore"),
+            ),
+            (
+                "tests/crossing.toml",
+                repo_file!("bundles/examples/watcher-as/tests/crossing.toml"),
+            ),
+            (
+                "tests/threshold.toml",
+                repo_file!("bundles/examples/watcher-as/tests/threshold.toml"),
             ),
         ],
         // The example imports the SDK from bundles/sdk-as; the app has it beside it.

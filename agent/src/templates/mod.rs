@@ -129,10 +129,15 @@ mod tests {
                 "{}",
                 template.name
             );
-            // Source files may hold `{{` (Rust format strings); the app's own text may not.
+            assert!(
+                files.iter().any(|f| f.path.starts_with("tests/")),
+                "{} carries no component test",
+                template.name
+            );
+            // Source files may hold `{{` (format strings); manifests, tests and READMEs may not.
             for file in files
                 .iter()
-                .filter(|f| !f.path.contains('/') && !f.path.ends_with(".rs"))
+                .filter(|f| f.path.ends_with(".toml") || f.path.ends_with(".md"))
             {
                 assert!(
                     !file.text.contains("{{"),
