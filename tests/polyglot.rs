@@ -117,7 +117,7 @@ fn the_watcher_emits_the_same_events_in_rust_c_zig_and_assemblyscript() {
     );
     let tests = outpost_testkit::repo_root().join("bundles/examples");
     for other in ["watcher-c", "watcher-zig", "watcher-as"] {
-        for file in ["crossing.toml", "threshold.toml"] {
+        for file in ["crossing.toml", "threshold.toml", "bad-threshold.toml"] {
             let read = |example: &str| {
                 std::fs::read_to_string(tests.join(example).join("tests").join(file))
                     .expect("test file")

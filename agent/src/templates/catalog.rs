@@ -155,7 +155,7 @@ pub(super) static TEMPLATES: &[Template] = &[
         "rust-watcher",
         "sensor trigger: counts samples, emits them, alerts on a threshold crossing",
         "watcher",
-        ["crossing.toml", "threshold.toml"],
+        ["crossing.toml", "threshold.toml", "bad-threshold.toml"],
         &[]
     ),
     rust_template!(
@@ -184,6 +184,10 @@ pub(super) static TEMPLATES: &[Template] = &[
                 "tests/threshold.toml",
                 repo_file!("bundles/examples/watcher-c/tests/threshold.toml"),
             ),
+            (
+                "tests/bad-threshold.toml",
+                repo_file!("bundles/examples/watcher-c/tests/bad-threshold.toml"),
+            ),
         ],
         rewrites: &[],
     },
@@ -207,6 +211,10 @@ pub(super) static TEMPLATES: &[Template] = &[
             (
                 "tests/threshold.toml",
                 repo_file!("bundles/examples/watcher-zig/tests/threshold.toml"),
+            ),
+            (
+                "tests/bad-threshold.toml",
+                repo_file!("bundles/examples/watcher-zig/tests/bad-threshold.toml"),
             ),
         ],
         rewrites: &[],
@@ -240,6 +248,10 @@ pub(super) static TEMPLATES: &[Template] = &[
             (
                 "tests/threshold.toml",
                 repo_file!("bundles/examples/watcher-as/tests/threshold.toml"),
+            ),
+            (
+                "tests/bad-threshold.toml",
+                repo_file!("bundles/examples/watcher-as/tests/bad-threshold.toml"),
             ),
         ],
         // The example imports the SDK from bundles/sdk-as; the app has it beside it.
