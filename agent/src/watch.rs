@@ -101,7 +101,7 @@ impl WatchSet {
         for (_, root) in &self.roots {
             if seen_roots.insert(root.clone()) {
                 let mut budget = MAX_FILES_PER_ROOT;
-                walk(root, &self.ignored, &mut snapshot, &mut budget);
+                walk(root, true, &self.ignored, &mut snapshot, &mut budget);
             }
         }
         snapshot
@@ -154,7 +154,16 @@ fn add_file(snapshot: &mut Snapshot, path: &Path) {
     }
 }
 
-fn walk(path: &Path, ignored: &BTreeSet<PathBuf>, snapshot: &mut Snapshot, budget: &mut usize) {
+/// Stamps the files under `path`; `root` is the directory the walk started at, which is
+/// watched whatever its name (an app may live in a hidden directory), while directories below
+/// it named in [`SKIPPED_DIRS`] or hidden are not.
+fn walk(
+    path: &Path,
+    root: bool,
+    ignored: &BTreeSet<PathBuf>,
+    snapshot: &mut Snapshot,
+    budget: &mut usize,
+) {
     if *budget == 0 || ignored.contains(path) {
         return;
     }
@@ -169,12 +178,13 @@ fn walk(path: &Path, ignored: &BTreeSet<PathBuf>, snapshot: &mut Snapshot, budge
     if !meta.is_dir() {
         return;
     }
-    let skipped = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|name| {
-            SKIPPED_DIRS.contains(&name) || (name.starts_with('.') && name.len() > 1)
-        });
+    let skipped = !root
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|name| {
+                SKIPPED_DIRS.contains(&name) || (name.starts_with('.') && name.len() > 1)
+            });
     if skipped {
         return;
     }
@@ -184,7 +194,7 @@ fn walk(path: &Path, ignored: &BTreeSet<PathBuf>, snapshot: &mut Snapshot, budge
     let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     children.sort();
     for child in children {
-        walk(&child, ignored, snapshot, budget);
+        walk(&child, false, ignored, snapshot, budget);
     }
 }
 
