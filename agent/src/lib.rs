@@ -13,6 +13,7 @@
 //! - [`device`]: one device assembled from `agent.toml` (store, board, apps, fleet, inbox,
 //!   sync) and run until shutdown — what `outpost agent` runs.
 //! - [`build`]: runs components' build commands.
+//! - `watch`: what `outpost watch` polls and which components a change touches (operator builds).
 //! - `devtest`: component tests from files next to an app (`outpost test`; operator builds).
 //! - [`report`]: prints outcomes and events for people.
 //! - `templates` (feature `operator`): the app templates `outpost new` writes.
@@ -49,3 +50,5 @@ pub mod store;
 pub mod sync;
 #[cfg(feature = "operator")]
 pub mod templates;
+#[cfg(feature = "operator")]
+pub mod watch;

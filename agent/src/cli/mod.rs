@@ -22,6 +22,8 @@ mod systemd;
 #[cfg(feature = "operator")]
 mod test;
 mod up;
+#[cfg(feature = "operator")]
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,6 +68,9 @@ enum Command {
     },
     /// Run one invocation now and print its outcome.
     Invoke(invoke::InvokeArgs),
+    /// Run the app like `up`, rebuilding the changed component and restarting on file changes.
+    #[cfg(feature = "operator")]
+    Watch(watch::WatchArgs),
     /// Run the app's component tests (DIR/tests/*.toml) on a simulated board and clock.
     #[cfg(feature = "operator")]
     Test(test::TestArgs),
@@ -171,6 +176,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Invoke(args) => invoke::run(args),
         #[cfg(feature = "operator")]
         Command::Test(args) => test::run(args),
+        #[cfg(feature = "operator")]
+        Command::Watch(args) => watch::run(args),
         Command::Status(args) => status::run(args),
         Command::Kv(command) => state::kv(command),
         Command::Outbox(command) => state::outbox(command),
