@@ -1,13 +1,15 @@
 //! Guests in every language (issue 14): the watcher example in Rust, C, Zig and AssemblyScript,
 //! each built from source by its own toolchain (setup.sh puts zig and asc in `.toolchains/bin`),
 //! emit the same events for the same sensor trace; and every `outpost new` template becomes an
-//! app that builds offline, passes its component tests (`outpost test`) and runs with
-//! `outpost up`, in a directory outside this repository.
+//! app that builds offline, passes its component tests (`outpost test`) and runs producing
+//! events (`outpost up`; the MQTT command handler under `outpost agent` with a real broker), in
+//! a directory outside this repository.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use outpost::app::App;
 use outpost::runtime::Firing;
@@ -15,7 +17,10 @@ use outpost::store::OutboxLimits;
 use outpost_abi::TriggerKind;
 use outpost_hal::ManualClock;
 use outpost_testkit::START_MS;
+use outpost_testkit::agent::Agent;
 use outpost_testkit::app::{events, options};
+use outpost_testkit::broker::Broker;
+use outpost_testkit::subscriber::Subscriber;
 
 use crate::OUTPOST;
 
@@ -162,6 +167,56 @@ fn up_until(app: &Path, env: &[(&str, &str)], wanted: &str) -> String {
     seen
 }
 
+/// Runs the commander app under `outpost agent` with a real broker; one command to the device
+/// must be answered on `replies/<device>/<command>`.
+fn commands_through_a_broker(app: &Path, cargo_target: &Path) {
+    const DEVICE: &str = "pi-3";
+    let wait = Duration::from_secs(30);
+    let broker = Broker::start();
+    let subscriber = Subscriber::start_with(broker.port(), &["replies/#"]);
+    let data = app.join("device-data");
+    let app_arg = app.to_str().expect("utf-8 path");
+    let mark = broker.log_mark();
+    let mut agent = Agent::start_with_env(
+        OUTPOST,
+        DEVICE,
+        &broker.url(),
+        &data,
+        &["--app", app_arg],
+        &[("CARGO_TARGET_DIR", cargo_target)],
+    );
+    broker
+        .wait_log_after(mark, wait, |line| {
+            line.contains("SUBSCRIBE") && line.contains(DEVICE)
+        })
+        .expect("the agent subscribed to its command topics");
+    let status = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port().to_string(),
+            "-q",
+            "1",
+        ])
+        .args([
+            "-t",
+            &format!("outpost/{DEVICE}/commands/my-commander/led"),
+            "-m",
+            "on",
+        ])
+        .status()
+        .expect("mosquitto_pub runs (package mosquitto-clients, installed by setup.sh)");
+    assert!(status.success());
+    let answered = subscriber.wait_for(wait, |seen| {
+        seen.messages
+            .iter()
+            .any(|m| m.topic == format!("replies/{DEVICE}/led") && m.payload == b"pi-3: on")
+    });
+    assert!(answered, "no reply; agent said:\n{}", agent.output_tail(30));
+    agent.terminate();
+}
+
 #[test]
 fn every_template_builds_offline_and_runs_outside_the_repository() {
     let work = tempfile::tempdir().expect("temp dir");
@@ -186,8 +241,8 @@ fn every_template_builds_offline_and_runs_outside_the_repository() {
         let tested = String::from_utf8_lossy(&tested.stdout).into_owned();
         assert!(tested.contains(" passed, 0 failed"), "{name}: {tested}");
         if template.name == "rust-commander" {
-            // Its trigger is `mqtt`: `up` has no broker, so its events come from the test above.
-            up_until(&app, &target_env, "outpost up: app my-commander");
+            // Its trigger is `mqtt`, which `up` has no broker for: run it as a device.
+            commands_through_a_broker(&app, &target);
             continue;
         }
         // Every other template reads the simulated temperature sensor into `readings`.
