@@ -25,7 +25,7 @@ pub struct NewArgs {
 
 /// Runs `outpost new`.
 pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
-    let (Some(template), Some(name)) = (&args.template, &args.name) else {
+    let (Some(template), Some(name), false) = (&args.template, &args.name, args.list) else {
         for t in templates::all() {
             println!("{:<16} {:<15} {}", t.name, t.language, t.summary);
         }
