@@ -11,13 +11,14 @@ if ! command -v cargo >/dev/null || ! command -v rustup >/dev/null; then
   exit 1
 fi
 
-# Debian packages: a real MQTT broker for the end-to-end tests, wabt for inspecting modules;
+# Debian packages: clang + lld build the C guests (bundles/sdk-c, `outpost new c`); a real MQTT broker for the end-to-end tests, wabt for inspecting modules;
 # for the ARM builds and tests (cross/README.md): the cross gccs link (with the target's libc
 # headers for C in dependencies, e.g. ring), qemu-user runs ARM binaries, `file` checks them.
 packages=(mosquitto mosquitto-clients wabt
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
   qemu-user-static file
-  binutils systemd openssl)
+  binutils systemd openssl
+  clang lld)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -43,6 +44,30 @@ for target in wasm32-unknown-unknown aarch64-unknown-linux-musl armv7-unknown-li
     rustup --quiet target add "$target"
   fi
 done
+
+# Guest toolchains for Zig and AssemblyScript, pinned, in a directory of this checkout (not
+# system-wide): .toolchains/bin/{zig,asc} are what the examples' build commands and the tests
+# run (put that directory on PATH to build them by hand). Zig from PyPI's `ziglang` wheel
+# (Debian bookworm has no zig), AssemblyScript from npm.
+zig_version=0.14.1
+as_version=0.28.20
+tools="$PWD/.toolchains"
+mkdir -p "$tools/bin"
+if [ "$("$tools/bin/zig" version 2>/dev/null)" != "$zig_version" ]; then
+  say "installing zig $zig_version (pip ziglang) into .toolchains"
+  command -v python3 >/dev/null || { echo "setup: python3 is needed for zig" >&2; exit 1; }
+  rm -rf "$tools/ziglang"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$tools/ziglang" "ziglang==$zig_version"
+  printf '#!/bin/sh\nPYTHONPATH="%s" exec python3 -m ziglang "$@"\n' "$tools/ziglang" >"$tools/bin/zig"
+  chmod +x "$tools/bin/zig"
+fi
+if [ "$("$tools/bin/asc" --version 2>/dev/null)" != "Version $as_version" ]; then
+  say "installing assemblyscript $as_version (npm) into .toolchains"
+  command -v npm >/dev/null || { echo "setup: node and npm are needed for AssemblyScript" >&2; exit 1; }
+  npm install --silent --no-audit --no-fund --prefix "$tools/assemblyscript" "assemblyscript@$as_version"
+  printf '#!/bin/sh\nexec "%s" "$@"\n' "$tools/assemblyscript/node_modules/.bin/asc" >"$tools/bin/asc"
+  chmod +x "$tools/bin/asc"
+fi
 
 say "building guest components (bundles/)"
 (cd bundles && cargo build --release --quiet)

@@ -13,7 +13,10 @@
 //! - [`device`]: one device assembled from `agent.toml` (store, board, apps, fleet, inbox,
 //!   sync) and run until shutdown — what `outpost agent` runs.
 //! - [`build`]: runs components' build commands.
+//! - `watch`: what `outpost watch` polls and which components a change touches (operator builds).
+//! - `devtest`: component tests from files next to an app (`outpost test`; operator builds).
 //! - [`report`]: prints outcomes and events for people.
+//! - `templates` (feature `operator`): the app templates `outpost new` writes.
 //! - [`inbound`]: the routes inbound MQTT messages take (the sync engine knows no consumer).
 //! - [`inbox`]: inbound MQTT messages for `mqtt` triggers, stored before they are acknowledged.
 //! - [`sync`]: drains the outbox to an MQTT broker (store-and-forward).
@@ -30,6 +33,8 @@ pub mod build;
 pub mod config;
 pub mod control;
 pub mod device;
+#[cfg(feature = "operator")]
+pub mod devtest;
 pub mod events;
 pub mod executor;
 pub mod fleet;
@@ -43,3 +48,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod store;
 pub mod sync;
+#[cfg(feature = "operator")]
+pub mod templates;
+#[cfg(feature = "operator")]
+pub mod watch;

@@ -35,6 +35,14 @@ pub enum SensorError {
         /// What went wrong, for a person to act on.
         reason: String,
     },
+    /// The read did not finish within the time the caller had left (its deadline).
+    #[error("sensor '{name}' did not answer within {after:?}")]
+    TimedOut {
+        /// The sensor's name.
+        name: String,
+        /// How long the caller waited.
+        after: std::time::Duration,
+    },
 }
 
 /// A board's sensors. Implementations must be cheap to call from many threads.
@@ -43,4 +51,12 @@ pub trait SensorBoard: Send + Sync + 'static {
     fn sensors(&self) -> Vec<SensorInfo>;
     /// Reads one sensor now.
     fn read(&self, name: &str) -> Result<Reading, SensorError>;
+    /// Reads one sensor, giving up with [`SensorError::TimedOut`] after `within` (the caller's
+    /// remaining deadline). Boards whose reads can block for long (a slow bus, a simulated
+    /// latency) honour it; the default is [`SensorBoard::read`], for boards whose reads are
+    /// quick (sysfs files).
+    fn read_within(&self, name: &str, within: std::time::Duration) -> Result<Reading, SensorError> {
+        let _ = within;
+        self.read(name)
+    }
 }

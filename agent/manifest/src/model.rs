@@ -167,6 +167,13 @@ pub enum GpioAccess {
     Out,
 }
 
+/// The default `limits.timeout`: generous for a handler that samples and emits (microseconds to
+/// milliseconds, even on a Pi Zero), short enough that a stuck one frees its trigger quickly.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The longest `limits.timeout`: a trigger held longer than this is a design problem.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Per-invocation caps; exceeding one ends the invocation with a trap and commits nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -181,11 +188,14 @@ pub struct Limits {
     /// Bytes written, emitted, published and logged per invocation (each GPIO write counts as
     /// 16 bytes); bounds flash wear and queued work.
     pub output_bytes: u64,
+    /// Wall-clock time one invocation may take, host calls (a slow sensor) included; past it
+    /// the invocation ends with a trap naming the deadline and commits nothing.
+    pub timeout: Duration,
 }
 
 impl Default for Limits {
     /// The defaults from `docs/MANIFEST.md`: 50M fuel, 4 MiB memory, 10,000 table elements,
-    /// 512 KiB stack, 256 KiB output.
+    /// 512 KiB stack, 256 KiB output, 1 s timeout.
     fn default() -> Limits {
         Limits {
             fuel: 50_000_000,
@@ -193,6 +203,7 @@ impl Default for Limits {
             table_elements: 10_000,
             stack_bytes: 512 << 10,
             output_bytes: 256 << 10,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }

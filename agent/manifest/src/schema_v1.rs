@@ -101,6 +101,7 @@ pub(crate) struct Limits {
     pub table_elements: Option<u32>,
     pub stack: Option<ByteSize>,
     pub output: Option<ByteSize>,
+    pub timeout: Option<HumanDuration>,
 }
 
 /// `[[component.trigger]]`: the union of every kind's fields. Which combination is allowed

@@ -260,6 +260,7 @@ gpio = ["out:gpiochip0:17", "in:GPIO4", "in:Door Sensor"]
             table_elements: 1,
             stack_bytes: 64 << 10,
             output_bytes: 1 << 20,
+            timeout: std::time::Duration::from_secs(1),
         }
     );
     let kinds: Vec<(&str, &TriggerKind)> = a

@@ -44,7 +44,7 @@ fn unknown_keys_are_named_with_their_line() {
         ),
         (
             &format!("{COMPONENT}[component.limits]\ncpu = 1\n"),
-            "outpost.toml:10:1: unknown field `cpu`, expected one of `fuel`, `memory`, `table_elements`, `stack`, `output`",
+            "outpost.toml:10:1: unknown field `cpu`, expected one of `fuel`, `memory`, `table_elements`, `stack`, `output`, `timeout`",
         ),
         (
             &format!(

@@ -36,11 +36,15 @@ impl SensorBoard for BoundSensors {
     }
 
     fn read(&self, name: &str) -> Result<Reading, SensorError> {
+        self.read_within(name, std::time::Duration::MAX)
+    }
+
+    fn read_within(&self, name: &str, within: std::time::Duration) -> Result<Reading, SensorError> {
         let bound = self
             .bindings
             .get(name)
             .ok_or_else(|| SensorError::NotFound(name.to_string()))?;
-        let reading = self.board.read(&bound.source)?;
+        let reading = self.board.read_within(&bound.source, within)?;
         Ok(match bound.conversion {
             Some((scale, offset)) => Reading {
                 value: reading.value * scale + offset,

@@ -11,13 +11,19 @@ mod hal;
 mod invoke;
 mod logging;
 #[cfg(feature = "operator")]
+mod new;
+#[cfg(feature = "operator")]
 mod provision;
 mod state;
 mod status;
 #[cfg(feature = "operator")]
 mod style;
 mod systemd;
+#[cfg(feature = "operator")]
+mod test;
 mod up;
+#[cfg(feature = "operator")]
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -62,6 +68,12 @@ enum Command {
     },
     /// Run one invocation now and print its outcome.
     Invoke(invoke::InvokeArgs),
+    /// Run the app like `up`, rebuilding the changed component and restarting on file changes.
+    #[cfg(feature = "operator")]
+    Watch(watch::WatchArgs),
+    /// Run the app's component tests (DIR/tests/*.toml) on a simulated board and clock.
+    #[cfg(feature = "operator")]
+    Test(test::TestArgs),
     /// Show a device's status: from its running agent, else from its state directory.
     Status(status::StatusArgs),
     /// Read key-value data (from the running agent, else from the state directory).
@@ -90,6 +102,9 @@ enum Command {
     #[command(subcommand)]
     #[cfg(feature = "operator")]
     Bundle(bundle::BundleCommand),
+    /// Create an app from a template (`--list` shows them): Rust, C, Zig or AssemblyScript.
+    #[cfg(feature = "operator")]
+    New(new::NewArgs),
 }
 
 /// Outbox bounds, shared by the commands that run components.
@@ -164,6 +179,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Invoke(args) => invoke::run(args),
+        #[cfg(feature = "operator")]
+        Command::Test(args) => test::run(args),
+        #[cfg(feature = "operator")]
+        Command::Watch(args) => watch::run(args),
         Command::Status(args) => status::run(args),
         Command::Kv(command) => state::kv(command),
         Command::Outbox(command) => state::outbox(command),
@@ -174,6 +193,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Keygen { out, name } => bundle::keygen(&out, &name),
         #[cfg(feature = "operator")]
         Command::Bundle(command) => bundle::run(command),
+        #[cfg(feature = "operator")]
+        Command::New(args) => new::run(args),
     }
 }
 

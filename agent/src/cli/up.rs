@@ -40,11 +40,30 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         outpost::build::build_app(&manifest)?;
     }
     let data = data_dir(&args.dir, args.data);
+    serve(
+        manifest,
+        &data,
+        args.outbox.limits(),
+        args.quiet_events,
+        wait_for_signal(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a built app on the simulated board, with state in `data`, until `shutdown` resolves;
+/// prints its outcomes as `outpost up` does (`outpost watch` runs it between rebuilds).
+pub fn serve(
+    manifest: outpost_manifest::AppManifest,
+    data: &std::path::Path,
+    outbox: outpost::store::OutboxLimits,
+    quiet: bool,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let app = App::start_with(
         manifest,
         AppOptions {
-            data_dir: data.clone(),
-            outbox: args.outbox.limits(),
+            data_dir: data.to_path_buf(),
+            outbox,
             clock: Arc::new(SystemClock::new()),
             hardware: None,
             identity: None,
@@ -69,7 +88,6 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             sensor.name, sensor.unit, sensor.source
         );
     }
-    let quiet = args.quiet_events;
     let reporter: Reporter = Arc::new(move |outcome| {
         println!("{}", report::outcome_line(outcome));
         if !quiet {
@@ -89,7 +107,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let (stop, stopped) = watch::channel(false);
         let scheduler = tokio::spawn(scheduler.run(triggers, stopped));
-        wait_for_signal().await;
+        shutdown.await;
         println!("outpost up: stopping (waiting for running invocations)");
         let _ = stop.send(true);
         scheduler.await.context("scheduler task")
@@ -110,5 +128,5 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             .sensor_errors
             .load(std::sync::atomic::Ordering::Relaxed),
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

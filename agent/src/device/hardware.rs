@@ -81,6 +81,8 @@ enum Kind {
     /// Each app gets its manifest's simulated sensors, and these GPIO lines unbound (a line
     /// that is missing is not found when used, as under `outpost up`).
     Simulated { gpio: Arc<dyn GpioBoard> },
+    /// One board given whole, for every app (component tests script it themselves).
+    Fixed(AppBoard),
     /// The discovered board, bound per app.
     Real {
         sensors: Arc<dyn SensorBoard>,
@@ -104,6 +106,15 @@ impl Hardware {
     pub fn simulated_with_gpio(clock: Arc<dyn Clock>, gpio: Arc<dyn GpioBoard>) -> Hardware {
         Hardware {
             kind: Kind::Simulated { gpio },
+            clock,
+        }
+    }
+
+    /// `board` as every app's board, names unbound (`outpost test` scripts its sensors and
+    /// lines itself).
+    pub fn fixed(board: AppBoard, clock: Arc<dyn Clock>) -> Hardware {
+        Hardware {
+            kind: Kind::Fixed(board),
             clock,
         }
     }
@@ -144,6 +155,7 @@ impl Hardware {
                     gpio: gpio.clone(),
                 })
             }
+            Kind::Fixed(board) => Ok(board.clone()),
             Kind::Real {
                 sensors,
                 gpio,

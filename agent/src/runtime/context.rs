@@ -2,6 +2,7 @@
 //! the output budget. A fresh one is made for every invocation and dropped after it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::limiter::Limiter;
 use outpost_manifest::ComponentSpec;
@@ -19,6 +20,16 @@ pub enum HostTrap {
         /// The configured limit.
         limit: u64,
     },
+    /// The invocation ran past its wall-clock deadline (`limits.timeout`), found when a host
+    /// call returned or a fuel slice ran out.
+    Deadline {
+        /// The configured timeout.
+        limit: Duration,
+        /// Time since the invocation started when it was stopped.
+        elapsed: Duration,
+        /// The host call it was in (`sensor_read 'temperature'`), if any.
+        during: Option<String>,
+    },
 }
 
 impl std::fmt::Display for HostTrap {
@@ -30,6 +41,22 @@ impl std::fmt::Display for HostTrap {
                     "output limit of {limit} bytes exceeded (kv writes, events, publishes, gpio \
                      writes and logs)"
                 )
+            }
+            HostTrap::Deadline {
+                limit,
+                elapsed,
+                during,
+            } => {
+                write!(
+                    f,
+                    "deadline {} exceeded after {:.3}s",
+                    humantime::format_duration(*limit),
+                    elapsed.as_secs_f64()
+                )?;
+                match during {
+                    Some(during) => write!(f, " (in {during})"),
+                    None => f.write_str(" (running wasm)"),
+                }
             }
         }
     }
@@ -58,6 +85,9 @@ pub struct InvocationContext {
     /// Why host calls were refused in this invocation (`sensor 'humidity' is not granted`),
     /// the first few only: if the invocation fails, its error names them.
     pub refusals: Vec<String>,
+    /// The services' monotonic time when the invocation started: its deadline is
+    /// `started + limits.timeout`.
+    pub started: Duration,
 }
 
 /// Refusals kept per invocation: the first ones explain a failure; a loop of them would only
@@ -77,6 +107,31 @@ impl InvocationContext {
     /// Whether `ns` is mirrored to the broker.
     pub fn is_synced(&self, ns: &str) -> bool {
         self.synced_kv.iter().any(|n| n == ns)
+    }
+
+    /// Time since the invocation started, on the services' clock.
+    pub fn elapsed(&self) -> Duration {
+        self.services.clock.monotonic().saturating_sub(self.started)
+    }
+
+    /// Time left before the deadline; zero once it has passed.
+    pub fn remaining(&self) -> Duration {
+        self.component.limits.timeout.saturating_sub(self.elapsed())
+    }
+
+    /// The trap that ends the invocation if its deadline has passed, naming the host call it
+    /// was in; `Ok` while time remains. Host calls that can block check it when they return.
+    pub fn check_deadline(&self, during: impl FnOnce() -> String) -> Result<(), wasmi::Error> {
+        let elapsed = self.elapsed();
+        let limit = self.component.limits.timeout;
+        if elapsed < limit {
+            return Ok(());
+        }
+        Err(wasmi::Error::host(HostTrap::Deadline {
+            limit,
+            elapsed,
+            during: Some(during()),
+        }))
     }
 
     /// Charges `bytes` against the output budget; a trap once it is exceeded.

@@ -128,6 +128,11 @@ pub enum InvocationError {
     /// The output budget was exceeded.
     #[error("{0}")]
     OutputLimit(String),
+    /// The invocation ran past its wall-clock deadline (`limits.timeout`); the message names
+    /// the deadline, the time taken and where it was (`deadline 1s exceeded after 1.000s (in
+    /// sensor_read 'temperature')`).
+    #[error("{0}")]
+    Deadline(String),
     /// Any other trap (unreachable, a guest panic, division by zero, ...).
     #[error("trapped: {0}")]
     Trap(String),

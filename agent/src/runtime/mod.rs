@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use outpost_abi::v1;
 use outpost_manifest::{AppManifest, ComponentSpec, Limits};
-use wasmi::{StoreLimitsBuilder, TrapCode};
+use wasmi::{StoreLimitsBuilder, TrapCode, TypedResumableCall};
 
 use limiter::{Denied, Limiter};
 
@@ -156,10 +156,12 @@ impl Runtime {
                 output_used: 0,
                 synced_kv: self.synced_kv.clone(),
                 refusals: Vec::new(),
+                started: self.services.clock.monotonic(),
             },
         );
         store.limiter(|ctx| &mut ctx.limits);
         let mut instantiation = Duration::ZERO;
+        let mut reserve = 0;
         let result = store
             .set_fuel(limits.fuel)
             .and_then(|()| {
@@ -170,14 +172,15 @@ impl Runtime {
                 instantiation = started.elapsed();
                 instance
             })
-            .map_err(|e| (e, true))
+            .map_err(|e| Stop::Wasm(e, true))
             .and_then(|instance| {
                 instance
                     .get_typed_func::<(), i32>(&store, v1::EXPORT_HANDLE)
-                    .map_err(|e| (e, true))
+                    .map_err(|e| Stop::Wasm(e, true))
             })
-            .and_then(|handle| handle.call(&mut store, ()).map_err(|e| (e, false)));
-        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+            .and_then(|handle| run_sliced(&mut store, handle, &mut reserve));
+        let fuel_left = store.get_fuel().unwrap_or(0).saturating_add(reserve);
+        let fuel_used = limits.fuel.saturating_sub(fuel_left);
         let context = store.into_data();
         let result = match result {
             Ok(0) => Ok(context.effects),
@@ -185,12 +188,14 @@ impl Runtime {
                 status,
                 refusals: context.refusals,
             }),
-            Err((error, instantiating)) => {
+            Err(Stop::Wasm(error, instantiating)) => {
                 Err(
                     classify(error, &limits, context.limits.denied, instantiating)
                         .after(context.refusals),
                 )
             }
+            Err(Stop::Host(trap)) => Err(host_trap(&trap)),
+            Err(Stop::OutOfFuel) => Err(InvocationError::OutOfFuel { limit: limits.fuel }),
         };
         Execution {
             result,
@@ -198,6 +203,83 @@ impl Runtime {
             duration: started.elapsed(),
             instantiation,
         }
+    }
+}
+
+/// Fuel handed to the guest at a time: when a slice runs out the deadline is checked and, time
+/// and budget remaining, the call resumes with the next. A few ms of wasm on a Pi-class CPU, so
+/// a guest slow for any reason is stopped soon after its deadline; the check costs ~nothing.
+pub const FUEL_SLICE: u64 = 1_000_000;
+
+/// Why a call stopped early.
+enum Stop {
+    /// A wasmi error (a trap, or a failed instantiation if the flag is set).
+    Wasm(wasmi::Error, bool),
+    /// A host function ended the invocation (output limit, deadline).
+    Host(HostTrap),
+    /// The whole fuel budget is spent.
+    OutOfFuel,
+}
+
+/// Calls the handler in fuel slices ([`FUEL_SLICE`]) with wasmi's resumable calls, checking
+/// the deadline between slices. The store holds all the fuel left on entry; `reserve` is set
+/// to the part held back from the guest, so the caller can count what was used.
+fn run_sliced(
+    store: &mut wasmi::Store<InvocationContext>,
+    handle: wasmi::TypedFunc<(), i32>,
+    reserve: &mut u64,
+) -> Result<i32, Stop> {
+    let left = store.get_fuel().unwrap_or(0);
+    let slice = left.min(FUEL_SLICE);
+    *reserve = left - slice;
+    store.set_fuel(slice).map_err(|e| Stop::Wasm(e, false))?;
+    let mut call = handle
+        .call_resumable(&mut *store, ())
+        .map_err(|e| Stop::Wasm(e, false))?;
+    loop {
+        match call {
+            TypedResumableCall::Finished(status) => return Ok(status),
+            TypedResumableCall::HostTrap(trap) => {
+                let error = trap.host_error();
+                return Err(match error.downcast_ref::<HostTrap>() {
+                    Some(trap) => Stop::Host(trap.clone()),
+                    None => Stop::Wasm(wasmi::Error::new(error.to_string()), false),
+                });
+            }
+            TypedResumableCall::OutOfFuel(paused) => {
+                let context = store.data();
+                let elapsed = context.elapsed();
+                let limit = context.component.limits.timeout;
+                if elapsed >= limit {
+                    return Err(Stop::Host(HostTrap::Deadline {
+                        limit,
+                        elapsed,
+                        during: None,
+                    }));
+                }
+                let needed = paused.required_fuel().max(1);
+                let next = (*reserve).min(FUEL_SLICE).max(needed);
+                if next > *reserve {
+                    return Err(Stop::OutOfFuel);
+                }
+                *reserve -= next;
+                let now = store.get_fuel().unwrap_or(0);
+                store
+                    .set_fuel(now.saturating_add(next))
+                    .map_err(|e| Stop::Wasm(e, false))?;
+                call = paused
+                    .resume(&mut *store)
+                    .map_err(|e| Stop::Wasm(e, false))?;
+            }
+        }
+    }
+}
+
+/// The cause a person reads for a host function's trap.
+fn host_trap(trap: &HostTrap) -> InvocationError {
+    match trap {
+        HostTrap::OutputLimit { .. } => InvocationError::OutputLimit(trap.to_string()),
+        HostTrap::Deadline { .. } => InvocationError::Deadline(trap.to_string()),
     }
 }
 
@@ -209,7 +291,7 @@ fn classify(
     instantiating: bool,
 ) -> InvocationError {
     if let Some(trap) = error.downcast_ref::<HostTrap>() {
-        return InvocationError::OutputLimit(trap.to_string());
+        return host_trap(trap);
     }
     let grow_limit = |denied: Option<Denied>| InvocationError::GrowLimit {
         memory_bytes: limits.memory_bytes,
@@ -247,5 +329,7 @@ fn classify(
     }
 }
 
+#[cfg(test)]
+mod deadline_tests;
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,7 @@ struct SimSensor {
     info: SensorInfo,
     signal: Signal,
     faults: Vec<FaultSpec>,
+    latency: Duration,
 }
 
 /// A fault injected at run time, with the board time it began (what `Stuck` freezes).
@@ -70,6 +71,7 @@ impl SimBoard {
                 },
                 signal,
                 faults: spec.faults.clone(),
+                latency: spec.latency,
             });
         }
         let start = clock.monotonic();
@@ -146,9 +148,23 @@ impl SensorBoard for SimBoard {
     }
 
     fn read(&self, name: &str) -> Result<Reading, SensorError> {
+        self.read_within(name, Duration::MAX)
+    }
+
+    fn read_within(&self, name: &str, within: Duration) -> Result<Reading, SensorError> {
         let not_found = || SensorError::NotFound(name.to_owned());
         let index = self.by_name.get(name).copied().ok_or_else(not_found)?;
         let sensor = self.sensors.get(index).ok_or_else(not_found)?;
+        if !sensor.latency.is_zero() {
+            // A slow bus, in real time: this board runs under `outpost up`, on the system clock.
+            std::thread::sleep(sensor.latency.min(within));
+            if sensor.latency > within {
+                return Err(SensorError::TimedOut {
+                    name: name.to_owned(),
+                    after: within,
+                });
+            }
+        }
         let t = self.elapsed();
         let injected = self.lock_injected().get(index).cloned().flatten();
         // Injected faults win over scripted ones: a test injecting one means "now, regardless".

@@ -27,6 +27,7 @@ use super::profile::{Profile, ProfileKind, Step};
 /// amplitude = 4.0
 /// period = "60s"
 /// faults = [{ at = "30s", duration = "10s", kind = "unavailable" }]
+/// latency = "5ms"       # optional: each read takes this long
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SensorSpec {
@@ -38,6 +39,9 @@ pub struct SensorSpec {
     pub profile: Profile,
     /// Faults scripted against board time; where several overlap, the first listed wins.
     pub faults: Vec<FaultSpec>,
+    /// How long each read takes (`latency = "2s"`): a slow bus, to try a component's
+    /// `limits.timeout` against. Zero by default.
+    pub latency: std::time::Duration,
 }
 
 impl SensorSpec {
@@ -48,6 +52,7 @@ impl SensorSpec {
             unit: String::new(),
             profile,
             faults: Vec::new(),
+            latency: std::time::Duration::ZERO,
         }
     }
 
@@ -97,6 +102,7 @@ struct RawSensorSpec {
     profile: ProfileKind,
     #[serde(default)]
     faults: Vec<RawFault>,
+    latency: Option<HumanDuration>,
     value: Option<f64>,
     base: Option<f64>,
     amplitude: Option<f64>,
@@ -177,6 +183,7 @@ impl RawSensorSpec {
             unit: self.unit,
             profile,
             faults,
+            latency: self.latency.map(|l| l.0).unwrap_or_default(),
         };
         spec.check()?;
         Ok(spec)

@@ -51,8 +51,11 @@ pub(crate) fn component(
         .enumerate()
         .map(|(index, raw)| trigger::trigger(&id, index + 1, raw))
         .collect::<Result<Vec<_>, _>>()?;
+    // The one read of the environment in a manifest: where a build tool put its output.
+    let source = super::env_path::expand(&raw.source, |name| std::env::var(name).ok())
+        .map_err(|e| format!("{context}: `source`: {e}"))?;
     Ok(ComponentSpec {
-        source: resolve(base_dir, &raw.source),
+        source: resolve(base_dir, &source),
         id,
         build,
         grants,
@@ -143,12 +146,22 @@ fn limits(raw: raw::Limits) -> Result<Limits, String> {
         1,
         MAX_OTHER_SIZE,
     )?;
+    let timeout = raw
+        .timeout
+        .map_or(defaults.timeout, |crate::values::HumanDuration(d)| d);
+    if timeout.is_zero() || timeout > crate::model::MAX_TIMEOUT {
+        return Err(format!(
+            "timeout: must be between 1ms and {}s",
+            crate::model::MAX_TIMEOUT.as_secs()
+        ));
+    }
     Ok(Limits {
         fuel,
         memory_bytes,
         table_elements,
         stack_bytes,
         output_bytes,
+        timeout,
     })
 }
 

@@ -6,6 +6,7 @@
 //! one component, [`trigger`] one trigger; this module does the app-wide parts.
 
 mod component;
+mod env_path;
 pub(crate) mod rules;
 mod trigger;
 

@@ -32,7 +32,11 @@ fn sensor_read(
             format!("sensor '{name}' is not granted")
         }));
     }
-    let reading = match ctx.services.sensors.read(name) {
+    // A read may block (a slow bus): it gets what is left of the deadline, and the invocation
+    // ends here if that ran out, whatever the read answered.
+    let answer = ctx.services.sensors.read_within(name, ctx.remaining());
+    ctx.check_deadline(|| format!("sensor_read '{name}'"))?;
+    let reading = match answer {
         Ok(reading) => reading,
         Err(SensorError::NotFound(_)) => {
             return Ok(ctx.refuse(ErrorCode::NotFound, || {

@@ -13,15 +13,17 @@
 
 use outpost_sdk::prelude::*;
 
-/// The level after which a command topic names the command.
-const APP_LEVEL: &str = "/commands/commander/";
+/// The level after which a command topic names the app, then the command. The app's own name is
+/// not written here, so the code runs unchanged under any app name (`outpost new` renames it).
+const COMMANDS_LEVEL: &str = "/commands/";
 
 fn handle() -> Result<()> {
     let device = device::id();
     let topic = trigger::topic().unwrap_or_default();
     let (base, command) = topic
-        .split_once(APP_LEVEL)
-        .ok_or(Error::Other("not a commander command topic"))?;
+        .split_once(COMMANDS_LEVEL)
+        .and_then(|(base, rest)| Some((base, rest.split_once('/')?.1)))
+        .ok_or(Error::Other("not a command topic"))?;
     // `outpost/fleet/<group>` for group commands, `outpost/<device>` for this device's.
     let to = if base.contains("/fleet/") {
         "group"
