@@ -135,6 +135,14 @@ fn main() {
             60,
             900,
         ),
+        Case::new(
+            "window 60s, checkpoint 10m at 1/s (as 3s, 30s)",
+            "3s",
+            "50ms",
+            "30s",
+            60,
+            1200,
+        ),
     ];
     let mut figures = Vec::new();
     for case in &cases {
@@ -355,7 +363,7 @@ fn app_dir(root: &Path, wasm: &Path, interval: &str) -> PathBuf {
     let text = std::fs::read_to_string(&example).expect("sampler manifest");
     let text = text
         .replace(
-            "../../target/wasm32-unknown-unknown/release/sampler.wasm",
+            "${CARGO_TARGET_DIR:-../../target}/wasm32-unknown-unknown/release/sampler.wasm",
             s(wasm),
         )
         .replace(
@@ -363,6 +371,7 @@ fn app_dir(root: &Path, wasm: &Path, interval: &str) -> PathBuf {
             &format!("name = \"every\"\ninterval = \"{interval}\""),
         );
     assert!(text.contains("interval"), "the sampler's trigger was found");
+    assert!(text.contains(s(wasm)), "the sampler's module path was found");
     std::fs::write(dir.join("outpost.toml"), text).expect("manifest");
     dir
 }

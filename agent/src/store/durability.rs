@@ -9,7 +9,7 @@
 //!   (unsynced frames wait in memory). Fewer syncs, fewer pages written.
 //!
 //! In both modes the deletes after PUBACKs are journaled without a sync: they ride along with
-//! the next sync (or the lazy flush below). A crash before it brings the rows back and they
+//! the next sync (at the latest the next checkpoint). A crash before it brings the rows back and they
 //! are sent again: duplicates with their old sequence numbers, never loss. Inbound messages are
 //! always stored durably before they are acknowledged.
 //!
@@ -33,9 +33,10 @@ pub enum Durability {
     Window(Duration),
 }
 
-/// How long unsynced work (deletes after PUBACKs) waits in immediate mode for a synced commit
-/// to carry it, before the store syncs it on its own: bounds what a power cut of an idle device
-/// sends again.
+/// How long a non-durable commit waits in immediate mode, on a store without a commit journal
+/// (in memory, or after the journal failed), for a durable commit to carry it before the store
+/// makes it durable on its own: bounds what a crash of an idle device sends again. (With the
+/// journal, deletes and counters ride along until the next sync or checkpoint.)
 pub const IMMEDIATE_LAZY_FLUSH: Duration = Duration::from_secs(10);
 
 /// Shortest window accepted: below it the window saves nothing over immediate mode.

@@ -63,6 +63,17 @@ struct State {
     closed: bool,
 }
 
+/// How durable a journaled commit's frame already is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Frame {
+    /// Synced with the commit (and everything before it with it).
+    Synced,
+    /// Not synced; due within the unsynced-work delay (the durability window).
+    Unsynced,
+    /// Not synced, and with no deadline of its own: the next sync or checkpoint carries it.
+    RideAlong,
+}
+
 /// What the flusher does when it wakes.
 enum Due {
     Sync,
@@ -165,21 +176,22 @@ impl Lazy {
         self.wake_for(state, inner, new_deadline);
     }
 
-    /// Notes a non-durable redb commit whose `ops` row changes were journaled, with an
-    /// `fdatasync` (`synced`) or not.
-    pub(super) fn note_journaled(self: &Arc<Self>, inner: &Arc<Inner>, synced: bool, ops: usize) {
+    /// Notes a non-durable redb commit whose `ops` row changes were journaled in a `frame`.
+    pub(super) fn note_journaled(self: &Arc<Self>, inner: &Arc<Inner>, frame: Frame, ops: usize) {
         let mut state = self.lock();
         state.journaled_ops = state.journaled_ops.saturating_add(ops as u64);
         state.journaled_commits = state.journaled_commits.saturating_add(1);
         let now = Instant::now();
         let mut new_deadline = state.unchecked.is_none();
         state.unchecked.get_or_insert(now);
-        if synced {
+        match frame {
             // The sync made every frame before it durable too.
-            state.unsynced = None;
-        } else if state.unsynced.is_none() {
-            state.unsynced = Some(now);
-            new_deadline = true;
+            Frame::Synced => state.unsynced = None,
+            Frame::Unsynced if state.unsynced.is_none() => {
+                state.unsynced = Some(now);
+                new_deadline = true;
+            }
+            Frame::Unsynced | Frame::RideAlong => {}
         }
         self.wake_for(state, inner, new_deadline);
     }

@@ -149,8 +149,13 @@ enum Want {
     /// On disk: a synced journal frame (a durable redb commit without a journal).
     Synced,
     /// Not yet: an unsynced journal frame (a non-durable redb commit without a journal), made
-    /// durable by the next synced commit or the flusher.
+    /// durable by the next synced commit or the flusher within the durability window.
     Lazy,
+    /// Whenever convenient: an unsynced journal frame with no deadline of its own (deletes after
+    /// PUBACK, counters: losing them costs duplicates or a count, never data), made durable by
+    /// the next synced commit or at the latest by the next checkpoint. It sets no timer, so a
+    /// device that only acknowledges rows never wakes the flusher for them.
+    RideAlong,
 }
 
 impl Drop for Inner {
@@ -650,7 +655,7 @@ impl Store {
                     || self.inner.lazy.checkpoint_due()
                     || journal.as_ref().is_some_and(Journal::needs_checkpoint)
             }
-            Want::Lazy => {
+            Want::Lazy | Want::RideAlong => {
                 self.inner.lazy.checkpoint_due()
                     || journal.as_ref().is_some_and(Journal::needs_checkpoint)
             }
@@ -717,11 +722,15 @@ impl Store {
         }
         drop(journal);
         match landed {
-            Landed::Journaled(ops) => {
-                self.inner
-                    .lazy
-                    .note_journaled(&self.inner, want == Want::Synced, ops)
-            }
+            Landed::Journaled(ops) => self.inner.lazy.note_journaled(
+                &self.inner,
+                match want {
+                    Want::Synced | Want::Durable => lazy::Frame::Synced,
+                    Want::Lazy => lazy::Frame::Unsynced,
+                    Want::RideAlong => lazy::Frame::RideAlong,
+                },
+                ops,
+            ),
             Landed::Durable(_) => self.inner.lazy.note_durable(),
             Landed::Lazy => self.inner.lazy.note_lazy(&self.inner),
         }
@@ -894,7 +903,7 @@ impl Store {
         }
         self.transact(
             "remove acknowledged outbox rows",
-            Want::Lazy,
+            Want::RideAlong,
             |txn, redo| {
                 let mut counters = txn.open_table(tables::COUNTERS)?;
                 let mut outbox = OutboxRows::open(txn, &counters)?;
@@ -1010,7 +1019,7 @@ impl Store {
             !is_outbox_counter(name),
             "outbox counter {name} changed outside the outbox"
         );
-        self.transact("count an event", Want::Lazy, |txn, redo| {
+        self.transact("count an event", Want::RideAlong, |txn, redo| {
             redo.counter(name);
             let mut table = txn.open_table(tables::COUNTERS)?;
             let current = read_counter(&table, name)?;
