@@ -21,6 +21,7 @@ mod memory;
 mod mqtt_triggers;
 mod operator;
 mod packaging;
+mod perimeter;
 mod poison_inbound;
 mod publishing;
 mod quiet_status;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use outpost_hal::mqtt::{BrokerUrl, MqttConfig, Protocol, TransportError};
+use outpost_hal::mqtt::{BrokerUrl, MqttConfig, Protocol, Scheme, TransportError};
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
@@ -224,7 +224,8 @@ pub struct MqttSettings {
     /// Password, with `username`.
     #[serde(default)]
     pub password: Option<String>,
-    /// CA certificate (PEM) for `mqtts://`; the system roots are not used on devices.
+    /// CA certificate (PEM) for `mqtts://`. The one rule for roots: with `ca_file`, only the
+    /// CAs in it are trusted (the system's roots are not); without it, the system's roots are.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS.
@@ -268,6 +269,10 @@ pub struct MqttSettings {
     /// when several small packets leave together, for metered links.
     #[serde(default = "default_tcp_nodelay")]
     pub tcp_nodelay: bool,
+    /// Send the password over plain `mqtt://` to a host that is not loopback (default false:
+    /// such a config is refused, see [`plaintext_password`]).
+    #[serde(default)]
+    pub allow_plaintext_password: bool,
 }
 
 /// Drain tuning.
@@ -327,6 +332,7 @@ impl MqttSettings {
             reconnect_min: default_reconnect_min(),
             reconnect_max: default_reconnect_max(),
             tcp_nodelay: default_tcp_nodelay(),
+            allow_plaintext_password: false,
         }
     }
 
@@ -564,6 +570,12 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
     if config.mqtt.client_cert.is_some() != config.mqtt.client_key.is_some() {
         return Err("client_cert and client_key go together".into());
     }
+    if let Some(problem) = plaintext_password(&config.mqtt) {
+        return Err(format!(
+            "{problem}: use mqtts:// (with ca_file), or set allow_plaintext_password = true \
+             under [mqtt]"
+        ));
+    }
     if config.mqtt.max_packet_bytes < 1024 {
         return Err("max_packet_bytes must be at least 1024".into());
     }
@@ -603,6 +615,28 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
         return Err("reconnect_min must be above zero and at most reconnect_max".into());
     }
     Ok(())
+}
+
+/// Why `mqtt`'s password would cross the network unencrypted, unless that was allowed: a
+/// password with a plain `mqtt://` broker that is not loopback (on loopback it never leaves the
+/// machine). `None` when the settings are safe, allowed, or the URL does not parse (refused
+/// elsewhere).
+pub fn plaintext_password(mqtt: &MqttSettings) -> Option<String> {
+    if mqtt.password.is_none() || mqtt.allow_plaintext_password {
+        return None;
+    }
+    let url: BrokerUrl = mqtt.broker.parse().ok()?;
+    let host = url.host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (url.scheme == Scheme::Mqtt && !loopback).then(|| {
+        format!(
+            "the password would go to {} unencrypted (mqtt://)",
+            url.host
+        )
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -772,5 +806,26 @@ cron_sync_wait = "90s"
                 .to_string()
                 .contains("mqtt://")
         );
+    }
+
+    #[test]
+    fn a_password_over_plain_mqtt_is_refused_unless_allowed_or_loopback() {
+        let text = FULL
+            .replace("ca_file = \"ca.pem\"\n", "")
+            .replace("mqtts://", "mqtt://");
+        let error = parse(&text, Path::new("agent.toml"))
+            .expect_err("plaintext password")
+            .to_string();
+        assert!(
+            error.contains("broker.example unencrypted")
+                && error.contains("allow_plaintext_password = true"),
+            "{error}"
+        );
+        let allowed = text.replace("[mqtt]\n", "[mqtt]\nallow_plaintext_password = true\n");
+        assert!(parse(&allowed, Path::new("agent.toml")).is_ok());
+        for local in ["127.0.0.1", "localhost", "[::1]"] {
+            let text = text.replace("broker.example", local);
+            assert!(parse(&text, Path::new("agent.toml")).is_ok(), "{local}");
+        }
     }
 }
