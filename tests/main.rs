@@ -12,6 +12,7 @@ mod campaign;
 mod cli;
 mod control;
 mod crash;
+mod device_policy;
 mod durability;
 mod examples;
 mod fleet;

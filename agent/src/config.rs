@@ -80,6 +80,11 @@ pub struct AgentConfig {
     pub bindings: Bindings,
     /// What cron triggers do while the wall clock is not synchronised (`[clock]`).
     pub clock: ClockSettings,
+    /// The most any app may be granted on this device (`[policy]`).
+    pub policy: crate::policy::PolicySettings,
+    /// This device's secrets file (`secrets`, default [`DEFAULT_SECRETS`]): a TOML table of
+    /// strings, mode 0600, read at start ([`crate::policy::Secrets::load`]).
+    pub secrets: PathBuf,
 }
 
 impl AgentConfig {
@@ -98,6 +103,8 @@ impl AgentConfig {
             board: BoardSettings::default(),
             bindings: Bindings::default(),
             clock: ClockSettings::default(),
+            policy: crate::policy::PolicySettings::default(),
+            secrets: DEFAULT_SECRETS.into(),
         }
     }
 }
@@ -442,6 +449,10 @@ struct RawConfig {
     gpio: BTreeMap<String, String>,
     #[serde(default)]
     clock: ClockSettings,
+    #[serde(default)]
+    policy: crate::policy::PolicySettings,
+    #[serde(default)]
+    secrets: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -461,6 +472,8 @@ struct RawOutbox {
 
 /// Default state directory on a device.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/outpost";
+/// Default secrets file on a device (root's, mode 0600; the unit hands it to the service).
+pub const DEFAULT_SECRETS: &str = "/etc/outpost/secrets.toml";
 
 /// Reads and checks `agent.toml`.
 pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
@@ -530,6 +543,8 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
             gpio: raw.gpio,
         },
         clock: raw.clock,
+        policy: raw.policy,
+        secrets: base.join(raw.secrets.unwrap_or_else(|| DEFAULT_SECRETS.into())),
     };
     validate(&config).map_err(invalid)?;
     Ok(config)
@@ -614,6 +629,7 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
     {
         return Err("reconnect_min must be above zero and at most reconnect_max".into());
     }
+    config.policy.validate()?;
     Ok(())
 }
 

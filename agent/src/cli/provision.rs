@@ -7,6 +7,7 @@
 //! DIR/etc/outpost/tls/client.crt    --client-cert  (0644)
 //! DIR/etc/outpost/tls/client.key    --client-key   (0600)
 //! DIR/etc/outpost/trust/NAME.pub    each --trust key (0644)
+//! DIR/etc/outpost/secrets.toml      --secrets-file (0600; the device's secrets, never in bundles)
 //! ```
 //!
 //! Every input is checked before anything is written, and the written `agent.toml` is parsed
@@ -74,6 +75,11 @@ pub struct ProvisionArgs {
     /// Client private key (PEM) for mutual TLS.
     #[arg(long, value_name = "PEM", requires = "client_cert")]
     client_key: Option<PathBuf>,
+    /// The device's secrets: a TOML file of NAME = "value" lines, copied to
+    /// etc/outpost/secrets.toml (0600). Apps read one through a variable whose value is
+    /// "{secret}" (docs/SECURITY.md).
+    #[arg(long, value_name = "FILE")]
+    secrets_file: Option<PathBuf>,
     /// Output directory: the root of the device's file system (or a staging copy of it).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -300,6 +306,21 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<(Vec<Output>, Option<BrokerUpdat
                 mode,
             });
         }
+    }
+    if let Some(file) = &args.secrets_file {
+        let text = fs::read_to_string(file)
+            .with_context(|| format!("--secrets-file {}: cannot read", file.display()))?;
+        outpost::policy::Secrets::parse(&text).map_err(|message| {
+            anyhow::anyhow!(
+                "--secrets-file {}: {message} (expected NAME = \"value\" lines)",
+                file.display()
+            )
+        })?;
+        outputs.push(Output {
+            path: etc.join("secrets.toml"),
+            contents: text.into_bytes(),
+            mode: 0o600,
+        });
     }
     let mut names = BTreeSet::new();
     for key in &args.trust {
@@ -564,6 +585,7 @@ fn remove_stale(out: &Path, outputs: &[Output]) -> anyhow::Result<()> {
     let mut managed: Vec<PathBuf> = ["ca.pem", "client.crt", "client.key"]
         .iter()
         .map(|name| etc.join("tls").join(name))
+        .chain([etc.join("secrets.toml")])
         .collect();
     if let Ok(entries) = fs::read_dir(out.join(etc).join("trust")) {
         for entry in entries.flatten() {
