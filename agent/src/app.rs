@@ -35,6 +35,10 @@ pub enum AppError {
     /// A cron trigger's time zone is not installed on this device.
     #[error(transparent)]
     Zone(#[from] crate::scheduler::zone::ZoneError),
+    /// This device's policy refuses it (a grant under the topic prefix or beyond `[policy]`,
+    /// a missing secret).
+    #[error("refused by this device: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 /// How to start an app.
@@ -108,11 +112,12 @@ impl App {
         let board = hardware.for_app(&manifest).map_err(AppError::Board)?;
         let identity = options.identity.unwrap_or_else(DeviceIdentity::local);
         identity.fill_grants(&mut manifest);
+        let variables = identity.admit(&manifest)?;
         let services = Services {
             kv: Arc::new(store.clone()),
             sensors: board.sensors.clone(),
             clock: options.clock.clone(),
-            variables: Arc::new(manifest.variables.clone()),
+            variables: Arc::new(variables),
             device: Arc::from(identity.device.as_str()),
             gpio: board.gpio.clone(),
             send: options

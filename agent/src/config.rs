@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use outpost_hal::mqtt::{BrokerUrl, MqttConfig, Protocol, TransportError};
+use outpost_hal::mqtt::{BrokerUrl, MqttConfig, Protocol, Scheme, TransportError};
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
@@ -80,6 +80,11 @@ pub struct AgentConfig {
     pub bindings: Bindings,
     /// What cron triggers do while the wall clock is not synchronised (`[clock]`).
     pub clock: ClockSettings,
+    /// The most any app may be granted on this device (`[policy]`).
+    pub policy: crate::policy::PolicySettings,
+    /// This device's secrets file (`secrets`, default [`DEFAULT_SECRETS`]): a TOML table of
+    /// strings, mode 0600, read at start ([`crate::policy::Secrets::load`]).
+    pub secrets: PathBuf,
 }
 
 impl AgentConfig {
@@ -98,6 +103,8 @@ impl AgentConfig {
             board: BoardSettings::default(),
             bindings: Bindings::default(),
             clock: ClockSettings::default(),
+            policy: crate::policy::PolicySettings::default(),
+            secrets: DEFAULT_SECRETS.into(),
         }
     }
 }
@@ -230,7 +237,8 @@ pub struct MqttSettings {
     /// Password, with `username`.
     #[serde(default)]
     pub password: Option<String>,
-    /// CA certificate (PEM) for `mqtts://`; the system roots are not used on devices.
+    /// CA certificate (PEM) for `mqtts://`. The one rule for roots: with `ca_file`, only the
+    /// CAs in it are trusted (the system's roots are not); without it, the system's roots are.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS.
@@ -274,6 +282,10 @@ pub struct MqttSettings {
     /// when several small packets leave together, for metered links.
     #[serde(default = "default_tcp_nodelay")]
     pub tcp_nodelay: bool,
+    /// Send the password over plain `mqtt://` to a host that is not loopback (default false:
+    /// such a config is refused, see [`plaintext_password`]).
+    #[serde(default)]
+    pub allow_plaintext_password: bool,
 }
 
 /// Drain tuning.
@@ -333,6 +345,7 @@ impl MqttSettings {
             reconnect_min: default_reconnect_min(),
             reconnect_max: default_reconnect_max(),
             tcp_nodelay: default_tcp_nodelay(),
+            allow_plaintext_password: false,
         }
     }
 
@@ -442,6 +455,10 @@ struct RawConfig {
     gpio: BTreeMap<String, String>,
     #[serde(default)]
     clock: ClockSettings,
+    #[serde(default)]
+    policy: crate::policy::PolicySettings,
+    #[serde(default)]
+    secrets: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -463,6 +480,8 @@ struct RawOutbox {
 
 /// Default state directory on a device.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/outpost";
+/// Default secrets file on a device (root's, mode 0600; the unit hands it to the service).
+pub const DEFAULT_SECRETS: &str = "/etc/outpost/secrets.toml";
 
 /// Reads and checks `agent.toml`.
 pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
@@ -537,6 +556,8 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
             gpio: raw.gpio,
         },
         clock: raw.clock,
+        policy: raw.policy,
+        secrets: base.join(raw.secrets.unwrap_or_else(|| DEFAULT_SECRETS.into())),
     };
     validate(&config).map_err(invalid)?;
     Ok(config)
@@ -577,6 +598,12 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
     if config.mqtt.client_cert.is_some() != config.mqtt.client_key.is_some() {
         return Err("client_cert and client_key go together".into());
     }
+    if let Some(problem) = plaintext_password(&config.mqtt) {
+        return Err(format!(
+            "{problem}: use mqtts:// (with ca_file), or set allow_plaintext_password = true \
+             under [mqtt]"
+        ));
+    }
     if config.mqtt.max_packet_bytes < 1024 {
         return Err("max_packet_bytes must be at least 1024".into());
     }
@@ -615,7 +642,30 @@ pub fn validate(config: &AgentConfig) -> Result<(), String> {
     {
         return Err("reconnect_min must be above zero and at most reconnect_max".into());
     }
+    config.policy.validate()?;
     Ok(())
+}
+
+/// Why `mqtt`'s password would cross the network unencrypted, unless that was allowed: a
+/// password with a plain `mqtt://` broker that is not loopback (on loopback it never leaves the
+/// machine). `None` when the settings are safe, allowed, or the URL does not parse (refused
+/// elsewhere).
+pub fn plaintext_password(mqtt: &MqttSettings) -> Option<String> {
+    if mqtt.password.is_none() || mqtt.allow_plaintext_password {
+        return None;
+    }
+    let url: BrokerUrl = mqtt.broker.parse().ok()?;
+    let host = url.host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (url.scheme == Scheme::Mqtt && !loopback).then(|| {
+        format!(
+            "the password would go to {} unencrypted (mqtt://)",
+            url.host
+        )
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -785,5 +835,26 @@ cron_sync_wait = "90s"
                 .to_string()
                 .contains("mqtt://")
         );
+    }
+
+    #[test]
+    fn a_password_over_plain_mqtt_is_refused_unless_allowed_or_loopback() {
+        let text = FULL
+            .replace("ca_file = \"ca.pem\"\n", "")
+            .replace("mqtts://", "mqtt://");
+        let error = parse(&text, Path::new("agent.toml"))
+            .expect_err("plaintext password")
+            .to_string();
+        assert!(
+            error.contains("broker.example unencrypted")
+                && error.contains("allow_plaintext_password = true"),
+            "{error}"
+        );
+        let allowed = text.replace("[mqtt]\n", "[mqtt]\nallow_plaintext_password = true\n");
+        assert!(parse(&allowed, Path::new("agent.toml")).is_ok());
+        for local in ["127.0.0.1", "localhost", "[::1]"] {
+            let text = text.replace("broker.example", local);
+            assert!(parse(&text, Path::new("agent.toml")).is_ok(), "{local}");
+        }
     }
 }

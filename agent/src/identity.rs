@@ -9,10 +9,14 @@
 //! `outpost fleet send` publishes there; an app receives them with an `mqtt` trigger on
 //! `{commands}/…` (see [`outpost_manifest::placeholders`]).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use outpost_manifest::placeholders::{self, Values};
 use outpost_manifest::{AppManifest, TopicFilter};
 
 use crate::config::AgentConfig;
+use crate::policy::{AppPolicy, PolicyError, Secrets};
 
 /// A device's identity on the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,8 @@ pub struct DeviceIdentity {
     pub prefix: String,
     /// The fleet groups it follows.
     pub groups: Vec<String>,
+    /// What it lets any app do ([`DeviceIdentity::admit`]): `[policy]` and its secrets.
+    pub policy: Arc<AppPolicy>,
 }
 
 impl DeviceIdentity {
@@ -32,7 +38,25 @@ impl DeviceIdentity {
             device: config.device_id.clone(),
             prefix: config.mqtt.topic_prefix.clone(),
             groups: config.fleet.groups.clone(),
+            policy: Arc::new(AppPolicy {
+                settings: config.policy.clone(),
+                secrets: Secrets::default(),
+            }),
         }
+    }
+
+    /// This identity with the device's secrets (read by the caller, [`Secrets::load`]).
+    pub fn with_secrets(mut self, secrets: Secrets) -> DeviceIdentity {
+        Arc::make_mut(&mut self.policy).secrets = secrets;
+        self
+    }
+
+    /// Admits `manifest` (placeholders already filled, [`DeviceIdentity::fill_grants`]) on
+    /// this device: no publish grant under its prefix, every grant within `[policy]`. Returns
+    /// the variables its components read, the device's secrets filled in. Local and fleet apps
+    /// alike pass here before their components are loaded.
+    pub fn admit(&self, manifest: &AppManifest) -> Result<BTreeMap<String, String>, PolicyError> {
+        self.policy.admit(manifest, &self.prefix)
     }
 
     /// The identity of a laptop running `outpost up` or `outpost invoke`: device `local`,
@@ -42,6 +66,7 @@ impl DeviceIdentity {
             device: "local".into(),
             prefix: "outpost".into(),
             groups: Vec::new(),
+            policy: Arc::default(),
         }
     }
 
@@ -103,6 +128,7 @@ mod tests {
             device: "pi-1".into(),
             prefix: "outpost".into(),
             groups: vec!["north".into()],
+            policy: Arc::default(),
         };
         let filter = TopicFilter::new("{commands}/set/#").expect("filter");
         let filters = id.filters(&filter, "pump");

@@ -43,6 +43,7 @@ pub mod inbound;
 pub mod inbox;
 #[cfg(feature = "operator")]
 pub mod pack;
+pub mod policy;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;

@@ -238,7 +238,7 @@ source = "b.wasm"
 build = { command = "make b", workdir = "sub/dir" }
 [component.grants]
 config = ["level"]
-publish = ["+/status", "site/#"]
+publish = ["pump/+/status", "site/#"]
 gpio = ["out:gpiochip0:17", "in:GPIO4", "in:Door Sensor"]
 "#;
     let manifest = parse(text, Path::new("/apps/v/outpost.toml")).unwrap_or_else(|e| panic!("{e}"));
@@ -319,8 +319,8 @@ gpio = ["out:gpiochip0:17", "in:GPIO4", "in:Door Sensor"]
         Some(PathBuf::from("/apps/v/sub/dir"))
     );
     assert!(b.grants.grants(Interface::Config) && !b.grants.grants(Interface::KeyValue));
-    assert!(b.grants.allows_publish("pump/status") && b.grants.allows_publish("site/a/b"));
-    assert!(!b.grants.allows_publish("pump/status/x") && !b.grants.allows_publish("$SYS/status"));
+    assert!(b.grants.allows_publish("pump/1/status") && b.grants.allows_publish("site/a/b"));
+    assert!(!b.grants.allows_publish("pump/1/status/x") && !b.grants.allows_publish("pump/status"));
     assert!(b.grants.grants(Interface::Gpio) && !a.grants.grants(Interface::Gpio));
     assert!(
         b.grants.allows_gpio_write("gpiochip0:17") && b.grants.allows_gpio_read("gpiochip0:17")

@@ -235,6 +235,14 @@ fn app_wide_rules() {
             "outpost.toml: component 'c', grants.publish: invalid MQTT topic filter \"alerts/#/high\": `#` must be a whole level and the last one, as in `alerts/#`",
         ),
         (
+            &format!("{COMPONENT}publish = [\"{{prefix}}/{{device}}/status\"]\n"),
+            "outpost.toml: component 'c', grants.publish \"{prefix}/{device}/status\": could reach the agent's own topics under {prefix}/ (status, events, commands, fleet offers); start with a topic level of the app's own",
+        ),
+        (
+            &format!("{COMPONENT}publish = [\"+/status\"]\n"),
+            "outpost.toml: component 'c', grants.publish \"+/status\": could reach the agent's own topics under {prefix}/ (status, events, commands, fleet offers); start with a topic level of the app's own",
+        ),
+        (
             &format!("{COMPONENT}kv = [\"a\", \"a\"]\n"),
             "outpost.toml: component 'c', grants.kv: \"a\" is listed twice",
         ),

@@ -259,6 +259,10 @@ fn resolve(args: AgentArgs) -> anyhow::Result<AgentConfig> {
 /// Runs `outpost agent`.
 pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let format = args.events;
+    // Everything the agent creates outside the package (the data dir, state.redb and its side
+    // files, salvage dumps, the control socket) is its own: 0700 directories, 0600 files,
+    // whoever runs it and whatever the caller's umask (the unit sets UMask=0077 too).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let config = resolve(args)?;
     let events = Events::new();
     let renderer = render_events(&events, format);

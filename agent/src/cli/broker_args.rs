@@ -8,12 +8,11 @@
 //! (`--config FILE`, else `~/.config/outpost/operator.toml` if it exists), then defaults. The
 //! password is never a flag value: process lists and shell histories show those.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
 use outpost::config::MqttSettings;
-use outpost_hal::mqtt::{MqttConfig, Protocol, RumqttcTransport, Scheme, TransportError};
+use outpost_hal::mqtt::{MqttConfig, Protocol, RumqttcTransport, TransportError};
 use serde::Deserialize;
 
 /// The environment variable holding the broker password, when no `--password-file` is given.
@@ -53,6 +52,9 @@ pub struct BrokerArgs {
     /// if it exists); flags override it.
     #[arg(long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Send the password over plain mqtt:// to a host that is not loopback (else refused).
+    #[arg(long)]
+    pub allow_plaintext_password: bool,
 }
 
 /// `operator.toml`: the operator's broker settings, the `[mqtt]` keys of `agent.toml` a person
@@ -87,6 +89,8 @@ pub struct BrokerTable {
     pub protocol: Option<String>,
     /// TCP_NODELAY on the socket (default true).
     pub tcp_nodelay: Option<bool>,
+    /// Send the password over plain `mqtt://` to a host that is not loopback (default false).
+    pub allow_plaintext_password: Option<bool>,
 }
 
 /// Where the password came from, for error messages that name the fix.
@@ -147,8 +151,8 @@ pub fn hint(error: &TransportError) -> String {
 impl BrokerArgs {
     /// The broker these settings name, for a command called `command` (used in the client id):
     /// flags over `OUTPOST_PASSWORD` over the operator config file over defaults. Reads the
-    /// config and password files; prints a warning on stderr when a password would cross the
-    /// network unencrypted.
+    /// config and password files; refuses a password that would cross the network unencrypted
+    /// unless that was allowed.
     pub fn resolve(&self, command: &str) -> anyhow::Result<Broker> {
         let (file, file_path) = match &self.config {
             Some(path) => (load(path)?, Some(path.clone())),
@@ -169,8 +173,11 @@ impl BrokerArgs {
         mqtt.max_packet_bytes = 1 << 20;
         mqtt.validate()
             .map_err(|error| anyhow::anyhow!("{error}"))?;
-        if let Some(warning) = plaintext_password_warning(&mqtt) {
-            eprintln!("warning: {warning}");
+        if let Some(problem) = outpost::config::plaintext_password(&resolved.settings) {
+            bail!(
+                "{problem}: use mqtts:// with --ca-file, or pass --allow-plaintext-password (or \
+                 allow_plaintext_password = true under [broker])"
+            );
         }
         Ok(Broker {
             mqtt,
@@ -226,6 +233,8 @@ fn merge(
             .parse::<Protocol>()
             .map_err(|error| anyhow::anyhow!("{}: {error}", in_file("protocol")))?;
     }
+    settings.allow_plaintext_password =
+        args.allow_plaintext_password || file.allow_plaintext_password.unwrap_or(false);
     if let Some(nodelay) = file.tcp_nodelay {
         settings.tcp_nodelay = nodelay;
     }
@@ -378,16 +387,6 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<OperatorFile> {
     })
 }
 
-/// A warning when a password would go to a host other than this machine without TLS.
-fn plaintext_password_warning(mqtt: &MqttConfig) -> Option<String> {
-    let host = &mqtt.broker.host;
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    (mqtt.password.is_some() && mqtt.broker.scheme == Scheme::Mqtt && !loopback).then(|| {
-        format!("the password goes to {host} unencrypted (mqtt://); use mqtts:// with --ca-file")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,18 +497,19 @@ mod tests {
     }
 
     #[test]
-    fn a_password_over_plain_mqtt_to_another_host_is_warned_about() -> anyhow::Result<()> {
-        let mut mqtt = MqttSettings::new("mqtt://broker.example".into()).mqtt_config("t")?;
-        mqtt.username = Some("ops".into());
-        mqtt.password = Some("pw".into());
-        assert!(plaintext_password_warning(&mqtt).is_some());
-        for local in ["mqtt://127.0.0.1", "mqtt://localhost", "mqtt://[::1]"] {
-            let mut mqtt = mqtt.clone();
-            mqtt.broker = local.parse()?;
-            assert_eq!(plaintext_password_warning(&mqtt), None, "{local}");
-        }
-        mqtt.broker = "mqtts://broker.example".parse()?;
-        assert_eq!(plaintext_password_warning(&mqtt), None);
+    fn a_password_over_plain_mqtt_to_another_host_is_refused_unless_allowed() -> anyhow::Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "pw\n")?;
+        let mut given = args("mqtt://broker.example");
+        given.username = Some("ops".into());
+        given.password_file = Some(secret);
+        let settings = merge(&given, BrokerTable::default(), None, None)?.settings;
+        assert!(outpost::config::plaintext_password(&settings).is_some());
+        given.allow_plaintext_password = true;
+        let settings = merge(&given, BrokerTable::default(), None, None)?.settings;
+        assert_eq!(outpost::config::plaintext_password(&settings), None);
         Ok(())
     }
 }

@@ -7,10 +7,18 @@
 //! DIR/etc/outpost/tls/client.crt    --client-cert  (0644)
 //! DIR/etc/outpost/tls/client.key    --client-key   (0600)
 //! DIR/etc/outpost/trust/NAME.pub    each --trust key (0644)
+//! DIR/etc/outpost/secrets.toml      --secrets-file (0600; the device's secrets, never in bundles)
 //! ```
 //!
 //! Every input is checked before anything is written, and the written `agent.toml` is parsed
 //! back with the agent's own loader, so a provisioned device never boots into a config error.
+//!
+//! With `--broker-dir` the device also gets its identity on the broker ([`broker`]): user name
+//! = device id, a random password (unless one is given), and its place in the fleet's
+//! mosquitto ACL.
+
+mod broker;
+mod passwd;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -67,6 +75,11 @@ pub struct ProvisionArgs {
     /// Client private key (PEM) for mutual TLS.
     #[arg(long, value_name = "PEM", requires = "client_cert")]
     client_key: Option<PathBuf>,
+    /// The device's secrets: a TOML file of NAME = "value" lines, copied to
+    /// etc/outpost/secrets.toml (0600). Apps read one through a variable whose value is
+    /// "{secret}" (docs/SECURITY.md).
+    #[arg(long, value_name = "FILE")]
+    secrets_file: Option<PathBuf>,
     /// Output directory: the root of the device's file system (or a staging copy of it).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -74,6 +87,35 @@ pub struct ProvisionArgs {
     /// and trust keys and TLS files of an earlier provisioning not given now are removed.
     #[arg(long)]
     force: bool,
+    /// Also register the device on the broker: update the mosquitto password file, ACL and
+    /// device registry in this directory (one per broker; docs/SECURITY.md). The device logs
+    /// in as its id, with a fresh random password unless --password(-file) or a client
+    /// certificate is given.
+    #[arg(long, value_name = "DIR")]
+    broker_dir: Option<PathBuf>,
+    /// The operator's user name in the ACL (with --broker-dir).
+    #[arg(long, value_name = "USER", default_value = "operator")]
+    operator_user: String,
+    /// A topic filter outside the topic prefix this device may read (its apps' mqtt triggers),
+    /// added to its ACL (repeatable; with --broker-dir).
+    #[arg(long = "acl-read", value_name = "FILTER", requires = "broker_dir")]
+    acl_read: Vec<String>,
+    /// A topic filter outside the topic prefix this device may write (its apps' publish
+    /// grants), added to its ACL (repeatable; with --broker-dir).
+    #[arg(long = "acl-write", value_name = "FILTER", requires = "broker_dir")]
+    acl_write: Vec<String>,
+    /// Let the device send its password over plain mqtt:// to a host that is not loopback
+    /// (else refused).
+    #[arg(long)]
+    allow_plaintext_password: bool,
+}
+
+/// What `--broker-dir` gets: the updated registry and this device's password-file line.
+struct BrokerUpdate {
+    dir: PathBuf,
+    registry: broker::Registry,
+    /// `None` with a client certificate and no password: any earlier line is removed.
+    password_line: Option<String>,
 }
 
 /// One file to write: path under `DIR`, contents, mode.
@@ -88,7 +130,7 @@ type TlsFile<'a> = (&'a Option<PathBuf>, &'static str, u32);
 
 /// Runs `outpost provision`.
 pub fn run(args: ProvisionArgs) -> anyhow::Result<ExitCode> {
-    let outputs = plan(&args)?;
+    let (outputs, update) = plan(&args)?;
     prepare_out_dir(&args.out, args.force)?;
     if args.force {
         remove_stale(&args.out, &outputs)?;
@@ -108,22 +150,89 @@ pub fn run(args: ProvisionArgs) -> anyhow::Result<ExitCode> {
         "copy it onto the device's root file system as root, keeping modes \
          (docs/FLASHING.md); the outpost package gives the service read access at boot"
     );
+    if let Some(update) = update {
+        write_broker_dir(&update, &args.device_id)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes `--broker-dir`: registry, password file, ACL, and the listener config once.
+fn write_broker_dir(update: &BrokerUpdate, device: &str) -> anyhow::Result<()> {
+    let dir = &update.dir;
+    let passwd_path = dir.join(broker::PASSWD);
+    let existing = match fs::read_to_string(&passwd_path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => {
+            return Err(error).with_context(|| format!("{}: cannot read", passwd_path.display()));
+        }
+    };
+    let mut files = vec![
+        Output {
+            path: broker::REGISTRY.into(),
+            contents: update.registry.to_text()?.into_bytes(),
+            mode: 0o644,
+        },
+        Output {
+            path: broker::PASSWD.into(),
+            contents: broker::replace_password_line(
+                &existing,
+                device,
+                update.password_line.as_deref(),
+            )
+            .into_bytes(),
+            mode: 0o600,
+        },
+        Output {
+            path: broker::ACL.into(),
+            contents: update.registry.acl().into_bytes(),
+            mode: 0o644,
+        },
+    ];
+    if !dir.join(broker::CONF).exists() {
+        files.push(Output {
+            path: broker::CONF.into(),
+            contents: broker::mosquitto_conf().into_bytes(),
+            mode: 0o644,
+        });
+    }
+    for file in &files {
+        write(dir, file)?;
+    }
+    println!(
+        "registered {device} in {} ({} devices): reload mosquitto (SIGHUP) to apply",
+        dir.display(),
+        update.registry.devices.len()
+    );
+    Ok(())
+}
+
 /// Checks every input and renders every file, without touching `--out`.
-fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
+fn plan(args: &ProvisionArgs) -> anyhow::Result<(Vec<Output>, Option<BrokerUpdate>)> {
     let broker: BrokerUrl = args
         .broker
         .parse()
         .with_context(|| format!("--broker '{}'", args.broker))?;
-    let password = match &args.password_file {
+    let mut password = match &args.password_file {
         Some(file) => Some(super::broker_args::read_password(
             file,
             &format!("--password-file {}", file.display()),
         )?),
         None => args.password.clone(),
     };
+    let mut username = args.username.clone();
+    if args.broker_dir.is_some() {
+        // The ACL's patterns name a device by its user name.
+        ensure!(
+            username.as_ref().is_none_or(|user| *user == args.device_id),
+            "--username must be the device id with --broker-dir (the ACL names a device by its \
+             user name): leave --username out"
+        );
+        username = Some(args.device_id.clone());
+        if password.is_none() && args.client_cert.is_none() {
+            password = Some(passwd::random_password()?);
+        }
+    }
     let tls: [TlsFile; 3] = [
         (&args.ca_file, "ca.pem", 0o644),
         (&args.client_cert, "client.crt", 0o644),
@@ -132,8 +241,9 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
     let on_device = |name: &str| Path::new(ETC).join("tls").join(name);
 
     let mut settings = MqttSettings::new(args.broker.clone());
-    settings.username = args.username.clone();
+    settings.username = username;
     settings.password = password;
+    settings.allow_plaintext_password = args.allow_plaintext_password;
     settings.ca_file = args.ca_file.as_ref().map(|_| on_device("ca.pem"));
     settings.client_cert = args.client_cert.as_ref().map(|_| on_device("client.crt"));
     settings.client_key = args.client_key.as_ref().map(|_| on_device("client.key"));
@@ -144,7 +254,20 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
         groups: unique_groups(&args.groups)?,
         ..FleetSettings::default()
     };
-    config::validate(&config).map_err(|message| anyhow::anyhow!("{message}"))?;
+    config::validate(&config).map_err(|message| {
+        anyhow::anyhow!(
+            "{}",
+            message.replace(
+                "set allow_plaintext_password = true under [mqtt]",
+                "pass --allow-plaintext-password"
+            )
+        )
+    })?;
+    let update = args
+        .broker_dir
+        .as_ref()
+        .map(|dir| broker_update(args, &config, dir))
+        .transpose()?;
 
     // The TLS files as the transport will use them (PEM parses, key fits certificate), checked
     // here against the given files; also refuses TLS files with an mqtt:// broker.
@@ -184,6 +307,21 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
             });
         }
     }
+    if let Some(file) = &args.secrets_file {
+        let text = fs::read_to_string(file)
+            .with_context(|| format!("--secrets-file {}: cannot read", file.display()))?;
+        outpost::policy::Secrets::parse(&text).map_err(|message| {
+            anyhow::anyhow!(
+                "--secrets-file {}: {message} (expected NAME = \"value\" lines)",
+                file.display()
+            )
+        })?;
+        outputs.push(Output {
+            path: etc.join("secrets.toml"),
+            contents: text.into_bytes(),
+            mode: 0o600,
+        });
+    }
     let mut names = BTreeSet::new();
     for key in &args.trust {
         let name = trust_key_name(key)?;
@@ -198,7 +336,69 @@ fn plan(args: &ProvisionArgs) -> anyhow::Result<Vec<Output>> {
             mode: 0o644,
         });
     }
-    Ok(outputs)
+    Ok((outputs, update))
+}
+
+/// The registry with this device in it, and its password line: everything `--broker-dir`
+/// gets, checked before anything is written.
+fn broker_update(
+    args: &ProvisionArgs,
+    config: &AgentConfig,
+    dir: &Path,
+) -> anyhow::Result<BrokerUpdate> {
+    let prefix = &config.mqtt.topic_prefix;
+    let mut registry = broker::Registry::load_or_new(dir, prefix, &args.operator_user)?;
+    ensure!(
+        outpost::fleet::topics::valid_name(&args.operator_user),
+        "--operator-user '{}' must be 1-64 characters of A-Z a-z 0-9 - _",
+        args.operator_user
+    );
+    registry.check_device(&args.device_id)?;
+    for (flag, filters) in [
+        ("--acl-read", &args.acl_read),
+        ("--acl-write", &args.acl_write),
+    ] {
+        for filter in filters {
+            check_acl_filter(flag, filter, prefix)?;
+        }
+    }
+    registry.devices.insert(
+        args.device_id.clone(),
+        broker::DeviceEntry {
+            groups: config.fleet.groups.clone(),
+            read: args.acl_read.clone(),
+            write: args.acl_write.clone(),
+        },
+    );
+    let password_line = match &config.mqtt.password {
+        Some(password) => Some(passwd::line(&args.device_id, password)?),
+        None => None,
+    };
+    Ok(BrokerUpdate {
+        dir: dir.to_path_buf(),
+        registry,
+        password_line,
+    })
+}
+
+/// An extra ACL filter: a valid MQTT filter, one ACL word (no spaces: it would add rules), and
+/// outside the prefix, whose layout the generated rules own.
+fn check_acl_filter(flag: &str, filter: &str, prefix: &str) -> anyhow::Result<()> {
+    ensure!(
+        !filter.is_empty()
+            && !filter.chars().any(|c| c.is_whitespace() || c.is_control())
+            && outpost_manifest::TopicFilter::new(filter).is_ok(),
+        "{flag} '{filter}': not a single MQTT topic filter"
+    );
+    // Its first level decides: a wildcard there, or the prefix's own first level, could match
+    // the agent's topics (`+/pi-2/status`).
+    let first = filter.split('/').next().unwrap_or_default();
+    ensure!(
+        !matches!(first, "+" | "#") && Some(first) != prefix.split('/').next(),
+        "{flag} '{filter}': topics under '{prefix}/' are the agent's own; give a filter outside \
+         it"
+    );
+    Ok(())
 }
 
 /// `agent.toml` for `config`, commented for the person who opens it on the device.
@@ -227,6 +427,12 @@ fn render(config: &AgentConfig) -> String {
         if let Some(value) = value {
             let _ = writeln!(text, "{key} = {}", quote(value));
         }
+    }
+    if mqtt.allow_plaintext_password {
+        text.push_str(
+            "# The password crosses the network unencrypted (mqtt://): allowed on purpose.\n",
+        );
+        text.push_str("allow_plaintext_password = true\n");
     }
     let paths = [
         ("ca_file", &mqtt.ca_file),
@@ -379,6 +585,7 @@ fn remove_stale(out: &Path, outputs: &[Output]) -> anyhow::Result<()> {
     let mut managed: Vec<PathBuf> = ["ca.pem", "client.crt", "client.key"]
         .iter()
         .map(|name| etc.join("tls").join(name))
+        .chain([etc.join("secrets.toml")])
         .collect();
     if let Ok(entries) = fs::read_dir(out.join(etc).join("trust")) {
         for entry in entries.flatten() {

@@ -45,6 +45,8 @@ pub struct Shared<'a> {
     pub inbox: (Inbox, Arc<Notify>),
     /// The device's schedulers' counters (late and skipped runs).
     pub schedule: Arc<SchedulerStats>,
+    /// Who the device is and what it lets apps do (its policy and secrets).
+    pub identity: DeviceIdentity,
 }
 
 /// Fleet updates, assembled and ready to run.
@@ -121,7 +123,7 @@ pub fn assemble(
             shared.clock.clone(),
             shared.hardware,
             shared.send.clone(),
-            Arc::new(DeviceIdentity::of(config)),
+            Arc::new(shared.identity),
         ),
         clock: shared.clock,
     };
@@ -169,12 +171,13 @@ fn services(
     let kv: Arc<dyn KvReader> = Arc::new(store.clone());
     let device: Arc<str> = Arc::from(identity.device.as_str());
     Arc::new(move |manifest| {
+        let variables = identity.admit(manifest)?;
         let board = hardware.for_app(manifest)?;
         Ok(Services {
             kv: kv.clone(),
             sensors: board.sensors,
             clock: clock.clone(),
-            variables: Arc::new(manifest.variables.clone()),
+            variables: Arc::new(variables),
             device: device.clone(),
             gpio: board.gpio,
             send: send.clone(),

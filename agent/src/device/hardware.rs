@@ -69,6 +69,10 @@ pub enum HardwareError {
     /// Its simulated board is misconfigured.
     #[error("simulated board: {0}")]
     Simulator(#[from] SimError),
+    /// This device's policy refuses it (checked with the board, as both are the device's
+    /// say over an app whoever signed it).
+    #[error("refused by this device: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 /// The device's board.

@@ -54,6 +54,9 @@ pub enum DeviceError {
     /// The broker settings are unusable (URL, TLS files).
     #[error("broker settings: {0}")]
     Link(#[from] outpost_hal::mqtt::TransportError),
+    /// The secrets file is unreadable, malformed, or readable by others.
+    #[error("secrets: {0}")]
+    Secrets(#[from] crate::policy::SecretsError),
 }
 
 /// A device ready to run.
@@ -98,6 +101,9 @@ impl Device {
         verifier: &Verifier,
     ) -> Result<Device, DeviceError> {
         let clock: Arc<dyn Clock> = Arc::new(outpost_hal::SystemClock::new());
+        // Before the store: a secrets file others can read stops the device, naming the fix.
+        let identity = DeviceIdentity::of(&config)
+            .with_secrets(crate::policy::Secrets::load(&config.secrets)?);
         let store = guard::open_dir(&config.data_dir, verifier)?;
         let restart = Arc::new(Notify::new());
         {
@@ -145,7 +151,7 @@ impl Device {
                                 outbox: config.outbox,
                                 clock: clock.clone(),
                                 hardware: Some(hardware.clone()),
-                                identity: Some(DeviceIdentity::of(&config)),
+                                identity: Some(identity.clone()),
                                 send: Some(send.clone()),
                             },
                             store.clone(),
@@ -189,7 +195,7 @@ impl Device {
         // live under `{prefix}/fleet/`, which the fleet updater claims otherwise.
         let inbox = Inbox::new(
             store.clone(),
-            DeviceIdentity::of(&config),
+            identity.clone(),
             MAX_INBOUND_BYTES,
             config.inbox,
         );
@@ -217,6 +223,7 @@ impl Device {
                     send,
                     inbox: (inbox.clone(), wake.clone()),
                     schedule: schedule.clone(),
+                    identity,
                 },
                 apps_tx,
                 local_apps,

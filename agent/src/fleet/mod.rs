@@ -109,6 +109,8 @@ impl FleetConfig {
             device: self.device.clone(),
             prefix: self.prefix.clone(),
             groups: self.groups.clone(),
+            // Placeholders only: the device's policy is applied by its services factory.
+            policy: Default::default(),
         }
     }
 

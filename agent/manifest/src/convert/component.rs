@@ -107,6 +107,7 @@ fn grants(raw: raw::Grants, variables: &BTreeMap<String, String>) -> Result<Gran
         .iter()
         .map(|filter| {
             crate::placeholders::check(filter).map_err(|e| format!("publish {filter:?}: {e}"))?;
+            reaches_agent_topics(filter)?;
             TopicFilter::new(filter).map_err(|e| format!("publish: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -118,6 +119,21 @@ fn grants(raw: raw::Grants, variables: &BTreeMap<String, String>) -> Result<Gran
         publish,
         gpio: raw.gpio.0,
     })
+}
+
+/// Refuses a publish grant that could reach the agent's own topics under `{prefix}/` on some
+/// device: one starting with `{prefix}` or `{commands}` (which lies under it), or with a
+/// wildcard level (which matches any prefix). Each device checks the filled grants against its
+/// own prefix too (`outpost::policy`).
+fn reaches_agent_topics(filter: &str) -> Result<(), String> {
+    let first = filter.split('/').next().unwrap_or_default();
+    if matches!(first, "+" | "#" | "{prefix}" | "{commands}") {
+        return Err(format!(
+            "publish {filter:?}: could reach the agent's own topics under {{prefix}}/ (status, \
+             events, commands, fleet offers); start with a topic level of the app's own"
+        ));
+    }
+    Ok(())
 }
 
 /// Applies defaults and range checks. Errors start with the limit key, for the caller to prefix.

@@ -36,7 +36,7 @@ fn log(mut caller: Ctx<'_>, level: i32, ptr: i32, len: i32) -> Result<i32, wasmi
     let raw = abi_try!(guest_memory::bytes(memory, ptr, len));
     let raw = &raw[..raw.len().min(limits::MAX_LOG_LEN)];
     ctx.charge_output(raw.len())?;
-    let message = String::from_utf8_lossy(raw);
+    let message = escape_controls(&String::from_utf8_lossy(raw)).into_owned();
     let (app, component, trigger) = (&*ctx.app, &*ctx.component.id, &*ctx.firing.name);
     match level {
         LogLevel::Trace => {
@@ -52,6 +52,29 @@ fn log(mut caller: Ctx<'_>, level: i32, ptr: i32, len: i32) -> Result<i32, wasmi
         }
     }
     Ok(0)
+}
+
+/// A guest's log text as one line of printable text: control characters (`\n`, `\r`, ESC, ...)
+/// and bidirectional-override marks become escapes, so a guest cannot start a line that reads
+/// as the agent's own, or hide text, in the journal or on a terminal.
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(|c| c.is_control() || bidi(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            '\t' => escaped.push_str("\\t"),
+            c if c.is_control() || bidi(c) => {
+                escaped.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => escaped.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
 }
 
 fn random_fill(mut caller: Ctx<'_>, ptr: i32, len: i32) -> Result<i32, wasmi::Error> {
@@ -137,4 +160,19 @@ fn config_get(
         out_cap,
         value.as_bytes()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn log_text_cannot_forge_lines_or_hide_text() {
+        assert_eq!(escape_controls("plain ünï text"), "plain ünï text");
+        assert_eq!(
+            escape_controls("ok\nINFO outpost: fleet: installed evil\r\x1b[2K"),
+            "ok\\nINFO outpost: fleet: installed evil\\r\\u{1b}[2K"
+        );
+        assert_eq!(escape_controls("a\u{202e}b"), "a\\u{202e}b");
+    }
 }
