@@ -211,6 +211,7 @@ impl Rig {
             device: spec.device().to_owned(),
             prefix: "outpost".to_owned(),
             groups: spec.groups.clone(),
+            ..DeviceIdentity::local()
         };
         let store = Store::in_memory().map_err(AppError::from)?;
         let (committer, thread) = committer::spawn(store.clone(), OutboxLimits::default());
