@@ -124,7 +124,7 @@ fn the_device_policy_narrows_local_and_fleet_apps_and_fills_secrets() {
         "outside",
         "publish = [\"alerts/#\"]",
     );
-    cli.publish(&outside, &broker.url(), "north", &[]);
+    cli.publish(&outside, &key, &broker.url(), "north", &[]);
     assert!(
         refused_with(
             &agent,
@@ -136,7 +136,7 @@ fn the_device_policy_narrows_local_and_fleet_apps_and_fills_secrets() {
     );
     let grant = format!("publish = [\"outpost/{DEVICE}/status\"]");
     let reserved = bundle(&cli, dir.path(), &key, "reserved", &grant);
-    cli.publish(&reserved, &broker.url(), "north", &[]);
+    cli.publish(&reserved, &key, &broker.url(), "north", &[]);
     assert!(
         refused_with(
             &agent,
@@ -154,7 +154,7 @@ fn the_device_policy_narrows_local_and_fleet_apps_and_fills_secrets() {
         "within",
         "publish = [\"site/lamp\"]",
     );
-    cli.publish(&within, &broker.url(), "north", &[]);
+    cli.publish(&within, &key, &broker.url(), "north", &[]);
     assert!(
         agent.wait_event(
             |e| matches!(e, AgentEvent::FleetRunning { app, .. } if app == "within"),
