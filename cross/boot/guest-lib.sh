@@ -84,7 +84,7 @@ UNIT
   systemctl daemon-reload
 }
 
-status_json() { outpost status --data /var/lib/outpost --json 2>/dev/null; }
+status_json() { outpost status --data /var/lib/outpost --json; }
 json_num() { # json_num KEY: the first numeric "KEY":N in stdin
   grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2
 }

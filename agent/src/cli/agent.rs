@@ -272,7 +272,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                 loop {
                     tick.tick().await;
                     if systemd::test_watchdog_stop_requested(stop_file.as_deref()) {
-                        tracing::warn!("test hook OUTPOST_TEST_WATCHDOG_STOP: watchdog pings stopped");
+                        tracing::warn!(
+                            "test hook OUTPOST_TEST_WATCHDOG_STOP: watchdog pings stopped"
+                        );
                         break;
                     }
                     systemd::notify("WATCHDOG=1");
