@@ -5,6 +5,9 @@ console, complete lines only) against what the in-guest broker delivered
 
   committed.py max RUN_DIR     the highest seq reported so far (0 if none)
   committed.py check RUN_DIR   prints per boot: reported, delivered, lost; exit 1 if any lost
+
+Only boots that ended in a power cut count (every boot but the last): the last one ends with a
+clean shutdown while the app still commits, so its newest events wait in the outbox.
 """
 import glob
 import json
@@ -56,6 +59,9 @@ def main():
         print(max(rep) if rep else 0)
         return 0
     got, incs = delivered(run)
+    last = max(rep.values()) if rep else 0
+    queued = sorted(s for s, b in rep.items() if b == last and s not in got)
+    rep = {s: b for s, b in rep.items() if b != last}
     lost = sorted(s for s in rep if s not in got)
     boots = sorted(set(rep.values()))
     for b in boots:
@@ -65,6 +71,8 @@ def main():
     dup_free = len(got)
     print(f"total: reported committed {len(rep)}, delivered distinct {dup_free}, "
           f"incarnations {len(incs)}, lost {len(lost)}" + (f" (first {lost[:10]})" if lost else ""))
+    print(f"last boot (clean shutdown, not counted): {len(queued)} newest events left in the outbox")
+    print(f"FIGURE: power_cuts={len(boots)}")
     print(f"FIGURE: events_reported_committed={len(rep)}")
     print(f"FIGURE: events_lost={len(lost)}")
     return 1 if lost or len(incs) > 1 else 0
