@@ -39,7 +39,9 @@ After=mosquitto.service
 Requires=mosquitto.service
 Before=outpost.service
 [Service]
-ExecStartPre=/bin/sh -c 'mountpoint -q $T || mount -t 9p -o trans=virtio,version=9p2000.L,cache=none share $T || true'
+# The 9p share must be mounted before the subscriber writes to it: after a power cut on armhf
+# the 9p modules came up after this unit (the first try failed and nothing was recorded).
+ExecStartPre=/bin/sh -c 'for i in \$(seq 60); do mountpoint -q $T && exit 0; modprobe 9pnet_virtio; mount -t 9p -o trans=virtio,version=9p2000.L,cache=none share $T && exit 0; sleep 1; done; exit 1'
 ExecStart=/bin/sh -c 'exec stdbuf -oL mosquitto_sub -q 1 -c -i boot-sub -t "outpost/#" -t boot/ping -F "%%t %%p" >>$OUT/delivered.log'
 ExecStartPost=/bin/sh -c 'for i in \$(seq 60); do mosquitto_pub -q 1 -t boot/ping -m "\$(cat /proc/sys/kernel/random/boot_id)"; grep -q "boot/ping \$(cat /proc/sys/kernel/random/boot_id)" $OUT/delivered.log && exit 0; sleep 0.5; done; exit 1'
 [Install]
