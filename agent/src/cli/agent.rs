@@ -279,10 +279,17 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         // Under systemd (Type=notify): ready once the app is loaded and its tasks run; the
         // watchdog is petted from this loop, so a wedged event loop gets the service restarted.
         if let Some(every) = systemd::watchdog_interval() {
+            let stop_file = systemd::test_watchdog_stop_file();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 loop {
                     tick.tick().await;
+                    if systemd::test_watchdog_stop_requested(stop_file.as_deref()) {
+                        tracing::warn!(
+                            "test hook OUTPOST_TEST_WATCHDOG_STOP: watchdog pings stopped"
+                        );
+                        break;
+                    }
                     systemd::notify("WATCHDOG=1");
                 }
             });

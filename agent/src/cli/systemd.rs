@@ -45,3 +45,16 @@ pub fn watchdog_interval() -> Option<Duration> {
     }
     (usec > 0).then(|| Duration::from_micros(usec / 2))
 }
+
+/// Test hook for the boot tests only (`cross/boot/watchdog.guest`), never set in the shipped
+/// unit: `OUTPOST_TEST_WATCHDOG_STOP` names a file; once it exists the watchdog pings stop for
+/// good, as if the agent hung, so systemd's watchdog restart can be checked on a booted board.
+/// The file is removed first, so the restarted agent pings again.
+pub fn test_watchdog_stop_file() -> Option<std::path::PathBuf> {
+    std::env::var_os("OUTPOST_TEST_WATCHDOG_STOP").map(Into::into)
+}
+
+/// Whether the test hook above asks the pings to stop now (and consumes its file).
+pub fn test_watchdog_stop_requested(file: Option<&std::path::Path>) -> bool {
+    file.is_some_and(|file| std::fs::remove_file(file).is_ok())
+}
