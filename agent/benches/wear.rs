@@ -371,7 +371,10 @@ fn app_dir(root: &Path, wasm: &Path, interval: &str) -> PathBuf {
             &format!("name = \"every\"\ninterval = \"{interval}\""),
         );
     assert!(text.contains("interval"), "the sampler's trigger was found");
-    assert!(text.contains(s(wasm)), "the sampler's module path was found");
+    assert!(
+        text.contains(s(wasm)),
+        "the sampler's module path was found"
+    );
     std::fs::write(dir.join("outpost.toml"), text).expect("manifest");
     dir
 }
