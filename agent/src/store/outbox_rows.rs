@@ -202,18 +202,20 @@ impl<'txn> OutboxRows<'txn> {
     }
 }
 
+/// The counters only [`OutboxRows`] writes (all of them on every change, in [`OutboxRows::finish`]).
+pub(super) const OUTBOX_COUNTERS: [&str; 9] = [
+    counter::NEXT_SEQ,
+    counter::OUTBOX_RECORDS,
+    counter::OUTBOX_BYTES,
+    counter::DROPPED_RECORDS,
+    counter::DROPPED_BYTES,
+    counter::REJECTED_RECORDS,
+    counter::REJECTED_INVOCATIONS,
+    counter::DEAD_RECORDS,
+    counter::DEAD_BYTES,
+];
+
 /// Whether `name` is one of the counters only [`OutboxRows`] may write.
 pub(super) fn is_outbox_counter(name: &str) -> bool {
-    [
-        counter::NEXT_SEQ,
-        counter::OUTBOX_RECORDS,
-        counter::OUTBOX_BYTES,
-        counter::DROPPED_RECORDS,
-        counter::DROPPED_BYTES,
-        counter::REJECTED_RECORDS,
-        counter::REJECTED_INVOCATIONS,
-        counter::DEAD_RECORDS,
-        counter::DEAD_BYTES,
-    ]
-    .contains(&name)
+    OUTBOX_COUNTERS.contains(&name)
 }

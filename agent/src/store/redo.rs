@@ -14,6 +14,7 @@ use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::error::Failure;
+use super::outbox_rows::OUTBOX_COUNTERS;
 use super::tables::{self, counter};
 
 /// One row's final state after a transaction: its value, or `None` if it was removed.
@@ -61,19 +62,6 @@ pub(super) struct Redo {
     inbox: BTreeSet<u64>,
     counters: BTreeSet<String>,
 }
-
-/// The outbox's own counters, which change whenever its rows do.
-const OUTBOX_COUNTERS: [&str; 9] = [
-    counter::NEXT_SEQ,
-    counter::OUTBOX_RECORDS,
-    counter::OUTBOX_BYTES,
-    counter::DROPPED_RECORDS,
-    counter::DROPPED_BYTES,
-    counter::REJECTED_RECORDS,
-    counter::REJECTED_INVOCATIONS,
-    counter::DEAD_RECORDS,
-    counter::DEAD_BYTES,
-];
 
 impl Redo {
     /// Notes a key-value row written or deleted.
