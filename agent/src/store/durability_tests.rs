@@ -295,3 +295,23 @@ fn with_a_journal_the_flusher_syncs_within_the_window_and_checkpoints_when_due()
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn a_truncated_journal_still_gives_back_the_frames_it_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_dir(dir.path()).expect("opens");
+    seq_of(&store);
+    seq_of(&store);
+    let crashed = crash_copy(dir.path());
+    let path = crashed.path().join(journal::JOURNAL_FILE);
+    let bytes = std::fs::read(&path).expect("reads");
+    // Cut to its first page: shorter than a journal is ever kept, so opening refills it.
+    std::fs::write(&path, &bytes[..4096]).expect("truncates");
+    let after = Store::open_dir(crashed.path()).expect("opens");
+    assert_eq!(after.outbox_read(0, 10).expect("reads").len(), 2);
+    assert_eq!(
+        std::fs::metadata(&path).expect("journal").len(),
+        journal::JOURNAL_BYTES,
+        "and the journal is whole again"
+    );
+}

@@ -33,16 +33,26 @@ fn stored_epoch(db: &Database) -> Result<u64, Failure> {
 /// the next checkpoint, and restarts the journal after it. Nothing is written when there is
 /// nothing to replay.
 pub(super) fn replay(db: &Database, journal: &mut Journal) -> Result<Replayed, Failure> {
-    let bytes = match journal::read(journal.path()) {
-        Ok(bytes) => bytes.unwrap_or_default(),
-        Err(error) => {
-            return Err(Failure::Store(super::StoreError::Open {
-                path: journal.path().to_path_buf(),
+    let bytes = read_all(journal.path())?;
+    replay_bytes(db, journal, &bytes)
+}
+
+/// The journal file's bytes (none if it is missing).
+fn read_all(path: &Path) -> Result<Vec<u8>, Failure> {
+    journal::read(path)
+        .map(Option::unwrap_or_default)
+        .map_err(|error| {
+            Failure::Store(super::StoreError::Open {
+                path: path.to_path_buf(),
                 source: Box::new(error),
-            }));
-        }
-    };
-    let scan = journal::scan(&bytes, journal.tag(), journal.epoch());
+            })
+        })
+}
+
+/// [`replay`] of journal contents read earlier (before [`Journal::open`] could refill a file
+/// too short to keep, which a truncated journal is: its frames are still replayed).
+fn replay_bytes(db: &Database, journal: &mut Journal, bytes: &[u8]) -> Result<Replayed, Failure> {
+    let scan = journal::scan(bytes, journal.tag(), journal.epoch());
     let replayed = Replayed {
         commits: scan.commits.len(),
         damaged_at: scan.damaged_at,
@@ -75,6 +85,9 @@ impl Store {
         let epoch =
             stored_epoch(&db).map_err(|f| f.at(&self.inner.path, "read the journal epoch"))?;
         let tag = journal::tag_of(self.incarnation());
+        // Read first: opening refills a journal too short to keep (truncated by damage or a
+        // file-system repair), and the frames it still holds must be replayed.
+        let bytes = read_all(&path);
         let mut journal = match Journal::open(&path, tag, epoch) {
             Ok(journal) => journal,
             Err(error) => {
@@ -82,7 +95,7 @@ impl Store {
                 return Ok(());
             }
         };
-        match replay(&db, &mut journal) {
+        match bytes.and_then(|bytes| replay_bytes(&db, &mut journal, &bytes)) {
             Ok(replayed) => {
                 if replayed.commits > 0 {
                     tracing::info!(
