@@ -38,6 +38,15 @@ fn seq_of(store: &Store) -> u64 {
         .start()
 }
 
+/// Waits (up to 10 s, polling: the flusher signals nothing) until `done`, failing with `what`.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 const WINDOW: Durability = Durability::Window(Duration::from_secs(60));
 
 #[test]
@@ -135,11 +144,7 @@ fn the_flusher_makes_a_window_durable_when_no_commit_comes() {
         .expect("window");
     seq_of(&store);
     assert!(store.inner.lazy.pending());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while store.inner.lazy.pending() {
-        assert!(std::time::Instant::now() < deadline, "never flushed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("never flushed", || !store.inner.lazy.pending());
 }
 
 #[test]
@@ -281,19 +286,12 @@ fn with_a_journal_the_flusher_syncs_within_the_window_and_checkpoints_when_due()
         store.inner.lazy.unsynced(),
         "a window commit waits for its sync"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while store.inner.lazy.unsynced() {
-        assert!(std::time::Instant::now() < deadline, "never synced");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("never synced", || !store.inner.lazy.unsynced());
     assert!(
         store.inner.lazy.pending(),
         "synced in the journal, the checkpoint still to come"
     );
-    while store.inner.lazy.pending() {
-        assert!(std::time::Instant::now() < deadline, "never checkpointed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("never checkpointed", || !store.inner.lazy.pending());
 }
 
 #[test]
