@@ -227,6 +227,36 @@ fn an_empty_state_file_is_replaced_and_reported() {
     assert!(next > EVENTS as u64, "next seq {next}");
 }
 
+/// A stop asked for while the start-up check is still replacing a damaged file (systemd stopping
+/// a unit that has only just started) is a clean stop, never a death by the signal's default
+/// action; the next start then runs and delivers what the replaced file still held.
+#[test]
+fn a_sigterm_during_the_start_up_check_is_a_clean_stop() {
+    let setup = setup();
+    std::fs::File::create(state_file(&setup.data)).expect("emptied");
+    let mut agent = Agent::start(OUTPOST, DEVICE, &setup.broker.url(), &setup.data, &[]);
+    // The first store note comes from the start-up check, before the app is loaded.
+    assert!(
+        wait_line(&agent, "store: ", 1, WAIT),
+        "no start-up note; output:\n{}",
+        agent.output_tail(40)
+    );
+    let exit = agent.terminate();
+    assert!(
+        exit.success(),
+        "a stop during start-up ended with {exit}; output:\n{}",
+        agent.output_tail(40)
+    );
+    // The replacement was finished before the stop: the fresh store's sequence numbers start
+    // past every one handed out before, and the next start drains and stops cleanly.
+    let next = open_state(&setup.data)
+        .counters()
+        .expect("counters")
+        .next_seq;
+    assert!(next > EVENTS as u64, "next seq {next}");
+    run(&setup);
+}
+
 #[test]
 fn a_truncated_state_file_is_replaced_and_what_it_still_holds_delivered() {
     let setup = setup();

@@ -13,7 +13,7 @@ use outpost::store::{FullPolicy, Verifier};
 use outpost::sync::wire::WireFormat;
 use outpost_hal::mqtt::{Protocol, TransportError};
 
-use super::{systemd, wait_for_signal};
+use super::systemd;
 
 /// Arguments of `outpost agent`; flags override `--config`.
 #[derive(clap::Args)]
@@ -264,6 +264,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     // whoever runs it and whatever the caller's umask (the unit sets UMask=0077 too).
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let config = resolve(args)?;
+    let runtime = super::device_runtime()?;
+    let shutdown = super::listen_for_stop(&runtime)?;
     let events = Events::new();
     let renderer = render_events(&events, format);
     // The state file is checked in a child process of this executable (`outpost state
@@ -274,7 +276,6 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         device.config().device_id,
         device.config().mqtt.broker
     );
-    let runtime = super::device_runtime()?;
     let stopped = runtime.block_on(async {
         // Under systemd (Type=notify): ready once the app is loaded and its tasks run; the
         // watchdog is petted from this loop, so a wedged event loop gets the service restarted.
@@ -295,7 +296,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             });
         }
         systemd::notify(&format!("READY=1\n{status}"));
-        let stopped = device.run(wait_for_signal()).await;
+        let stopped = device.run(shutdown).await;
         systemd::notify("STOPPING=1");
         stopped
     });

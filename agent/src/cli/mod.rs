@@ -234,25 +234,32 @@ pub fn open_store(data: &Path) -> anyhow::Result<outpost::store::Store> {
     outpost::store::Store::open(&file).with_context(|| format!("opening {}", file.display()))
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Starts listening for Ctrl-C and SIGTERM on `runtime`; the future it returns resolves once
+/// either arrives, including one that arrived before it was first polled.
+///
+/// Call it before any slow start-up work: until the handlers are in place a SIGTERM takes the
+/// default action and kills the process, so a stop requested while the state file is checked
+/// or the journal replayed would look like a crash instead of a clean stop.
+pub fn listen_for_stop(
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + use<>> {
+    let _context = runtime.enter();
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        Ok(async move {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -11,7 +11,7 @@ use outpost::scheduler::{Reporter, Scheduler};
 use outpost_hal::SystemClock;
 use tokio::sync::watch;
 
-use super::{OutboxArgs, data_dir, manifest_path, wait_for_signal};
+use super::{OutboxArgs, data_dir, listen_for_stop, manifest_path};
 
 /// Arguments of `outpost up`.
 #[derive(clap::Args)]
@@ -40,23 +40,28 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         outpost::build::build_app(&manifest)?;
     }
     let data = data_dir(&args.dir, args.data);
+    let runtime = super::device_runtime()?;
+    let shutdown = listen_for_stop(&runtime)?;
     serve(
         manifest,
         &data,
         args.outbox.limits(),
         args.quiet_events,
-        wait_for_signal(),
+        runtime,
+        shutdown,
     )?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs a built app on the simulated board, with state in `data`, until `shutdown` resolves;
-/// prints its outcomes as `outpost up` does (`outpost watch` runs it between rebuilds).
+/// Runs a built app on the simulated board, with state in `data`, on `runtime` until
+/// `shutdown` resolves; prints its outcomes as `outpost up` does (`outpost watch` runs it
+/// between rebuilds).
 pub fn serve(
     manifest: outpost_manifest::AppManifest,
     data: &std::path::Path,
     outbox: outpost::store::OutboxLimits,
     quiet: bool,
+    runtime: tokio::runtime::Runtime,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let app = App::start_with(
@@ -96,7 +101,6 @@ pub fn serve(
             }
         }
     });
-    let runtime = super::device_runtime()?;
     let scheduler = Scheduler::new(
         app.executor.clone(),
         app.store.clone(),

@@ -11,7 +11,7 @@ use outpost::watch::{Snapshot, WatchSet, changes};
 use outpost_manifest::AppManifest;
 use tokio::sync::watch as signal_watch;
 
-use super::{OutboxArgs, data_dir, manifest_path, wait_for_signal};
+use super::{OutboxArgs, data_dir, listen_for_stop, manifest_path};
 
 /// Arguments of `outpost watch`.
 #[derive(clap::Args)]
@@ -51,7 +51,10 @@ impl Session {
             let shutdown = async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             };
-            if let Err(error) = super::up::serve(manifest, &data, outbox, quiet, shutdown) {
+            let served = super::device_runtime().and_then(|runtime| {
+                super::up::serve(manifest, &data, outbox, quiet, runtime, shutdown)
+            });
+            if let Err(error) = served {
                 println!("outpost watch: the app stopped: {error:#}");
             }
         });
@@ -99,8 +102,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let signal = listen_for_stop(&runtime)?;
     runtime.block_on(async {
-        let signal = wait_for_signal();
         tokio::pin!(signal);
         loop {
             let changed = tokio::select! {
