@@ -28,9 +28,10 @@ wait_for() { # wait_for SECONDS COMMAND...: polls once a second until COMMAND su
 }
 
 # The events subscriber: a unit ordered before outpost.service that appends every message under
-# outpost/ to the share ($OUT/delivered.log, one line per message, written as it arrives), so
-# what the broker delivered before a power cut is on the host. Its ExecStartPost waits until the
-# subscription is live (a ping comes back), so outpost never publishes before it listens.
+# outpost/ but the fleet's (binary chunks) to the share ($OUT/delivered.log, one line per
+# message, written as it arrives), so what the broker delivered before a power cut is on the host.
+# Its ExecStartPost waits until the subscription is live (a ping comes back), so outpost never
+# publishes before it listens.
 install_subscriber() {
   cat >/etc/systemd/system/boot-sub.service <<UNIT
 [Unit]
@@ -41,8 +42,9 @@ Before=outpost.service
 [Service]
 # The 9p share must be mounted before the subscriber writes to it: after a power cut on armhf
 # the 9p modules came up after this unit (the first try failed and nothing was recorded).
-ExecStartPre=/bin/sh -c 'for i in \$(seq 60); do mountpoint -q $T && exit 0; modprobe 9pnet_virtio; mount -t 9p -o trans=virtio,version=9p2000.L,cache=none share $T && exit 0; sleep 1; done; exit 1'
-ExecStart=/bin/sh -c 'exec stdbuf -oL mosquitto_sub -q 1 -c -i boot-sub -t "outpost/#" -t boot/ping -F "%%t %%p" >>$OUT/delivered.log'
+# (-M raspi3b has no virtio: there the payload is on the disk itself and nothing is mounted.)
+ExecStartPre=/bin/sh -c 'for i in \$(seq 60); do mountpoint -q $T && exit 0; [ -e $T/scenario.guest ] && exit 0; modprobe 9pnet_virtio; mount -t 9p -o trans=virtio,version=9p2000.L,cache=none share $T && exit 0; sleep 1; done; exit 1'
+ExecStart=/bin/sh -c 'exec stdbuf -oL mosquitto_sub -q 1 -c -i boot-sub -t "outpost/#" -T "outpost/fleet/#" -t boot/ping -F "%%t %%p" >>$OUT/delivered.log'
 ExecStartPost=/bin/sh -c 'for i in \$(seq 60); do mosquitto_pub -q 1 -t boot/ping -m "\$(cat /proc/sys/kernel/random/boot_id)"; grep -q "boot/ping \$(cat /proc/sys/kernel/random/boot_id)" $OUT/delivered.log && exit 0; sleep 0.5; done; exit 1'
 [Install]
 WantedBy=multi-user.target
