@@ -21,6 +21,10 @@
 //!    published retained at QoS 1 with the same in-flight window by a plain rumqttc client that is
 //!    already connected, then fetched by a plain rumqttc subscriber (already connected, through
 //!    its own proxy) subscribing to them: the transport alone, pulled as the device pulls.
+//! 4. CPU: the agent's and the broker's CPU time (/proc/PID/stat) from the spawn of `fleet
+//!    publish` to the `accepted` report, next to the agent's CPU time over as long a window
+//!    right after the update (running its app): what one update costs a device, the figure the
+//!    fleet-scale target (1,000 devices on one broker) is made of.
 //!
 //! Run with `cargo bench -p outpost --bench fleet` (~20 s). Needs `/usr/sbin/mosquitto`. Figures
 //! are wall-clock on a shared machine: the header prints the load average.
@@ -235,6 +239,12 @@ struct Round {
     upstream: u64,
     /// `bytes_received` of the `accepted` report: chunk payload bytes stored.
     chunk_bytes: u64,
+    /// CPU time the agent process used from the spawn to the `accepted` report on the broker.
+    device_cpu: Duration,
+    /// … and the broker.
+    broker_cpu: Duration,
+    /// Baseline: CPU time the agent used afterwards, running its app, over as long a time.
+    device_cpu_running: Duration,
 }
 
 /// Publishes `beacon` `k.0.0` and waits until the device runs it, then until it is confirmed.
@@ -249,6 +259,7 @@ fn update_round(
     let version = format!("{k}.0.0");
     let mark = agent.mark();
     let (down, up) = (link.downstream_bytes(), link.upstream_bytes());
+    let (device_cpu0, broker_cpu0) = (cpu_time(agent.pid()), cpu_time(broker.pid()));
     let started = Instant::now();
     publish(bundle, &broker.url());
     let published = started.elapsed();
@@ -278,8 +289,17 @@ fn update_round(
         r["result"] == "accepted" && r["to_version"] == version.as_str()
     })
     .unwrap_or_else(|| panic!("no accepted report for {version}"));
+    let update_wall = started.elapsed();
+    let device_cpu = cpu_time(agent.pid()) - device_cpu0;
+    let broker_cpu = cpu_time(broker.pid()) - broker_cpu0;
     assert_eq!(report["bundle_bytes"].as_u64(), Some(BUNDLE_BYTES));
     wait_confirmed(agent, mark, k);
+    // The baseline: the same agent over as long a wall time once the update is behind it,
+    // running its app (an invocation every 100 ms) and syncing its events, nothing else. The
+    // sleep is the measuring window itself, not a wait for something to happen.
+    let before = cpu_time(agent.pid());
+    std::thread::sleep(update_wall);
+    let device_cpu_running = cpu_time(agent.pid()) - before;
     Round {
         version: k,
         publish: published,
@@ -290,7 +310,23 @@ fn update_round(
         downstream,
         upstream,
         chunk_bytes: report["bytes_received"].as_u64().unwrap_or(0),
+        device_cpu,
+        broker_cpu,
+        device_cpu_running,
     }
+}
+
+/// CPU time (user + system, every thread, including exited ones) process `pid` used so far,
+/// from /proc/PID/stat. Linux counts it in USER_HZ ticks, 100 a second on every architecture,
+/// so one reading is to 10 ms: the summary adds up every round before dividing.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // The command name (field 2) may hold spaces and parentheses: count fields after it.
+    let rest = &stat[stat.rfind(')').expect("stat line") + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: the 12th and 13th after the name.
+    let ticks = |i: usize| fields[i].parse::<u64>().expect("a tick count");
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// Waits for `beacon` `k.0.0` to pass its health window (10 invocations, ~1 s).
@@ -632,6 +668,25 @@ fn summary(name: &str, rounds: &[(Round, Baseline)]) {
         "update time / baseline time (per round)",
         &|r, b| r.running.as_secs_f64() / b.received.as_secs_f64(),
         "x",
+    );
+    // CPU time comes in 10 ms ticks: a round's figure is coarse, the mean over rounds is not.
+    let mean = |f: &dyn Fn(&Round) -> Duration| {
+        ms(rounds.iter().map(|(r, _)| f(r)).sum::<Duration>()) / rounds.len() as f64
+    };
+    let (device, broker, running) = (
+        mean(&|r| r.device_cpu),
+        mean(&|r| r.broker_cpu),
+        mean(&|r| r.device_cpu_running),
+    );
+    println!(
+        "  CPU per update, spawn → accepted report (mean of {} rounds, 10 ms ticks):",
+        rounds.len()
+    );
+    println!("    device (agent process, all threads)  {device:>7.1} ms");
+    println!("    broker (mosquitto)                   {broker:>7.1} ms");
+    println!(
+        "  baseline: device running its app for as long afterwards {running:>7.1} ms ({:.1}x less)",
+        device / running.max(0.1)
     );
 }
 

@@ -132,6 +132,11 @@ impl Broker {
         self.dir.path()
     }
 
+    /// The running broker's process id (benches read its CPU time from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker running").id()
+    }
+
     /// Whether the process is running (not killed or stopped).
     pub fn is_running(&self) -> bool {
         self.child.is_some()
