@@ -684,10 +684,17 @@ fn summary(name: &str, rounds: &[(Round, Baseline)]) {
     );
     println!("    device (agent process, all threads)  {device:>7.1} ms");
     println!("    broker (mosquitto)                   {broker:>7.1} ms");
-    println!(
-        "  baseline: device running its app for as long afterwards {running:>7.1} ms ({:.1}x less)",
-        device / running.max(0.1)
-    );
+    if running > 0.0 {
+        println!(
+            "  baseline: device running its app for as long afterwards {running:>7.1} ms ({:.1}x less)",
+            device / running
+        );
+    } else {
+        println!(
+            "  baseline: device running its app for as long afterwards: under one 10 ms tick in all {} rounds",
+            rounds.len()
+        );
+    }
 }
 
 /// Milliseconds as a float.
