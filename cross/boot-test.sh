@@ -8,7 +8,7 @@
 #   cross/boot-test.sh run ARCH SCENARIO     one scenario (cross/boot/SCENARIO.sh), exit = its
 #                                            status; log and figures in $OUT/ARCH-SCENARIO/
 #   cross/boot-test.sh matrix                every scenario on arm64 and armhf, install-run and
-#                                            no-rtc on raspi3b (~60-70 min on 2 cores)
+#                                            no-rtc on raspi3b (~50 min on 2 cores, images cached)
 #   cross/boot-test.sh ci                    arm64 install-run + power-cut (what .ci/run runs)
 #   cross/boot-test.sh shell ARCH            interactive boot of the image (Ctrl-A x quits)
 #
