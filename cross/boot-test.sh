@@ -7,8 +7,9 @@
 #   cross/boot-test.sh deb ARCH              release binary (cross/build.sh) + .deb for ARCH
 #   cross/boot-test.sh run ARCH SCENARIO     one scenario (cross/boot/SCENARIO.sh), exit = its
 #                                            status; log and figures in $OUT/ARCH-SCENARIO/
-#   cross/boot-test.sh matrix                every scenario on arm64 and armhf, install-run and
-#                                            no-rtc on raspi3b (~50 min on 2 cores, images cached)
+#   cross/boot-test.sh matrix                setup, then every scenario on arm64 and armhf,
+#                                            install-run and no-rtc on raspi3b (~50 min on 2
+#                                            cores with the images cached)
 #   cross/boot-test.sh ci                    arm64 install-run + power-cut (what .ci/run runs)
 #   cross/boot-test.sh shell ARCH            interactive boot of the image (Ctrl-A x quits)
 #
@@ -390,7 +391,7 @@ case "${1:-}" in
   image) cmd_image "$(image_arch "${2:?ARCH}")" ;;
   deb) cmd_deb "${2:?ARCH}" ;;
   run) cmd_run "${2:?ARCH}" "${3:?SCENARIO}" ;;
-  matrix) cmd_list "${MATRIX[@]}" ;;
+  matrix) cmd_setup && cmd_list "${MATRIX[@]}" ;;
   ci) cmd_list "${CI[@]}" ;;
   shell) cmd_shell "${2:?ARCH}" ;;
   *)
