@@ -37,7 +37,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use outpost::events::AgentEvent;
-use outpost_testkit::agent::Agent;
+use outpost_testkit::agent::{Agent, proc_cpu_time};
 use outpost_testkit::beacon::Beacon;
 use outpost_testkit::broker::{Broker, MOSQUITTO};
 use outpost_testkit::fleet::Cli;
@@ -316,17 +316,9 @@ fn update_round(
     }
 }
 
-/// CPU time (user + system, every thread, including exited ones) process `pid` used so far,
-/// from /proc/PID/stat. Linux counts it in USER_HZ ticks, 100 a second on every architecture,
-/// so one reading is to 10 ms: the summary adds up every round before dividing.
+/// CPU time process `pid` used so far (10 ms ticks: the summary adds up every round).
 fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
-    // The command name (field 2) may hold spaces and parentheses: count fields after it.
-    let rest = &stat[stat.rfind(')').expect("stat line") + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line: the 12th and 13th after the name.
-    let ticks = |i: usize| fields[i].parse::<u64>().expect("a tick count");
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    proc_cpu_time(&pid.to_string()).expect("/proc/PID/stat")
 }
 
 /// Waits for `beacon` `k.0.0` to pass its health window (10 invocations, ~1 s).

@@ -28,7 +28,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use outpost::events::AgentEvent;
-use outpost_testkit::agent::Agent;
+use outpost_testkit::agent::{Agent, proc_cpu_time, waited_children_cpu_time};
 use outpost_testkit::beacon::Beacon;
 use outpost_testkit::broker::Broker;
 use outpost_testkit::fleet::Cli;
@@ -232,22 +232,9 @@ fn transport_baseline(broker: &Broker, devices: usize, chunks: u64) -> Baseline 
     }
 }
 
-/// The user + system ticks at `first` and `first + 1` after the command name of
-/// /proc/`pid`/stat, as a time: Linux counts in USER_HZ ticks, 100 a second on every
-/// architecture it runs on.
-fn stat_ticks(pid: &str, first: usize) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
-    // The command name (field 2) may hold spaces and parentheses: count fields after it.
-    let rest = &stat[stat.rfind(')').expect("stat line") + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields[i].parse::<u64>().expect("a tick count");
-    Duration::from_millis((ticks(first) + ticks(first + 1)) * 10)
-}
-
-/// CPU time (user + system, every thread) process `pid` used so far (utime and stime, fields
-/// 14 and 15 of the line).
+/// CPU time process `pid` used so far.
 fn cpu_time(pid: u32) -> Duration {
-    stat_ticks(&pid.to_string(), 11)
+    proc_cpu_time(&pid.to_string()).expect("/proc/PID/stat")
 }
 
 /// CPU time of every process in `pids`.
@@ -255,8 +242,7 @@ fn total_cpu(pids: &[u32]) -> Duration {
     pids.iter().map(|&pid| cpu_time(pid)).sum()
 }
 
-/// CPU time of this process's children that have been waited for (cutime and cstime, fields 16
-/// and 17).
+/// CPU time of this process's children that have been waited for.
 fn children_cpu() -> Duration {
-    stat_ticks("self", 13)
+    waited_children_cpu_time().expect("/proc/self/stat")
 }

@@ -316,9 +316,47 @@ pub fn proc_status_kib(pid: u32, name: &str) -> Option<i64> {
         .ok()
 }
 
+/// CPU time (user + system, every thread, including threads that have exited) process `pid`
+/// has used so far, from `/proc/PID/stat`; `pid` may be `self`. Linux counts it in USER_HZ ticks,
+/// 100 a second on every architecture, so a reading is to 10 ms: benches sum many.
+pub fn proc_cpu_time(pid: &str) -> Option<std::time::Duration> {
+    stat_ticks(pid, 11)
+}
+
+/// CPU time of the children of this process that have been waited for (cutime + cstime).
+pub fn waited_children_cpu_time() -> Option<std::time::Duration> {
+    stat_ticks("self", 13)
+}
+
+/// The ticks at fields `first` and `first + 1` after the command name in `/proc/PID/stat`.
+fn stat_ticks(pid: &str, first: usize) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count fields after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(first);
+    let mut next = || fields.next()?.parse::<u64>().ok();
+    let ticks = next()? + next()?;
+    Some(std::time::Duration::from_millis(ticks * 10))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_has_a_cpu_time_and_its_children_one_that_grows_when_reaped() {
+        let before = waited_children_cpu_time().expect("children's time");
+        assert!(proc_cpu_time("self").is_some());
+        // A child that burns a little CPU, reaped: its time is added to cutime/cstime.
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+            .status()
+            .expect("sh");
+        assert!(status.success());
+        let after = waited_children_cpu_time().expect("children's time");
+        assert!(after > before, "{before:?} -> {after:?}");
+        assert_eq!(proc_cpu_time("0"), None, "no such process");
+    }
 
     #[test]
     fn stdout_lines_become_events_when_they_are_and_text_otherwise() {
